@@ -1,0 +1,31 @@
+/// How RocksDB replays the write-ahead log on open. Raw values are those of
+/// `rocksdb_options_set_wal_recovery_mode` (`rocksdb::WALRecoveryMode`).
+public enum WALRecoveryMode: Int32, Sendable {
+    /// Ignore a torn record at the very end of the log (a crash mid-append); fail on anything else.
+    case tolerateCorruptedTailRecords = 0
+    /// Fail the open on any WAL corruption, even at the tail.
+    case absoluteConsistency = 1
+    /// Replay up to the first corruption and stop there (RocksDB's own default).
+    case pointInTime = 2
+    /// Skip every corrupted record and keep going; for salvage only.
+    case skipAnyCorruptedRecords = 3
+}
+
+/// Open-time settings for `Database`. Plain values, so they can be built anywhere
+/// and passed across actors; they are turned into a `rocksdb_options_t` only inside `Database.init`.
+public struct DatabaseOptions: Sendable {
+    /// Create the database directory and files if they do not exist.
+    public var createIfMissing = true
+    /// `rocksdb_options_set_paranoid_checks`: fail loudly on detected corruption rather than limp on.
+    public var paranoidChecks = true
+    /// `rocksdb_options_set_wal_recovery_mode`.
+    public var walRecoveryMode: WALRecoveryMode = .tolerateCorruptedTailRecords
+    /// Open with `rocksdb_open_for_read_only_column_families`: no lock on writes, every mutation fails.
+    public var readOnly = false
+    /// `rocksdb_options_set_max_open_files`; `-1` keeps every table file open.
+    public var maxOpenFiles: Int32 = -1
+    /// `rocksdb_options_set_write_buffer_size` per column family; `nil` keeps RocksDB's default (64 MiB).
+    public var writeBufferSizeBytes: Int? = nil
+
+    public init() {}
+}

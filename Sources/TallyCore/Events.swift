@@ -1,0 +1,159 @@
+/// What happened, as appended to the log. Each case has a stable type string and a schema version;
+/// docs/events.md lists them and the rules for changing them.
+public enum EventPayload: Sendable, Equatable {
+    case customerProvisioned(CustomerProvisioned)
+    case customerUpdated(CustomerUpdated)
+
+    /// The stable type string stored with the event and shown by readLedger.
+    public var type: String {
+        switch self {
+        case .customerProvisioned: CustomerProvisioned.type
+        case .customerUpdated: CustomerUpdated.type
+        }
+    }
+
+    /// The schema version this build writes for the case.
+    public var schemaVersion: UInt16 {
+        switch self {
+        case .customerProvisioned: CustomerProvisioned.schemaVersion
+        case .customerUpdated: CustomerUpdated.schemaVersion
+        }
+    }
+
+    /// The customer the event belongs to, if any.
+    public var customerId: String? {
+        switch self {
+        case .customerProvisioned(let e): e.customerId
+        case .customerUpdated(let e): e.customerId
+        }
+    }
+
+    public func encodePayload(into w: inout ByteWriter) {
+        switch self {
+        case .customerProvisioned(let e): e.encode(into: &w)
+        case .customerUpdated(let e): e.encode(into: &w)
+        }
+    }
+
+    /// Decodes a payload of a known type and any schema version up to the one this build writes.
+    /// - Throws: `DecodingError` for an unknown type, a newer schema version, or damaged bytes.
+    public static func decode(type: String, schemaVersion: UInt16, payload reader: inout ByteReader) throws(DecodingError) -> EventPayload {
+        switch type {
+        case CustomerProvisioned.type:
+            try check(schemaVersion, max: CustomerProvisioned.schemaVersion, type)
+            return .customerProvisioned(try CustomerProvisioned(from: &reader, schemaVersion: schemaVersion))
+        case CustomerUpdated.type:
+            try check(schemaVersion, max: CustomerUpdated.schemaVersion, type)
+            return .customerUpdated(try CustomerUpdated(from: &reader, schemaVersion: schemaVersion))
+        default:
+            throw DecodingError("unknown event type \(type) (written by a newer tallyd?)")
+        }
+    }
+
+    private static func check(_ version: UInt16, max: UInt16, _ type: String) throws(DecodingError) {
+        guard version >= 1, version <= max else {
+            throw DecodingError("\(type) schema version \(version) is not one this build reads (1…\(max))")
+        }
+    }
+}
+
+/// An event as it stands in the log.
+public struct Event: Sendable, Equatable {
+    public var sequence: UInt64
+    public var recordedAt: Timestamp
+    public var payload: EventPayload
+
+    public init(sequence: UInt64, recordedAt: Timestamp, payload: EventPayload) {
+        self.sequence = sequence
+        self.recordedAt = recordedAt
+        self.payload = payload
+    }
+}
+
+/// CUSTOMER_PROVISIONED v1: a customer id seen for the first time.
+public struct CustomerProvisioned: Sendable, Equatable {
+    public static let type = "CUSTOMER_PROVISIONED"
+    public static let schemaVersion: UInt16 = 1
+
+    public var customerId: String
+    public var name: String?
+    public var email: String?
+    public var metadata: [(String, String)]
+    public var idempotencyKey: String?
+
+    public init(customerId: String, name: String?, email: String?, metadata: [(String, String)], idempotencyKey: String?) {
+        self.customerId = customerId
+        self.name = name
+        self.email = email
+        self.metadata = metadata
+        self.idempotencyKey = idempotencyKey
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.customerId == b.customerId && a.name == b.name && a.email == b.email
+            && a.metadata.elementsEqual(b.metadata, by: { $0 == $1 }) && a.idempotencyKey == b.idempotencyKey
+    }
+
+    func encode(into w: inout ByteWriter) {
+        w.writeString(customerId)
+        w.writeOptional(name) { $0.writeString($1) }
+        w.writeOptional(email) { $0.writeString($1) }
+        w.writeStringMap(metadata)
+        w.writeOptional(idempotencyKey) { $0.writeString($1) }
+    }
+
+    init(from r: inout ByteReader, schemaVersion: UInt16) throws(DecodingError) {
+        customerId = try r.readString()
+        name = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+        email = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+        metadata = try r.readStringMap()
+        idempotencyKey = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+    }
+}
+
+/// CUSTOMER_UPDATED v1: the fields of an existing customer that a provision changed.
+public struct CustomerUpdated: Sendable, Equatable {
+    public static let type = "CUSTOMER_UPDATED"
+    public static let schemaVersion: UInt16 = 1
+
+    public var customerId: String
+    public var name: FieldChange<String>
+    public var email: FieldChange<String>
+    /// The whole new metadata map, when it changed.
+    public var metadata: [(String, String)]?
+    public var idempotencyKey: String?
+
+    public init(customerId: String, name: FieldChange<String>, email: FieldChange<String>, metadata: [(String, String)]?, idempotencyKey: String?) {
+        self.customerId = customerId
+        self.name = name
+        self.email = email
+        self.metadata = metadata
+        self.idempotencyKey = idempotencyKey
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        let metadataEqual: Bool = switch (a.metadata, b.metadata) {
+        case (nil, nil): true
+        case let (x?, y?): x.elementsEqual(y, by: { $0 == $1 })
+        default: false
+        }
+        return a.customerId == b.customerId && a.name == b.name && a.email == b.email && metadataEqual
+            && a.idempotencyKey == b.idempotencyKey
+    }
+
+    func encode(into w: inout ByteWriter) {
+        w.writeString(customerId)
+        w.writeChange(name) { $0.writeString($1) }
+        w.writeChange(email) { $0.writeString($1) }
+        w.writeOptional(metadata) { $0.writeStringMap($1) }
+        w.writeOptional(idempotencyKey) { $0.writeString($1) }
+    }
+
+    init(from r: inout ByteReader, schemaVersion: UInt16) throws(DecodingError) {
+        customerId = try r.readString()
+        name = try r.readChange { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+        email = try r.readChange { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+        metadata = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readStringMap() }
+        idempotencyKey = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import Logging
+import TallyCore
+import TallyStorage
+
+/// The single writer. Commands queue here from every connection; the writer thread takes all that
+/// are waiting (up to a group's limit), decides them in order against the stored state plus what
+/// the group already decided, writes one WriteBatch with sync=true, and then completes them.
+final class Writer: @unchecked Sendable {
+    // @unchecked: `queue`, `stopping` and `committed` are guarded by `condition`; everything else
+    // is touched only by the writer thread.
+    struct Pending: @unchecked Sendable {
+        var command: Command
+        var idempotency: IdempotencyClaim?
+        var completion: @Sendable (CommandReply) -> Void
+    }
+
+    private let store: LedgerStore
+    private let clock: any LedgerClock
+    private let limits: Ledger.Limits
+    private let logger: Logger
+    private let condition = NSCondition()
+    private var queue: [Pending] = []
+    private var stopping = false
+    private var stopped = false
+    private var committed: Head
+    private let finished = DispatchSemaphore(value: 0)
+    /// Set after a commit failed and the head could not be re-read: every later write is refused.
+    private var failure: String?
+
+    init(store: LedgerStore, clock: any LedgerClock, limits: Ledger.Limits, logger: Logger, head: Head) {
+        self.store = store
+        self.clock = clock
+        self.limits = limits
+        self.logger = logger
+        self.committed = head
+    }
+
+    var committedHead: (sequence: UInt64, hash: [UInt8]) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (committed.sequence, committed.hash)
+    }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "tally-writer"
+        thread.start()
+    }
+
+    func submit(_ pending: Pending) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            pending.completion(.unavailable("the daemon is shutting down"))
+            return
+        }
+        if queue.count >= limits.queuedCommandsMax {
+            condition.unlock()
+            pending.completion(.overloaded)
+            return
+        }
+        queue.append(pending)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Lets the queued commands finish, then stops the thread. Idempotent.
+    func stop() {
+        condition.lock()
+        let wasStopping = stopping
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        if !wasStopping { finished.wait() }
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty && stopping {
+                condition.unlock()
+                finished.signal()
+                return
+            }
+            let take = min(queue.count, limits.groupCommandsMax)
+            let group = Array(queue.prefix(take))
+            queue.removeFirst(take)
+            let head = committed
+            condition.unlock()
+
+            let (replies, newHead) = commit(group, head: head)
+            if let newHead {
+                condition.lock()
+                committed = newHead
+                condition.unlock()
+            }
+            for (pending, reply) in zip(group, replies) { pending.completion(reply) }
+        }
+    }
+
+    /// Decides and commits one group. Returns a reply per command and the new head (nil if
+    /// nothing was appended).
+    private func commit(_ pendings: [Pending], head: Head) -> ([CommandReply], Head?) {
+        if let failure { return (pendings.map { _ in .unavailable(failure) }, nil) }
+        var group = GroupState(store: store, head: head)
+        let replies = pendings.map { group.decide($0.command, idempotency: $0.idempotency, now: clock.now()) }
+        guard !group.batch.isEmpty else { return (replies, nil) }
+        if group.head.sequence > head.sequence { group.batch.setProjectionMark(sequence: group.head.sequence) }
+        do {
+            try store.commit(group.batch)
+            return (replies, group.head)
+        } catch {
+            // Nothing of the group may be reported as done: the write's outcome is unknown, and the
+            // group's other answers were decided against state that may not exist.
+            let message = "the write failed, its outcome is unknown; retry with the same idempotency key (\(error))"
+            logger.error("group commit failed", metadata: ["error": "\(error)", "commands": "\(pendings.count)"])
+            resynchronize(after: error)
+            return (pendings.map { _ in .unavailable(message) }, nil)
+        }
+    }
+
+    /// After a failed commit the batch may or may not be in the log. Re-read the head so the next
+    /// group chains to what is really there; if even that fails, refuse all writes (the operator
+    /// restarts the daemon, and recovery is exact).
+    private func resynchronize(after error: StorageError) {
+        do {
+            let last = try store.lastEvent()
+            let head = last.map { Head(sequence: $0.event.sequence, hash: $0.hash, recordedAt: $0.event.recordedAt) }
+                ?? Head(sequence: 0, hash: EventRecord.genesisHash, recordedAt: Timestamp(microsecondsSinceEpoch: 0))
+            condition.lock()
+            committed = head
+            condition.unlock()
+        } catch {
+            failure = "the ledger cannot write (\(error)); restart tallyd"
+            logger.critical("writer disabled", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// What one group has decided so far: the batch, the head it reached, and the state it changed,
+/// which later commands of the same group must see.
+struct GroupState {
+    let store: LedgerStore
+    let batch: StoreBatch
+    var head: Head
+    private var customers: [String: Customer?] = [:]
+    private var idempotencyRecords: [[UInt8]: IdempotencyRecord] = [:]
+
+    init(store: LedgerStore, head: Head) {
+        self.store = store
+        self.batch = store.makeBatch()
+        self.head = head
+    }
+
+    mutating func decide(_ command: Command, idempotency: IdempotencyClaim?, now: Timestamp) -> CommandReply {
+        do {
+            let scope = command.idempotencyScope
+            if let claim = idempotency {
+                let key = KeyLayout.idempotencyKey(family: scope.family, customerId: scope.customerId, key: claim.key)
+                let seen = try idempotencyRecords[key] ?? store.idempotencyRecord(family: scope.family, customerId: scope.customerId, key: claim.key)
+                if let seen {
+                    guard seen.fingerprint == claim.fingerprint else {
+                        return .rejected(Rejection(.idempotencyConflict, "idempotency key \"\(claim.key)\" was already used with different params"))
+                    }
+                    return .duplicate(seen.result)
+                }
+            }
+            let result: CommandResult
+            switch command {
+            case .provisionCustomer(let c):
+                var customer = try customer(c.customerId)
+                for payload in Rules.provisionCustomer(c, existing: customer) {
+                    customer = CustomerProjection.apply(append(payload, now: now), to: customer)
+                }
+                guard let customer else { preconditionFailure("provisionCustomer left no customer") }
+                customers[c.customerId] = customer
+                batch.put(customer)
+                result = .customer(customer)
+            }
+            if let claim = idempotency {
+                let record = IdempotencyRecord(fingerprint: claim.fingerprint, result: result)
+                idempotencyRecords[KeyLayout.idempotencyKey(family: scope.family, customerId: scope.customerId, key: claim.key)] = record
+                batch.put(record, family: scope.family, customerId: scope.customerId, key: claim.key)
+            }
+            return .applied(result)
+        } catch {
+            return .unavailable("could not read the ledger state: \(error)")
+        }
+    }
+
+    private mutating func customer(_ id: String) throws(StorageError) -> Customer? {
+        if let known = customers[id] { return known }
+        let stored = try store.customer(id)
+        customers[id] = .some(stored)
+        return stored
+    }
+
+    /// Appends one event to the batch, chained to the group's head.
+    private mutating func append(_ payload: EventPayload, now: Timestamp) -> Event {
+        // recordedAt never goes backwards, even if the wall clock does.
+        let recordedAt = max(now, head.recordedAt)
+        let record = EventRecord(sequence: head.sequence + 1, recordedAt: recordedAt, payload: payload, prevHash: head.hash)
+        batch.append(record)
+        head = Head(sequence: record.event.sequence, hash: record.hash, recordedAt: recordedAt)
+        return record.event
+    }
+}

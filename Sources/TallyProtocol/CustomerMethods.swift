@@ -1,0 +1,92 @@
+public import TallyCore
+
+/// provisionCustomer, getCustomer and listCustomers: params in, Stigg-shaped customers out.
+public enum CustomerMethods {
+    public static let listLimitDefault = 100
+    public static let listLimitMax = 1000
+
+    /// provisionCustomer `{customerId, name?, email?, metadata?, idempotencyKey?}`. A null name or
+    /// email clears it; metadata replaces the whole map.
+    public static func provision(_ object: JSONObject) throws(RPCFailure) -> ProvisionCustomer {
+        var p = Params(object)
+        let command = ProvisionCustomer(
+            customerId: try p.requiredID("customerId"),
+            name: try p.change("name"),
+            email: try p.change("email"),
+            metadata: try p.optionalStringMap("metadata"),
+            idempotencyKey: try p.optionalID("idempotencyKey")
+        )
+        try p.finish()
+        return command
+    }
+
+    /// getCustomer `{customerId}`.
+    public static func customerID(_ object: JSONObject) throws(RPCFailure) -> String {
+        var p = Params(object)
+        let id = try p.requiredID("customerId")
+        try p.finish()
+        return id
+    }
+
+    /// listCustomers `{after?, limit?}`: `after` is the `next` cursor of the previous page.
+    public static func listParams(_ object: JSONObject) throws(RPCFailure) -> (after: String?, limit: Int) {
+        var p = Params(object)
+        let after = try p.optionalID("after")
+        let limit = try p.optionalInt("limit", in: 1...listLimitMax) ?? listLimitDefault
+        try p.finish()
+        return (after, limit)
+    }
+
+    /// The seed "Stigg Customer" shape: `id, name?, email?, createdAt, updatedAt, subscriptions[]`,
+    /// plus `metadata`.
+    public static func json(_ c: Customer) -> JSONValue {
+        var o = JSONObject()
+        o["id"] = .string(c.id)
+        if let name = c.name { o["name"] = .string(name) }
+        if let email = c.email { o["email"] = .string(email) }
+        o["metadata"] = stringMap(c.metadata)
+        o["createdAt"] = .string(c.createdAt.rfc3339)
+        o["updatedAt"] = .string(c.updatedAt.rfc3339)
+        o["subscriptions"] = .array([])
+        return .object(o)
+    }
+
+    public static func listJSON(_ customers: [Customer], limit: Int) -> JSONValue {
+        let next: JSONValue = customers.count == limit ? .string(customers[customers.count - 1].id) : .null
+        return .object(JSONObject([("customers", .array(customers.map(json))), ("next", next)]))
+    }
+
+    static func stringMap(_ pairs: [(String, String)]) -> JSONValue {
+        .object(JSONObject(pairs.map { ($0.0, JSONValue.string($0.1)) }))
+    }
+}
+
+/// The `data` of events in readLedger: the payload as JSON, field names as in the params.
+public enum EventJSON {
+    public static func data(_ payload: EventPayload) -> JSONValue {
+        var o = JSONObject()
+        switch payload {
+        case .customerProvisioned(let e):
+            o["customerId"] = .string(e.customerId)
+            if let name = e.name { o["name"] = .string(name) }
+            if let email = e.email { o["email"] = .string(email) }
+            if !e.metadata.isEmpty { o["metadata"] = CustomerMethods.stringMap(e.metadata) }
+            if let key = e.idempotencyKey { o["idempotencyKey"] = .string(key) }
+        case .customerUpdated(let e):
+            o["customerId"] = .string(e.customerId)
+            if let name = change(e.name) { o["name"] = name }
+            if let email = change(e.email) { o["email"] = email }
+            if let metadata = e.metadata { o["metadata"] = CustomerMethods.stringMap(metadata) }
+            if let key = e.idempotencyKey { o["idempotencyKey"] = .string(key) }
+        }
+        return .object(o)
+    }
+
+    private static func change(_ c: FieldChange<String>) -> JSONValue? {
+        switch c {
+        case .unchanged: nil
+        case .set(let s): .string(s)
+        case .cleared: .null
+        }
+    }
+}

@@ -1,0 +1,159 @@
+/// A JSON value. Numbers keep their exact text; strings and object keys compare by their
+/// UTF-8 bytes (not by Unicode canonical equivalence), as JSON requires.
+public enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    /// The number's exact text as it appeared (validated against the JSON grammar when parsed),
+    /// e.g. "12.50", "-1e3". Two numbers are equal only if their texts are identical.
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object(JSONObject)
+
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case let (.bool(a), .bool(b)): return a == b
+        case let (.number(a), .number(b)): return jsonUTF8Equal(a, b)
+        case let (.string(a), .string(b)): return jsonUTF8Equal(a, b)
+        case let (.array(a), .array(b)): return a == b
+        case let (.object(a), .object(b)): return a == b
+        default: return false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null:
+            hasher.combine(0 as UInt8)
+        case .bool(let b):
+            hasher.combine(1 as UInt8)
+            hasher.combine(b)
+        case .number(let s):
+            hasher.combine(2 as UInt8)
+            jsonHashUTF8(s, into: &hasher)
+        case .string(let s):
+            hasher.combine(3 as UInt8)
+            jsonHashUTF8(s, into: &hasher)
+        case .array(let a):
+            hasher.combine(4 as UInt8)
+            hasher.combine(a)
+        case .object(let o):
+            hasher.combine(5 as UInt8)
+            hasher.combine(o)
+        }
+    }
+}
+
+// MARK: - Literals
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(String(value)) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// Keys keep literal order; duplicate keys are a programming error (precondition).
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(JSONObject(elements)) }
+    public init(nilLiteral: ()) { self = .null }
+}
+
+// MARK: - Accessors
+
+extension JSONValue {
+    /// `.number(String(v))`.
+    public static func integer(_ v: some BinaryInteger) -> JSONValue { .number(String(v)) }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+
+    public var numberText: String? {
+        if case .number(let s) = self { return s }
+        return nil
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+
+    public var objectValue: JSONObject? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
+
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// The member `key` if this is an object containing it; otherwise nil.
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    /// "null", "boolean", "number", "string", "array" or "object".
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "boolean"
+        case .number: return "number"
+        case .string: return "string"
+        case .array: return "array"
+        case .object: return "object"
+        }
+    }
+}
+
+// MARK: - Byte-wise string comparison helpers
+
+/// True if the two strings have identical UTF-8 bytes. (Swift's `==` uses canonical
+/// equivalence, so "é" == "e\u{301}"; JSON keys must not be conflated that way.)
+@inline(__always)
+func jsonUTF8Equal(_ a: String, _ b: String) -> Bool {
+    let au = a.utf8
+    let bu = b.utf8
+    guard au.count == bu.count else { return false }
+    let fast: Bool?? = au.withContiguousStorageIfAvailable { pa in
+        bu.withContiguousStorageIfAvailable { pb in
+            pa.elementsEqual(pb)
+        }
+    }
+    if let f = fast, let r = f { return r }
+    return au.elementsEqual(bu)
+}
+
+/// Orders strings by their UTF-8 bytes (equivalently, by Unicode scalar values).
+@inline(__always)
+func jsonUTF8Less(_ a: String, _ b: String) -> Bool {
+    a.utf8.lexicographicallyPrecedes(b.utf8)
+}
+
+@inline(__always)
+func jsonHashUTF8(_ s: String, into hasher: inout Hasher) {
+    let u = s.utf8
+    hasher.combine(u.count)
+    let done: Void? = u.withContiguousStorageIfAvailable { p in
+        hasher.combine(bytes: UnsafeRawBufferPointer(p))
+    }
+    if done == nil {
+        for b in u { hasher.combine(b) }
+    }
+}
+
+/// A String wrapper hashed and compared by UTF-8 bytes.
+struct JSONByteKey: Hashable {
+    let string: String
+    init(_ string: String) { self.string = string }
+    static func == (lhs: JSONByteKey, rhs: JSONByteKey) -> Bool { jsonUTF8Equal(lhs.string, rhs.string) }
+    func hash(into hasher: inout Hasher) { jsonHashUTF8(string, into: &hasher) }
+}

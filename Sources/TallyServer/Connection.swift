@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import TallyProtocol
+
+/// Open connections: the count for the cap and for getStatus, and the channels to close at shutdown.
+final class ConnectionRegistry: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    var count: Int { channels.withLockedValue { $0.count } }
+
+    /// Registers the channel unless `max` are open already.
+    func add(_ channel: any Channel, max: Int) -> Bool {
+        channels.withLockedValue { open in
+            guard open.count < max else { return false }
+            open[ObjectIdentifier(channel)] = channel
+            return true
+        }
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = channels.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    var all: [any Channel] { channels.withLockedValue { Array($0.values) } }
+}
+
+/// Event sent through a connection's pipeline at shutdown: finish what is in flight, then close.
+struct DrainAndClose {}
+
+/// One client connection: hands each line to the dispatcher, and writes the replies back in
+/// request order however they complete. Stops reading while too many lines are in flight.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = Frame
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
+
+    private enum Slot {
+        case waiting
+        case done([UInt8]?)
+    }
+
+    private let dispatcher: Dispatcher
+    private let registry: ConnectionRegistry
+    private let logger: Logger
+    /// Replies not yet written, in request order; `firstSlot` is the number of `slots.first`.
+    private var slots: [Slot] = []
+    private var slotsHead = 0
+    private var firstSlot = 0
+    private var nextSlot = 0
+    private var readPending = false
+    private var closeWhenDrained = false
+    private var registered = false
+    private var session: Session?
+
+    init(dispatcher: Dispatcher, registry: ConnectionRegistry, logger: Logger) {
+        self.dispatcher = dispatcher
+        self.registry = registry
+        self.logger = logger
+    }
+
+    private var inFlight: Int { nextSlot - firstSlot }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard registry.add(context.channel, max: dispatcher.limits.connectionsMax) else {
+            let reply = Dispatcher.encode(RPCResponse.failure(id: .null, error: .overloaded("too many connections (limit \(dispatcher.limits.connectionsMax)); retry later")))
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: reply))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            return
+        }
+        registered = true
+        let eventLoop = context.eventLoop
+        session = Session { work in eventLoop.execute(work) }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if registered { registry.remove(context.channel) }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closeWhenDrained else { return }
+        switch unwrapInboundIn(data) {
+        case .oversized:
+            let failure = RPCFailure.parseError("the line is longer than the limit of \(dispatcher.limits.frameBytesMax) bytes; the connection is closed")
+            append(.done(Dispatcher.encode(RPCResponse.failure(id: .null, error: failure))))
+            closeWhenDrained = true
+            flushDone(context: context)
+        case .line(let buffer):
+            guard buffer.readableBytes > 0, let session else { return }  // blank lines are keep-alives
+            let slot = nextSlot
+            append(.waiting)
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            buffer.withUnsafeReadableBytes { bytes in
+                dispatcher.handle(line: bytes, session: session) { reply in
+                    if eventLoop.inEventLoop {
+                        loopBound.value.complete(slot, reply, context: contextBound.value)
+                    } else {
+                        eventLoop.execute { loopBound.value.complete(slot, reply, context: contextBound.value) }
+                    }
+                }
+            }
+        }
+    }
+
+    private func append(_ slot: Slot) {
+        slots.append(slot)
+        nextSlot += 1
+    }
+
+    private func complete(_ slot: Int, _ reply: [UInt8]?, context: ChannelHandlerContext) {
+        slots[slotsHead + slot - firstSlot] = .done(reply)
+        flushDone(context: context)
+    }
+
+    /// Writes every finished reply at the head of the queue, in order.
+    private func flushDone(context: ChannelHandlerContext) {
+        var wrote = false
+        while slotsHead < slots.count, case .done(let reply) = slots[slotsHead] {
+            slotsHead += 1
+            firstSlot += 1
+            if let reply {
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+                wrote = true
+            }
+        }
+        if slotsHead == slots.count {
+            slots.removeAll(keepingCapacity: true)
+            slotsHead = 0
+        }
+        if wrote { context.flush() }
+        if inFlight == 0, closeWhenDrained {
+            context.close(promise: nil)
+            return
+        }
+        if readPending, inFlight < dispatcher.limits.pipelinedLinesMax {
+            readPending = false
+            context.read()
+        }
+    }
+
+    // Back-pressure: hold reads while too many lines wait for replies.
+    func read(context: ChannelHandlerContext) {
+        if inFlight >= dispatcher.limits.pipelinedLinesMax || closeWhenDrained {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let event as ChannelEvent where event == .inputClosed:
+            // The client half-closed (socat does at the end of its input): answer what it sent, then close.
+            closeWhenDrained = true
+            if inFlight == 0 { context.close(promise: nil) }
+        case is IdleStateHandler.IdleStateEvent:
+            if inFlight == 0 {
+                logger.debug("closing idle connection")
+                context.close(promise: nil)
+            }
+        case is DrainAndClose:
+            closeWhenDrained = true
+            if inFlight == 0 { context.close(promise: nil) }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

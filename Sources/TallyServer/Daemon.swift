@@ -1,0 +1,114 @@
+import Foundation
+public import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+import TallyCore
+public import TallyEngine
+import TallyProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tallyd: the ledger behind a Unix socket, from start to a clean stop.
+public enum Daemon {
+    /// Starts the daemon and runs until SIGTERM or SIGINT, then stops accepting, finishes and syncs
+    /// what is in flight, removes the socket and returns.
+    /// - Throws: `StartupError` when it cannot start (data dir held, socket in use, corrupt ledger).
+    public static func run(_ configuration: DaemonConfiguration, logger: Logger, clock: any LedgerClock = SystemClock()) async throws {
+        if let problem = configuration.limits.validate() { throw StartupError("invalid limits: \(problem)") }
+        let dataDirectory = configuration.dataDirectory
+        let lock = try DataDirectoryLock(dataDirectory: dataDirectory)
+        let socketPath = configuration.resolvedSocketPath
+        try SocketPath.prepare(socketPath, dataDirectory: dataDirectory)
+
+        let ledger: Ledger
+        do {
+            ledger = try Ledger(dataDirectory: dataDirectory, clock: clock, limits: configuration.limits.ledgerLimits, logger: logger)
+        } catch {
+            throw StartupError("cannot open the ledger in \(dataDirectory): \(error)")
+        }
+        let registry = ConnectionRegistry()
+        let dispatcher = Dispatcher(
+            ledger: ledger,
+            limits: configuration.limits,
+            info: .init(dataDirectory: dataDirectory, socketPath: socketPath, startedAt: clock.now(), pid: getpid()),
+            connections: registry,
+            logger: logger
+        )
+        let server = SocketServer(dispatcher: dispatcher, registry: registry, socketPath: socketPath, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        defer {
+            ledger.shutdown()
+            withExtendedLifetime(lock) {}
+        }
+        try await group.run()
+        logger.info("tallyd stopped", metadata: ["lastSequence": "\(ledger.head.sequence)"])
+    }
+}
+
+/// The listening socket as a lifecycle service.
+struct SocketServer: Service {
+    let dispatcher: Dispatcher
+    let registry: ConnectionRegistry
+    let socketPath: String
+    let logger: Logger
+
+    func run() async throws {
+        let limits = dispatcher.limits
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.autoRead, value: true)
+            .childChannelInitializer { [dispatcher, registry, logger] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(allTimeout: .seconds(Int64(limits.idleTimeoutSeconds))),
+                        ByteToMessageHandler(LineFrameDecoder(frameBytesMax: limits.frameBytesMax)),
+                        ConnectionHandler(dispatcher: dispatcher, registry: registry, logger: logger),
+                    ])
+                }
+            }
+        // The socket is created 0600: no moment exists in which another user could connect.
+        let previousMask = umask(0o177)
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: false).get()
+            umask(previousMask)
+        } catch {
+            umask(previousMask)
+            throw StartupError("cannot listen on \(socketPath): \(error)")
+        }
+        chmod(socketPath, 0o600)
+        logger.info("tallyd listening", metadata: [
+            "socket": "\(socketPath)",
+            "dataDir": "\(dispatcher.info.dataDirectory)",
+            "lastSequence": "\(dispatcher.ledger.head.sequence)",
+            "version": "\(TallyVersion.current)",
+        ])
+        try await withGracefulShutdownHandler {
+            try await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            logger.info("shutting down: no new connections; finishing in-flight commands")
+            channel.close(promise: nil)
+        }
+        // No new connections now. Finish and sync what is queued, let each connection write its
+        // replies, then close it.
+        dispatcher.ledger.shutdown()
+        let open = registry.all
+        for connection in open {
+            connection.pipeline.fireUserInboundEventTriggered(DrainAndClose())
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(5))
+        while registry.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        for connection in registry.all { try? await connection.close() }
+        unlink(socketPath)
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import TallyCore
+import TallyEngine
+import TallyProtocol
+import TallyStorage
+
+/// Turns request lines into reply lines: envelope checks, method lookup, params, the engine, and
+/// results. No business rules live here.
+final class Dispatcher: Sendable {
+    /// What getStatus reports about the process.
+    struct ServerInfo: Sendable {
+        var dataDirectory: String
+        var socketPath: String
+        var startedAt: Timestamp
+        var pid: Int32
+    }
+
+    typealias Reply = @Sendable ([UInt8]?) -> Void
+
+    let ledger: Ledger
+    let limits: ServerLimits
+    let info: ServerInfo
+    let connections: ConnectionRegistry
+    let logger: Logger
+    private let methods: [String: Method]
+
+    /// How a method runs: a command goes through the single writer; a query reads committed state.
+    enum Method {
+        case command(@Sendable (JSONObject) throws(RPCFailure) -> (Command, idempotencyKey: String?))
+        /// Cheap reads run on the connection's thread.
+        case query(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
+        /// Long reads (a full replay) run off the event loops so they starve no one.
+        case slowQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
+    }
+
+    init(ledger: Ledger, limits: ServerLimits, info: ServerInfo, connections: ConnectionRegistry, logger: Logger) {
+        self.ledger = ledger
+        self.limits = limits
+        self.info = info
+        self.connections = connections
+        self.logger = logger
+        self.methods = MethodTable.methods
+    }
+
+    static var methodNames: [String] { MethodTable.methods.keys.sorted() }
+
+    /// Handles one line (without its newline). `reply` is called exactly once, from any thread,
+    /// with the reply line (newline included) or nil when nothing is to be sent.
+    func handle(line: UnsafeRawBufferPointer, session: Session, reply: @escaping Reply) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line, depthMax: limits.jsonDepthMax)
+        } catch {
+            let failure: RPCFailure = error.kind == .duplicateKey
+                ? .invalidRequest(error.description)
+                : .parseError(error.description)
+            reply(Self.encode(RPCResponse.failure(id: .null, error: failure)))
+            return
+        }
+        guard case .array(let elements) = value else {
+            handle(element: value, session: session) { response in reply(response.map(Self.encode)) }
+            return
+        }
+        guard !elements.isEmpty else {
+            reply(Self.encode(RPCResponse.failure(id: .null, error: .invalidRequest("an empty batch"))))
+            return
+        }
+        guard elements.count <= limits.batchRequestsMax else {
+            reply(Self.encode(RPCResponse.failure(id: .null, error: .invalidRequest("a batch of \(elements.count) requests exceeds the limit of \(limits.batchRequestsMax)"))))
+            return
+        }
+        let collector = BatchCollector(count: elements.count) { responses in
+            let present = responses.compactMap { $0 }
+            reply(present.isEmpty ? nil : Self.encode(.array(present)))
+        }
+        for (index, element) in elements.enumerated() {
+            handle(element: element, session: session) { collector.set(index, $0) }
+        }
+    }
+
+    /// Handles one request object; `done` gets its response, or nil for a notification.
+    private func handle(element: JSONValue, session: Session, done: @escaping @Sendable (JSONValue?) -> Void) {
+        let request: RPCRequest
+        switch RPCRequest.parse(element) {
+        case .success(let r): request = r
+        case .failure(let error):
+            done(RPCResponse.failure(id: error.id, error: error.failure))
+            return
+        }
+        let respond: @Sendable (Result<JSONValue, RPCFailure>) -> Void = { result in
+            guard let id = request.id else { return done(nil) }
+            switch result {
+            case .success(let value): done(RPCResponse.success(id: id, result: value))
+            case .failure(let failure): done(RPCResponse.failure(id: id, error: failure))
+            }
+        }
+        guard let method = methods[request.method] else {
+            respond(.failure(.methodNotFound(request.method)))
+            return
+        }
+        switch method {
+        case .command(let decode):
+            let command: Command
+            let key: String?
+            do {
+                (command, key) = try decode(request.params)
+            } catch {
+                respond(.failure(error))
+                return
+            }
+            let claim = key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: request.method, params: request.params)) }
+            session.commandStarted()
+            ledger.submit(command, idempotency: claim) { reply in
+                respond(MethodTable.render(reply))
+                session.commandFinished()
+            }
+        case .query(let run):
+            session.runQuery { [self] in respond(runQuery(run, request)) }
+        case .slowQuery(let run):
+            session.runQuery { [self] in
+                DispatchQueue.global().async { [self] in respond(runQuery(run, request)) }
+            }
+        }
+    }
+
+    private func runQuery(_ run: (Dispatcher, JSONObject) throws -> JSONValue, _ request: RPCRequest) -> Result<JSONValue, RPCFailure> {
+        do {
+            return .success(try run(self, request.params))
+        } catch let failure as RPCFailure {
+            return .failure(failure)
+        } catch let error as StorageError {
+            logger.error("read failed", metadata: ["method": "\(request.method)", "error": "\(error)"])
+            return .failure(.storageUnavailable("the ledger could not be read: \(error)"))
+        } catch {
+            return .failure(.internalError("\(error)"))
+        }
+    }
+
+    /// SHA-256 of the method and its canonical params: what an idempotency key is bound to.
+    static func fingerprint(method: String, params: JSONObject) -> [UInt8] {
+        var bytes = Array(method.utf8)
+        bytes.append(0)
+        bytes.append(contentsOf: JSONValue.object(params).canonicalSerialized())
+        return EventRecord.sha256(bytes)
+    }
+
+    static func encode(_ value: JSONValue) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256)
+        value.serialize(into: &bytes)
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+}
+
+/// Gathers the responses of a batch, answering once all are in.
+private final class BatchCollector: @unchecked Sendable {
+    // @unchecked: all state is guarded by `lock`.
+    private let lock = NSLock()
+    private var responses: [JSONValue?]
+    private var remaining: Int
+    private let done: @Sendable ([JSONValue?]) -> Void
+
+    init(count: Int, done: @escaping @Sendable ([JSONValue?]) -> Void) {
+        responses = Array(repeating: nil, count: count)
+        remaining = count
+        self.done = done
+    }
+
+    func set(_ index: Int, _ response: JSONValue?) {
+        lock.lock()
+        responses[index] = response
+        remaining -= 1
+        let finished = remaining == 0
+        lock.unlock()
+        if finished { done(responses) }
+    }
+}

@@ -1,0 +1,59 @@
+import NIOCore
+
+/// One request line, or the news that a line outgrew the frame limit.
+enum Frame {
+    case line(ByteBuffer)
+    case oversized
+}
+
+/// Splits the stream at "\n" (a trailing "\r" is dropped), capping a line at `frameBytesMax`.
+/// A partial line at end of input (a client that disconnects mid-line) is discarded unseen.
+struct LineFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = Frame
+
+    let frameBytesMax: Int
+    /// Bytes at the front of the buffer already searched for "\n", so each byte is looked at once.
+    private var searched = 0
+    /// After an oversized line nothing more is read: the connection is closing.
+    private var discarding = false
+
+    init(frameBytesMax: Int) { self.frameBytesMax = frameBytesMax }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if discarding {
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            return .needMoreData
+        }
+        let view = buffer.readableBytesView
+        let start = view.startIndex + searched
+        guard let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+            searched = view.count
+            if view.count > frameBytesMax {
+                discarding = true
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+                context.fireChannelRead(wrapInboundOut(.oversized))
+            }
+            return .needMoreData
+        }
+        searched = 0
+        var length = newline - view.startIndex
+        let carriageReturn = length > 0 && view[newline - 1] == UInt8(ascii: "\r")
+        if carriageReturn { length -= 1 }
+        if length > frameBytesMax {
+            discarding = true
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            context.fireChannelRead(wrapInboundOut(.oversized))
+            return .needMoreData
+        }
+        let line = buffer.readSlice(length: length)!
+        buffer.moveReaderIndex(forwardBy: carriageReturn ? 2 : 1)
+        context.fireChannelRead(wrapInboundOut(.line(line)))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        buffer.moveReaderIndex(to: buffer.writerIndex)
+        return .needMoreData
+    }
+}

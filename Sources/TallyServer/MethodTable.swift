@@ -1,0 +1,137 @@
+import Foundation
+import TallyCore
+import TallyEngine
+import TallyProtocol
+import TallyStorage
+
+/// Every method the daemon serves. rpc.discover's document (TallyProtocol/openrpc.json) must
+/// list exactly these; a test checks it.
+enum MethodTable {
+    static let methods: [String: Dispatcher.Method] = [
+        "provisionCustomer": .command { params throws(RPCFailure) in
+            let command = try CustomerMethods.provision(params)
+            return (.provisionCustomer(command), command.idempotencyKey)
+        },
+        "getCustomer": .query { dispatcher, params in
+            let id = try CustomerMethods.customerID(params)
+            guard let customer = try dispatcher.ledger.customer(id) else {
+                throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(id)\" does not exist"))
+            }
+            return CustomerMethods.json(customer)
+        },
+        "listCustomers": .query { dispatcher, params in
+            let (after, limit) = try CustomerMethods.listParams(params)
+            return CustomerMethods.listJSON(try dispatcher.ledger.customers(after: after, limit: limit), limit: limit)
+        },
+        "readLedger": .query { dispatcher, params in
+            let (after, limit) = try LedgerMethods.readParams(params)
+            let records = try dispatcher.ledger.events(after: after, limit: limit)
+            return LedgerMethods.json(records, limit: limit)
+        },
+        "verifyLedger": .slowQuery { dispatcher, params in
+            try LedgerMethods.noParams(params)
+            return LedgerMethods.json(try dispatcher.ledger.verify())
+        },
+        "getStatus": .query { dispatcher, params in
+            try LedgerMethods.noParams(params)
+            return dispatcher.status()
+        },
+        "rpc.discover": .query { _, params in
+            try LedgerMethods.noParams(params)
+            return OpenRPC.document
+        },
+    ]
+
+    /// A command's reply as a JSON-RPC result or error.
+    static func render(_ reply: CommandReply) -> Result<JSONValue, RPCFailure> {
+        switch reply {
+        case .applied(let result): .success(json(result, duplicate: false))
+        case .duplicate(let result): .success(json(result, duplicate: true))
+        case .rejected(let rejection): .failure(.rejected(rejection))
+        case .unavailable(let message): .failure(.storageUnavailable(message))
+        case .overloaded: .failure(.overloaded("the writer queue is full; retry later"))
+        }
+    }
+
+    static func json(_ result: CommandResult, duplicate: Bool) -> JSONValue {
+        var value: JSONValue
+        switch result {
+        case .customer(let customer): value = CustomerMethods.json(customer)
+        }
+        if duplicate, case .object(var object) = value {
+            object["duplicate"] = true
+            value = .object(object)
+        }
+        return value
+    }
+}
+
+extension Dispatcher {
+    func status() -> JSONValue {
+        let head = ledger.head
+        let now = ledger.now
+        var o = JSONObject()
+        o["version"] = .string(TallyVersion.current)
+        o["lastSequence"] = .integer(head.sequence)
+        o["headHash"] = .string(head.hash.hexString)
+        o["dataDir"] = .string(info.dataDirectory)
+        o["socketPath"] = .string(info.socketPath)
+        o["pid"] = .integer(info.pid)
+        o["startedAt"] = .string(info.startedAt.rfc3339)
+        o["uptimeSeconds"] = .integer(max(0, (now.microsecondsSinceEpoch - info.startedAt.microsecondsSinceEpoch) / 1_000_000))
+        o["connections"] = .integer(connections.count)
+        return .object(o)
+    }
+}
+
+/// readLedger and verifyLedger params and results.
+enum LedgerMethods {
+    static let readLimitDefault = 100
+    static let readLimitMax = 1000
+
+    static func noParams(_ object: JSONObject) throws(RPCFailure) {
+        try Params(object).finish()
+    }
+
+    static func readParams(_ object: JSONObject) throws(RPCFailure) -> (after: UInt64, limit: Int) {
+        var p = Params(object)
+        let after = try p.optionalUInt64("after") ?? 0
+        let limit = try p.optionalInt("limit", in: 1...readLimitMax) ?? readLimitDefault
+        try p.finish()
+        return (after, limit)
+    }
+
+    static func json(_ records: [EventRecord], limit: Int) -> JSONValue {
+        let events: [JSONValue] = records.map { record in
+            .object(JSONObject([
+                ("sequence", .integer(record.event.sequence)),
+                ("type", .string(record.event.payload.type)),
+                ("schemaVersion", .integer(record.event.payload.schemaVersion)),
+                ("recordedAt", .string(record.event.recordedAt.rfc3339)),
+                ("prevHash", .string(record.prevHash.hexString)),
+                ("hash", .string(record.hash.hexString)),
+                ("data", EventJSON.data(record.event.payload)),
+            ]))
+        }
+        let next: JSONValue = records.count == limit ? .integer(records[records.count - 1].event.sequence) : .null
+        return .object(JSONObject([("events", .array(events)), ("next", next)]))
+    }
+
+    static func json(_ report: VerificationReport) -> JSONValue {
+        var o = JSONObject()
+        o["events"] = .integer(report.eventsRead)
+        o["lastSequence"] = .integer(report.lastSequence)
+        o["headHash"] = .string(report.headHash.hexString)
+        o["hashChainValid"] = .bool(report.hashChainValid)
+        if let problem = report.chainProblem { o["chainProblem"] = .string(problem) }
+        o["projectionsMatch"] = .bool(report.projectionsMatch)
+        o["mismatches"] = .array(report.mismatches.map { m in
+            .object(JSONObject([
+                ("projection", .string(m.projection)), ("key", .string(m.key)),
+                ("expected", .string(m.expected)), ("stored", .string(m.stored)),
+            ]))
+        })
+        o["projections"] = .object(JSONObject(report.projectionCounts.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.integer($0.value)) }))
+        return .object(o)
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+
+/// `tally`: the command-line client of `tallyd`.
+///
+/// Each subcommand lives in its own file, takes the shared ``GlobalOptions`` and does its work
+/// through a ``TallyCommandContext``; a new command group is a new file plus one line here.
+@main
+struct Tally: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "tally",
+        abstract: "Talk to tallyd, the usage-and-credits ledger, over its Unix socket.",
+        discussion: """
+            The socket is --socket PATH, else $TALLY_SOCKET, else ./tally-data/tallyd.sock.
+            Output is a table for people; --json prints the raw result as one JSON value.
+            Exit status: 0 success, 1 the daemon refused the request, 2 the daemon could not be \
+            reached or the connection failed, 64 bad usage.
+            """,
+        version: version,
+        subcommands: [
+            StatusCommand.self,
+            CustomersCommand.self,
+            LedgerCommand.self,
+            CallCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import Logging
+import TallyServer
+
+@main
+struct TallyD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tallyd",
+        abstract: "Tally's ledger daemon: an append-only usage and credits ledger on a Unix socket.",
+        version: "0.1.0",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon (the default command).",
+        discussion: "Values come from the defaults, then --config, then the flags. Stop it with SIGTERM or Ctrl-C: it finishes and syncs in-flight commands, removes the socket and exits 0."
+    )
+
+    @Option(name: .long, help: "Data directory (created mode 0700). Default: ./tally-data")
+    var dataDir: String?
+
+    @Option(name: .long, help: "Unix socket path. Default: <data-dir>/tallyd.sock")
+    var socket: String?
+
+    @Option(name: .long, help: "YAML config file; see config/tallyd.example.yaml.")
+    var config: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    func run() async throws {
+        var configuration = DaemonConfiguration()
+        do {
+            if let config { try configuration.apply(configFile: config) }
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if let dataDir { configuration.dataDirectory = dataDir }
+        if let socket { configuration.socketPath = socket }
+        if let logLevel {
+            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
+            configuration.logLevel = level
+        }
+        let level = configuration.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tallyd")
+        do {
+            try await Daemon.run(configuration, logger: logger)
+        } catch let error as StartupError {
+            logger.critical("tallyd cannot start: \(error.message)")
+            throw ExitCode(1)
+        }
+    }
+}

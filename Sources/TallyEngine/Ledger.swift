@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 public import TallyCore
 public import TallyStorage
+import RocksDB
 
 /// What the ledger answered a command.
 public enum CommandReply: Sendable, Equatable {
@@ -84,6 +85,16 @@ public final class Ledger: Sendable {
     /// Stops taking commands, finishes and syncs the queued ones, and stops the writer.
     public func shutdown() {
         writer.stop()
+    }
+
+    /// Writes RocksDB's memtables to SST files, so a restart has no WAL to replay.
+    /// - Throws: `StorageError.rocksDB` when the flush fails (durability is unaffected: the WAL holds everything).
+    public func flushMemtables() throws(StorageError) {
+        do {
+            try store.database.flush()
+        } catch {
+            throw .rocksDB(error)
+        }
     }
 
     // MARK: Reads

@@ -28,7 +28,7 @@ struct JSONSerializerTests {
         #expect(String(decoding: buffer, as: UTF8.self) == #"prefix:[1,"x"]"#)
     }
 
-    @Test func escapesControlCharactersQuotesAndBackslashes() {
+    @Test func escapesControlCharactersQuotesAndBackslashes() throws {
         let s = "\"\\/\n\r\t\u{8}\u{C}\u{0}\u{1}\u{1F}\u{7F} end"
         #expect(JSONValue.string(s).jsonText == #""\"\\/\n\r\t\b\f\u0000\u0001\u001f"# + "\u{7F} end\"")
         var all = ""

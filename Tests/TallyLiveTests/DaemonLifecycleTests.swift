@@ -1,0 +1,80 @@
+import Foundation
+import TallyClient
+import TallyProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("tallyd lifecycle", .serialized)
+struct DaemonLifecycleTests {
+    @Test("provision and read a customer through the real daemon")
+    func provisionAndGet() throws {
+        let daemon = try LiveDaemon().start()
+        let created = try daemon.call("provisionCustomer", ["customerId": "acme", "name": "Acme", "email": "ops@acme.io"])
+        #expect(created["id"] == "acme")
+        #expect(created["name"] == "Acme")
+        let read = try daemon.call("getCustomer", ["customerId": "acme"])
+        #expect(read == created)
+        #expect(try daemon.terminate() == 0)
+    }
+
+    @Test("a second daemon on the same data dir refuses to start; the first keeps serving")
+    func secondDaemonRefuses() throws {
+        let first = try LiveDaemon().start()
+        _ = try first.call("provisionCustomer", ["customerId": "c1"])
+        // Same data dir and same socket: must fail on the lock and leave the live socket alone.
+        let result = try runProgram(Binaries.tallyd, first.arguments)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("another tallyd"))
+        #expect(FileManager.default.fileExists(atPath: first.socketPath))
+        // Same socket, other data dir: must see the live daemon and not unlink its socket.
+        let other = TemporaryDirectory()
+        let second = try runProgram(Binaries.tallyd, ["serve", "--data-dir", other.path + "/data", "--socket", first.socketPath])
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("already listening"))
+        #expect(try first.call("getCustomer", ["customerId": "c1"])["id"] == "c1")
+        #expect(try first.terminate() == 0)
+    }
+
+    @Test("SIGTERM finishes in-flight commands, removes the socket and exits 0")
+    func gracefulShutdown() throws {
+        let daemon = try LiveDaemon().start()
+        let connection = try daemon.connect()
+        let requests = (0..<200).map { i in (method: "provisionCustomer", params: ["customerId": JSONValue.string("c\(i)")] as JSONObject) }
+        let results = try connection.callPipelined(requests)
+        #expect(results.count == 200)
+        #expect(try daemon.terminate() == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
+        try daemon.start()
+        #expect(try daemon.call("getStatus")["lastSequence"] == .integer(200))
+    }
+
+    @Test("a stale socket left by a crash is cleaned up on start")
+    func staleSocket() throws {
+        let daemon = try LiveDaemon().start()
+        daemon.kill9()
+        #expect(FileManager.default.fileExists(atPath: daemon.socketPath))
+        try daemon.start()
+        #expect(try daemon.call("getStatus")["version"] != nil)
+    }
+
+    @Test("socket is 0600 and the data dir 0700")
+    func permissions() throws {
+        let daemon = try LiveDaemon().start()
+        var info = stat()
+        #expect(stat(daemon.socketPath, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+        #expect(stat(daemon.dataDirectory, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o700)
+    }
+
+    @Test("a socket directory open to other users is refused")
+    func publicSocketDirectoryRefused() throws {
+        let dir = TemporaryDirectory()
+        chmod(dir.path, 0o755)
+        let result = try runProgram(Binaries.tallyd, ["serve", "--data-dir", dir.path + "/data", "--socket", dir.path + "/tallyd.sock"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("other users"))
+    }
+}

@@ -13,6 +13,10 @@ let package = Package(
     products: [
         .executable(name: "tallyd", targets: ["tallyd"]),
         .executable(name: "tally", targets: ["tally"]),
+        // For Benchmarks/ and embedding: the engine over RocksDB, the server, and the client.
+        .library(name: "TallyEngine", targets: ["TallyEngine", "TallyStorage", "TallyCore", "RocksDB"]),
+        .library(name: "TallyServer", targets: ["TallyServer"]),
+        .library(name: "TallyClient", targets: ["TallyClient", "TallyProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -84,6 +88,7 @@ let package = Package(
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"]),
         .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol", "TallyCore"]),
         .testTarget(name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyStorage", "TallyCore", "RocksDB"]),
+        .testTarget(name: "TallyServerTests", dependencies: ["TallyServer", "TallyProtocol", "TallyCore"]),
         .testTarget(
             name: "TallyLiveTests",
             dependencies: ["TallyClient", "TallyProtocol", "TallyServer", "tallyd", "tally"]

@@ -62,6 +62,10 @@ public final class Ledger: Sendable {
         writer.start()
     }
 
+    deinit {
+        writer.stop()
+    }
+
     public static func databasePath(in dataDirectory: String) -> String { dataDirectory + "/db" }
 
     /// Queues a command; `completion` runs on the writer thread once the outcome is durable (or

@@ -22,9 +22,8 @@ final class Writer: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [Pending] = []
     private var stopping = false
-    private var stopped = false
     private var committed: Head
-    private let finished = DispatchSemaphore(value: 0)
+    private var thread: JoinableThread?
     /// Set after a commit failed and the head could not be re-read: every later write is refused.
     private var failure: String?
 
@@ -43,9 +42,7 @@ final class Writer: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "tally-writer"
-        thread.start()
+        thread = JoinableThread { [self] in run() }
     }
 
     func submit(_ pending: Pending) {
@@ -65,14 +62,15 @@ final class Writer: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Lets the queued commands finish, then stops the thread. Idempotent.
+    /// Lets the queued commands finish, then stops the thread and waits until it has exited, so
+    /// it holds nothing of the store any more. Idempotent.
     func stop() {
         condition.lock()
         let wasStopping = stopping
         stopping = true
         condition.signal()
         condition.unlock()
-        if !wasStopping { finished.wait() }
+        if !wasStopping { thread?.join() }
     }
 
     private func run() {
@@ -81,7 +79,6 @@ final class Writer: @unchecked Sendable {
             while queue.isEmpty && !stopping { condition.wait() }
             if queue.isEmpty && stopping {
                 condition.unlock()
-                finished.signal()
                 return
             }
             let take = min(queue.count, limits.groupCommandsMax)

@@ -168,12 +168,15 @@ struct GroupState {
             switch command {
             case .provisionCustomer(let c):
                 var customer = try customer(c.customerId)
-                for payload in Rules.provisionCustomer(c, existing: customer) {
+                let payloads = Rules.provisionCustomer(c, existing: customer)
+                for payload in payloads {
                     customer = CustomerProjection.apply(append(payload, now: now), to: customer)
                 }
                 guard let customer else { preconditionFailure("provisionCustomer left no customer") }
-                customers[c.customerId] = customer
-                batch.put(customer)
+                if !payloads.isEmpty {
+                    customers[c.customerId] = customer
+                    batch.put(customer)
+                }
                 result = .customer(customer)
             }
             if let claim = idempotency {

@@ -37,7 +37,9 @@ struct Serve: AsyncParsableCommand {
         do {
             if let config { try configuration.apply(configFile: config) }
         } catch {
-            throw ValidationError(error.description)
+            // A bad config file is not a usage error: say what is wrong with it, without the usage text.
+            FileHandle.standardError.write(Data("tallyd: \(error.description)\n".utf8))
+            throw ExitCode(1)
         }
         if let dataDir { configuration.dataDirectory = dataDir }
         if let socket { configuration.socketPath = socket }

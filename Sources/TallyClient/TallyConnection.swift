@@ -21,6 +21,8 @@ public final class TallyConnection {
 
     /// A response line longer than this is taken as a broken peer rather than buffered forever.
     static let responseBytesMax = 512 * 1024 * 1024
+    /// Deeper than the daemon accepts in params, since results echo params inside the envelope.
+    static let responseDepthMax = 512
     static let readChunkBytes = 64 * 1024
     static let newline = UInt8(ascii: "\n")
 
@@ -108,7 +110,14 @@ public final class TallyConnection {
         nextId += 1
         let outcome: Result<JSONValue, RPCError>
         do throws(ClientError) {
-            try writeAll(Self.requestLine(id: id, method: method, params: params), readingMeanwhile: false)
+            do {
+                // A large request may be refused before it is fully sent; keep reading meanwhile
+                // so that refusal is not lost to EPIPE.
+                let request = Self.requestLine(id: id, method: method, params: params)
+                try writeAll(request, readingMeanwhile: request.count > Self.readChunkBytes)
+            } catch .closed {
+                // The daemon hung up mid-request; an answer it sent first is still readable.
+            }
             guard let line = try readLine() else { throw ClientError.closed }
             let response = try Self.decodeResponse(line)
             if response.id != .number(String(id)) {
@@ -179,11 +188,25 @@ public final class TallyConnection {
 
     /// Sends `bytes` as they are, appending `"\n"` if they do not end with one.
     ///
-    /// - Throws: ``ClientError/closed`` if the daemon hung up, ``ClientError/io(_:)`` otherwise.
+    /// If the daemon answers and hangs up before the line is fully sent (a line over its frame
+    /// limit), this returns normally so that ``readLine()`` can return that answer, then nil.
+    ///
+    /// - Throws: ``ClientError/closed`` if the daemon hung up without answering,
+    ///   ``ClientError/io(_:)`` on other failures.
     public func sendLine(_ bytes: [UInt8]) throws(ClientError) {
         var line = bytes
         if line.last != Self.newline { line.append(Self.newline) }
-        try writeAll(line, readingMeanwhile: false)
+        do {
+            try writeAll(line, readingMeanwhile: line.count > Self.readChunkBytes)
+        } catch .closed {
+            // Whatever the daemon wrote before hanging up is already queued on our side.
+            while !peerClosed {
+                let before = readBuffer.count
+                try receive(flags: Posix.dontWait)
+                if readBuffer.count == before { break }
+            }
+            if readStart == readBuffer.count { throw .closed }
+        }
     }
 
     /// Reads one line (without its `"\n"`); nil at end of stream.
@@ -226,7 +249,7 @@ public final class TallyConnection {
     static func decodeResponse(_ line: [UInt8]) throws(ClientError) -> (id: JSONValue, result: Result<JSONValue, RPCError>) {
         let value: JSONValue
         do {
-            value = try JSONParser.parse(line)
+            value = try JSONParser.parse(line, depthMax: Self.responseDepthMax)
         } catch {
             throw .protocolViolation("unparsable response (\(error)): \(preview(line))")
         }

@@ -114,7 +114,8 @@ public struct RPCRequest: Sendable {
         case nil: break
         case .object(let p)?: params = p
         case let other?:
-            return .failure(EnvelopeError(failure: RPCFailure.invalidParams(field: "params", "must be an object (named params), not \(other.typeName)"), id: replyID))
+            // A well-formed notification is never answered, even when its params are unusable.
+            return .failure(EnvelopeError(failure: RPCFailure.invalidParams(field: "params", "must be an object (named params), not \(other.typeName)"), id: replyID, isNotification: id == nil))
         }
         return .success(RPCRequest(id: id, method: method, params: params))
     }
@@ -124,6 +125,8 @@ public struct RPCRequest: Sendable {
 public struct EnvelopeError: Error, Sendable {
     public var failure: RPCFailure
     public var id: RPCID
+    /// The element is a valid notification (no id) whose params are unusable: it gets no reply.
+    public var isNotification = false
 }
 
 /// Response encoding: one compact JSON object per reply.

@@ -55,8 +55,8 @@ public struct DaemonConfiguration: Sendable {
             switch key {
             case "dataDir": dataDirectory = try string(value, key, path)
             case "socketPath":
-                // `~`, `null` or an empty value mean "the default, inside the data directory".
-                socketPath = value.scalar.map { ["", "~", "null", "Null", "NULL"].contains($0.string) } == true ? nil : try string(value, key, path)
+                // `~` or `null` mean "the default, inside the data directory".
+                socketPath = value.scalar.map { ["~", "null", "Null", "NULL"].contains($0.string) } == true ? nil : try string(value, key, path)
             case "logLevel":
                 let text = try string(value, key, path)
                 guard let level = Logger.Level(rawValue: text) else {

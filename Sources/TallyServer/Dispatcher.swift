@@ -85,6 +85,8 @@ final class Dispatcher: Sendable {
         switch RPCRequest.parse(element) {
         case .success(let r): request = r
         case .failure(let error):
+            // Not `cond ? nil : …`: JSONValue is ExpressibleByNilLiteral, so that would send `null`.
+            if error.isNotification { return done(Optional<JSONValue>.none) }
             done(RPCResponse.failure(id: error.id, error: error.failure))
             return
         }

@@ -28,7 +28,9 @@ struct LineFrameDecoder: ByteToMessageDecoder {
         let start = view.startIndex + searched
         guard let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) else {
             searched = view.count
-            if view.count > frameBytesMax {
+            // A trailing "\r" may be the first half of a CRLF whose "\n" is still in transit.
+            let pending = view.last == UInt8(ascii: "\r") ? view.count - 1 : view.count
+            if pending > frameBytesMax {
                 discarding = true
                 buffer.moveReaderIndex(to: buffer.writerIndex)
                 context.fireChannelRead(wrapInboundOut(.oversized))

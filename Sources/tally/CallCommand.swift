@@ -20,8 +20,19 @@ struct CallCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The params as a JSON object (default {}); - reads them from stdin.", valueName: "json"))
     var params: String?
 
+    func validate() throws {
+        // Parse here too (stdin aside) so a bad argument is reported with this command's usage.
+        if let params, params != "-" { _ = try Self.parse(Array(params.utf8)) }
+    }
+
     func run() throws {
-        let object = try parsedParams()
+        let object: JSONObject
+        do {
+            object = try Self.parse(params == "-" ? Console.readStandardInput() : Array((params ?? "{}").utf8))
+        } catch let error as ValidationError {
+            Console.error("error: \(error.message)")
+            throw ExitCode.validationFailure
+        }
         let context = TallyCommandContext(global)
         try context.run { connection in
             let result: JSONValue
@@ -39,9 +50,7 @@ struct CallCommand: ParsableCommand {
         }
     }
 
-    private func parsedParams() throws -> JSONObject {
-        guard let params else { return [:] }
-        let bytes = params == "-" ? Console.readStandardInput() : Array(params.utf8)
+    private static func parse(_ bytes: [UInt8]) throws -> JSONObject {
         let value: JSONValue
         do {
             value = try JSONParser.parse(bytes)

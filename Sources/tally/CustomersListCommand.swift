@@ -35,7 +35,8 @@ struct CustomersListCommand: ParsableCommand {
                 if let limit { params["limit"] = .number(String(limit)) }
                 page = try connection.call("listCustomers", params)
                 customers += page["customers"]?.arrayValue ?? []
-                cursor = page["next"].flatMap { $0.isNull ? nil : $0 }
+                // JSONValue is ExpressibleByNilLiteral: test isNull rather than map to `nil`.
+                if let next = page["next"], !next.isNull { cursor = next } else { cursor = nil }
             } while all && cursor != nil
 
             let result: JSONValue = all ? .object(["customers": .array(customers), "next": .null]) : page

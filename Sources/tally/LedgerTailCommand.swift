@@ -96,7 +96,7 @@ struct LedgerTailCommand: ParsableCommand {
         }
         var widths = [3, 4, 11, hashPrefixLength]  // the titles' lengths
         if fixedWidths {
-            widths = [8, 22, 24, hashPrefixLength]  // a sequence in the millions, an ISO time in ms
+            widths = [7, 20, 27, hashPrefixLength]  // a sequence in the millions, an ISO time in µs
         }
         for row in rows {
             for index in widths.indices { widths[index] = max(widths[index], row[index].count) }

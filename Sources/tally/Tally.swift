@@ -1,4 +1,5 @@
 import ArgumentParser
+import TallyProtocol
 
 /// `tally`: the command-line client of `tallyd`.
 ///
@@ -6,8 +7,6 @@ import ArgumentParser
 /// through a ``TallyCommandContext``; a new command group is a new file plus one line here.
 @main
 struct Tally: ParsableCommand {
-    static let version = "0.1.0"
-
     static let configuration = CommandConfiguration(
         commandName: "tally",
         abstract: "Talk to tallyd, the usage-and-credits ledger, over its Unix socket.",
@@ -17,7 +16,7 @@ struct Tally: ParsableCommand {
             Exit status: 0 success, 1 the daemon refused the request, 2 the daemon could not be \
             reached or the connection failed, 64 bad usage.
             """,
-        version: version,
+        version: TallyVersion.current,
         subcommands: [
             StatusCommand.self,
             CustomersCommand.self,

@@ -180,7 +180,7 @@ enum Recovery {
         }
         let batch = store.makeBatch()
         batch.clearProjections()
-        for customer in outcome.projections.customers.values { batch.put(customer) }
+        for (key, value) in outcome.projections.records { batch.setProjection(key, value) }
         batch.setProjectionMark(sequence: head.sequence)
         try store.commit(batch)
     }

@@ -1,28 +1,12 @@
-public import TallyCore
-public import TallyStorage
 public import RocksDB
+import TallyCore
+public import TallyStorage
 
-/// Every projection, folded from the log in memory. The writer applies the same folds event by
-/// event, so a replay and the stored projections must be equal.
-public struct ProjectionSet: Sendable, Equatable {
-    public var customers: [String: Customer] = [:]
-
-    public init() {}
-
-    public mutating func apply(_ event: Event) {
-        if let id = event.payload.customerId {
-            switch event.payload {
-            case .customerProvisioned, .customerUpdated:
-                customers[id] = CustomerProjection.apply(event, to: customers[id])
-            }
-        }
-    }
-}
-
-/// Reads the whole log, checks its hash chain and folds it into projections.
+/// Reads the log, checks its hash chain and folds it into projections in memory, with the same
+/// `Projector` the writer uses, so a replay and the stored projections must be equal.
 public enum Replay {
     public struct Outcome: Sendable {
-        public var projections: ProjectionSet
+        public var projections: MemoryProjections
         public var eventsRead: UInt64
         public var lastSequence: UInt64
         public var headHash: [UInt8]
@@ -30,10 +14,11 @@ public enum Replay {
         public var chainProblem: String?
     }
 
-    /// Folds events 1…`through` (all by default) as seen by `snapshot`.
+    /// Folds events 1…`through` (all by default) as seen by `snapshot`. `progress` is called with
+    /// the number of events read every 65,536 events.
     /// - Throws: `StorageError` when an event cannot be read or decoded.
     public static func run(store: LedgerStore, snapshot: Snapshot?, through last: UInt64 = .max, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> Outcome {
-        var outcome = Outcome(projections: ProjectionSet(), eventsRead: 0, lastSequence: 0, headHash: EventRecord.genesisHash, chainProblem: nil)
+        var outcome = Outcome(projections: MemoryProjections(), eventsRead: 0, lastSequence: 0, headHash: EventRecord.genesisHash, chainProblem: nil)
         try store.forEachEvent(after: 0, through: last, snapshot: snapshot) { record throws(StorageError) in
             let sequence = record.event.sequence
             if outcome.chainProblem == nil {
@@ -43,7 +28,7 @@ public enum Replay {
                     outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))…"
                 }
             }
-            outcome.projections.apply(record.event)
+            try Projector.apply(record.event, to: &outcome.projections)
             outcome.eventsRead += 1
             outcome.lastSequence = sequence
             outcome.headHash = record.hash
@@ -64,7 +49,7 @@ public struct ProjectionMismatch: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(projection) \(key): replay has \(expected), stored has \(stored)" }
 }
 
-/// The answer of verifyLedger and `tallyd replay --verify`.
+/// The answer of verifyLedger.
 public struct VerificationReport: Sendable {
     public var eventsRead: UInt64
     public var lastSequence: UInt64
@@ -73,6 +58,7 @@ public struct VerificationReport: Sendable {
     public var chainProblem: String?
     public var projectionsMatch: Bool
     public var mismatches: [ProjectionMismatch]
+    /// Stored records per projection.
     public var projectionCounts: [String: Int]
 
     public var isValid: Bool { hashChainValid && projectionsMatch }
@@ -81,30 +67,34 @@ public struct VerificationReport: Sendable {
 extension Replay {
     public static let mismatchesMax = 100
 
-    /// Replays the log under one read snapshot and compares it with the projections stored in the
-    /// same snapshot, so it is consistent while writes go on.
+    /// Replays the log under one read snapshot and compares the result, record by record and byte
+    /// by byte, with the projections stored in the same snapshot: consistent while writes go on.
     public static func verify(store: LedgerStore) throws(StorageError) -> VerificationReport {
         let snapshot = store.snapshot()
         let outcome = try run(store: store, snapshot: snapshot)
         var mismatches: [ProjectionMismatch] = []
-        func note(_ m: ProjectionMismatch) {
-            if mismatches.count < mismatchesMax { mismatches.append(m) }
+        var counts: [String: Int] = [:]
+        func note(_ key: [UInt8], expected: [UInt8]?, stored: [UInt8]?) {
+            guard mismatches.count < mismatchesMax else { return }
+            let name = Projections.describe(key: key)
+            mismatches.append(ProjectionMismatch(
+                projection: name.projection, key: name.key,
+                expected: expected.map { Projections.describe(key: key, value: $0) } ?? "nothing",
+                stored: stored.map { Projections.describe(key: key, value: $0) } ?? "nothing"
+            ))
         }
-        var storedCount = 0
-        try store.forEachCustomer(snapshot: snapshot) { stored in
-            storedCount += 1
-            let expected = outcome.projections.customers[stored.id]
-            if expected != stored {
-                note(ProjectionMismatch(projection: "customers", key: stored.id, expected: expected.map(describe) ?? "nothing", stored: describe(stored)))
-            }
-            return true
+        var expected = outcome.projections.records
+        try store.forEachProjection(snapshot: snapshot) { key, value in
+            counts[Projections.describe(key: key).projection, default: 0] += 1
+            let replayed = expected.removeValue(forKey: key)
+            if replayed != value { note(key, expected: replayed, stored: value) }
         }
-        for (id, customer) in outcome.projections.customers where try store.customer(id, snapshot: snapshot) == nil {
-            note(ProjectionMismatch(projection: "customers", key: id, expected: describe(customer), stored: "nothing"))
+        for (key, value) in expected.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            note(key, expected: value, stored: nil)
         }
         let mark = try store.projectionMark(snapshot: snapshot)
-        if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence {
-            note(ProjectionMismatch(projection: "mark", key: "projection.sequence", expected: "\(outcome.lastSequence)", stored: mark.map { "\($0.sequence)" } ?? "nothing"))
+        if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence, mismatches.count < mismatchesMax {
+            mismatches.append(ProjectionMismatch(projection: "mark", key: "projection.sequence", expected: "\(outcome.lastSequence)", stored: mark.map { "\($0.sequence)" } ?? "nothing"))
         }
         return VerificationReport(
             eventsRead: outcome.eventsRead,
@@ -114,11 +104,7 @@ extension Replay {
             chainProblem: outcome.chainProblem,
             projectionsMatch: mismatches.isEmpty,
             mismatches: mismatches,
-            projectionCounts: ["customers": storedCount]
+            projectionCounts: counts
         )
-    }
-
-    static func describe(_ c: Customer) -> String {
-        "{name: \(c.name ?? "nil"), email: \(c.email ?? "nil"), metadata: \(c.metadata.count) keys, createdAt: \(c.createdAt), updatedAt: \(c.updatedAt), lastSequence: \(c.lastSequence)}"
     }
 }

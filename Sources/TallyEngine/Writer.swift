@@ -136,19 +136,29 @@ final class Writer: @unchecked Sendable {
     }
 }
 
-/// What one group has decided so far: the batch, the head it reached, and the state it changed,
-/// which later commands of the same group must see.
-struct GroupState {
+/// What one group has decided so far: the batch, the head it reached, and the projection records
+/// it changed, which later commands of the same group must see.
+struct GroupState: ProjectionSink {
     let store: LedgerStore
     let batch: StoreBatch
     var head: Head
-    private var customers: [String: Customer?] = [:]
+    private var overlay: [[UInt8]: [UInt8]?] = [:]
     private var idempotencyRecords: [[UInt8]: IdempotencyRecord] = [:]
 
     init(store: LedgerStore, head: Head) {
         self.store = store
         self.batch = store.makeBatch()
         self.head = head
+    }
+
+    func projection(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
+        if let known = overlay[key] { return known }
+        return try store.projection(key)
+    }
+
+    mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) {
+        overlay[key] = .some(value)
+        batch.setProjection(key, value)
     }
 
     mutating func decide(_ command: Command, idempotency: IdempotencyClaim?, now: Timestamp) -> CommandReply {
@@ -167,15 +177,9 @@ struct GroupState {
             let result: CommandResult
             switch command {
             case .provisionCustomer(let c):
-                var customer = try customer(c.customerId)
-                let payloads = Rules.provisionCustomer(c, existing: customer)
-                for payload in payloads {
-                    customer = CustomerProjection.apply(append(payload, now: now), to: customer)
-                }
-                guard let customer else { preconditionFailure("provisionCustomer left no customer") }
-                if !payloads.isEmpty {
-                    customers[c.customerId] = customer
-                    batch.put(customer)
+                try append(Rules.provisionCustomer(c, existing: Projections.customer(c.customerId, in: self)), now: now)
+                guard let customer = try Projections.customer(c.customerId, in: self) else {
+                    preconditionFailure("provisionCustomer left no customer")
                 }
                 result = .customer(customer)
             }
@@ -190,20 +194,15 @@ struct GroupState {
         }
     }
 
-    private mutating func customer(_ id: String) throws(StorageError) -> Customer? {
-        if let known = customers[id] { return known }
-        let stored = try store.customer(id)
-        customers[id] = .some(stored)
-        return stored
-    }
-
-    /// Appends one event to the batch, chained to the group's head.
-    private mutating func append(_ payload: EventPayload, now: Timestamp) -> Event {
-        // recordedAt never goes backwards, even if the wall clock does.
-        let recordedAt = max(now, head.recordedAt)
-        let record = EventRecord(sequence: head.sequence + 1, recordedAt: recordedAt, payload: payload, prevHash: head.hash)
-        batch.append(record)
-        head = Head(sequence: record.event.sequence, hash: record.hash, recordedAt: recordedAt)
-        return record.event
+    /// Appends events to the batch, chained to the group's head, and folds each into the projections.
+    private mutating func append(_ payloads: [EventPayload], now: Timestamp) throws(StorageError) {
+        for payload in payloads {
+            // recordedAt never goes backwards, even if the wall clock does.
+            let recordedAt = max(now, head.recordedAt)
+            let record = EventRecord(sequence: head.sequence + 1, recordedAt: recordedAt, payload: payload, prevHash: head.hash)
+            batch.append(record)
+            head = Head(sequence: record.event.sequence, hash: record.hash, recordedAt: recordedAt)
+            try Projector.apply(record.event, to: &self)
+        }
     }
 }

@@ -7,7 +7,12 @@ import TallyStorage
 /// Every method the daemon serves. rpc.discover's document (TallyProtocol/openrpc.json) must
 /// list exactly these; a test checks it.
 enum MethodTable {
-    static let methods: [String: Dispatcher.Method] = [
+    /// Each domain contributes its methods; a name may appear in only one group.
+    static let methods: [String: Dispatcher.Method] = [coreMethods].reduce(into: [:]) { all, group in
+        all.merge(group) { _, _ in preconditionFailure("a method is registered twice") }
+    }
+
+    static let coreMethods: [String: Dispatcher.Method] = [
         "provisionCustomer": .command { params throws(RPCFailure) in
             let command = try CustomerMethods.provision(params)
             return (.provisionCustomer(command), command.idempotencyKey)

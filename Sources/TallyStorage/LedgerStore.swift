@@ -204,7 +204,7 @@ public final class LedgerStore: Sendable {
 
     public func snapshot() -> Snapshot { database.snapshot() }
 
-    private func get(_ key: [UInt8], in cf: ColumnFamily, snapshot: Snapshot?) throws(StorageError) -> [UInt8]? {
+    func get(_ key: [UInt8], in cf: ColumnFamily, snapshot: Snapshot?) throws(StorageError) -> [UInt8]? {
         do {
             return try database.get(key, in: cf, snapshot: snapshot)
         } catch {
@@ -235,8 +235,13 @@ public final class StoreBatch {
         batch.put(KeyLayout.eventKey(record.event.sequence), record.bytes, in: store.events)
     }
 
-    public func put(_ customer: Customer) {
-        batch.put(KeyLayout.customerKey(customer.id), customer.encoded(), in: store.projections)
+    /// Sets or removes one projection record.
+    public func setProjection(_ key: [UInt8], _ value: [UInt8]?) {
+        if let value {
+            batch.put(key, value, in: store.projections)
+        } else {
+            batch.delete(key, in: store.projections)
+        }
     }
 
     public func put(_ record: IdempotencyRecord, family: String, customerId: String, key: String) {

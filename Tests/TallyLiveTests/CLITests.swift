@@ -1,0 +1,158 @@
+import Foundation
+import TallyProtocol
+import Testing
+
+/// The `tally` CLI against the real daemon, through `--socket` (or TALLY_SOCKET).
+@Suite("tally CLI against the real daemon", .sharedDaemon)
+struct CLITests {
+    let daemon: LiveDaemon
+
+    init() throws { daemon = try SharedDaemon.get() }
+
+    /// Runs `tally ARGS --socket <daemon>`; TALLY_SOCKET is pointed elsewhere so the flag must win.
+    func tally(_ arguments: [String], socket: Bool = true, environment: [String: String] = [:]) throws -> ProcessResult {
+        var env = ["TALLY_SOCKET": "/nonexistent/tally.sock"]
+        for (key, value) in environment { env[key] = value }
+        return try runProgram(Binaries.tally, arguments + (socket ? ["--socket", daemon.socketPath] : []), environment: env, timeoutSeconds: 20)
+    }
+
+    /// Runs and expects exit 0, returning stdout.
+    func tallyOK(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let result = try tally(arguments)
+        #expect(result.status == 0, "tally \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
+        return result.stdout
+    }
+
+    @Test("tally status shows version, lastSequence, dataDir and uptime; --json parses")
+    func status() throws {
+        let text = try tallyOK(["status"])
+        for key in ["version", "lastSequence", "dataDir", "uptimeSeconds"] {
+            #expect(text.contains(key), "missing \(key) in:\n\(text)")
+        }
+        #expect(text.contains(daemon.dataDirectory))
+        let json = try parseJSON(try tallyOK(["status", "--json"]))
+        #expect(json["version"] == .string(TallyVersion.current))
+        #expect(json["socketPath"] == .string(daemon.socketPath))
+        #expect(json["lastSequence"]?.numberText.flatMap { Int($0) } != nil)
+    }
+
+    @Test("tally customers provision/get with name, email and metadata; --json has the right fields")
+    func provisionAndGet() throws {
+        let customer = uniqueID("cli")
+        let text = try tallyOK(["customers", "provision", customer, "--name", "CLI Co", "--email", "cli@x.io", "--metadata", "plan=pro", "--metadata", "region=eu=west"])
+        for fragment in [customer, "CLI Co", "cli@x.io", "metadata.plan", "pro", "eu=west"] {
+            #expect(text.contains(fragment), "missing \(fragment) in:\n\(text)")
+        }
+        let stored = try daemon.call("getCustomer", ["customerId": .string(customer)])
+        #expect(stored["name"] == "CLI Co")
+        #expect(stored["metadata"] == ["plan": "pro", "region": "eu=west"])
+
+        let shown = try tallyOK(["customers", "get", customer])
+        #expect(shown.contains(customer) && shown.contains("CLI Co") && shown.contains("cli@x.io"), "\(shown)")
+
+        let json = try parseJSON(try tallyOK(["customers", "get", customer, "--json"]))
+        #expect(json == stored)
+        #expect(json["id"] == .string(customer))
+        #expect(json["email"] == "cli@x.io")
+        #expect(json["subscriptions"] == [])
+        #expect(json["createdAt"]?.stringValue != nil)
+
+        // An upsert through the CLI, as JSON.
+        let updated = try parseJSON(try tallyOK(["customers", "provision", customer, "--name", "CLI Co 2", "--json"]))
+        #expect(updated["name"] == "CLI Co 2")
+        #expect(updated["email"] == "cli@x.io")
+        #expect(updated["createdAt"] == stored["createdAt"])
+
+        let missing = try tally(["customers", "get", uniqueID("ghost")])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("CUSTOMER_NOT_FOUND"), "\(missing.stderr)")
+    }
+
+    @Test("tally customers list shows the ids; --json parses; --all follows next to the end")
+    func list() throws {
+        let ids = [uniqueID("list"), uniqueID("list")]
+        for id in ids { _ = try daemon.call("provisionCustomer", ["customerId": .string(id), "name": "Listed"]) }
+        let table = try tallyOK(["customers", "list", "--limit", "1000"])
+        #expect(table.hasPrefix("ID"), "\(table)")
+        for id in ids { #expect(table.contains(id), "missing \(id) in:\n\(table)") }
+
+        let json = try parseJSON(try tallyOK(["customers", "list", "--limit", "1000", "--json"]))
+        let listed = (json["customers"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+        for id in ids { #expect(listed.contains(id)) }
+        #expect(json["next"] == .null)
+
+        // Small pages: the hint names the cursor; --all walks every page and terminates.
+        let paged = try tally(["customers", "list", "--limit", "1"])
+        #expect(paged.status == 0)
+        #expect(paged.stderr.contains("--after"), "\(paged.stderr)")
+        let last = try tally(["customers", "list", "--limit", "1000"])
+        #expect(!last.stderr.contains("more:"), "no hint on the last page: \(last.stderr)")
+        let all = try parseJSON(try tallyOK(["customers", "list", "--all", "--limit", "2", "--json"]))
+        let allIDs = (all["customers"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }
+        for id in ids { #expect(allIDs.contains(id)) }
+        #expect(Set(allIDs).count == allIDs.count)
+    }
+
+    @Test("tally ledger tail -n 5 shows the last five events")
+    func ledgerTail() throws {
+        let prefix = uniqueID("tail")
+        for index in 0..<6 { _ = try daemon.call("provisionCustomer", ["customerId": .string("\(prefix)-\(index)")]) }
+        let text = try tallyOK(["ledger", "tail", "-n", "5"])
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 6, "a header and five rows:\n\(text)")
+        #expect(lines.first?.contains("SEQ") == true && lines.first?.contains("TYPE") == true)
+        #expect(lines.dropFirst().allSatisfy { $0.contains("CUSTOMER_") }, "\(text)")
+
+        let json = try parseJSON(try tallyOK(["ledger", "tail", "-n", "5", "--json"]))
+        let events = try #require(json["events"]?.arrayValue)
+        #expect(events.count == 5)
+        let sequences = events.compactMap { $0["sequence"]?.numberText.flatMap { Int($0) } }
+        #expect(sequences.count == 5)
+        #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $1 == $0 + 1 }, "consecutive: \(sequences)")
+        #expect(events.allSatisfy { $0["hash"]?.stringValue?.count == 64 })
+    }
+
+    @Test("tally call getStatus prints the result as JSON")
+    func callStatus() throws {
+        let json = try parseJSON(try tallyOK(["call", "getStatus"]))
+        #expect(json["version"] == .string(TallyVersion.current))
+        #expect(json["dataDir"] == .string(daemon.dataDirectory))
+        let customer = uniqueID("call")
+        let created = try parseJSON(try tallyOK(["call", "provisionCustomer", #"{"customerId":"\#(customer)","name":"Called"}"#, "--json"]))
+        #expect(created["id"] == .string(customer))
+        #expect(created["name"] == "Called")
+    }
+
+    @Test("tally call getCustomer for a missing id exits 1 with the error on stderr")
+    func callError() throws {
+        let result = try tally(["call", "getCustomer", #"{"customerId":"nope"}"#])
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty, "\(result.stdout)")
+        #expect(result.stderr.contains("1001"), "\(result.stderr)")
+        #expect(result.stderr.contains("CUSTOMER_NOT_FOUND"), "\(result.stderr)")
+        let invalid = try tally(["call", "getCustomer", #"{"customerId":5}"#])
+        #expect(invalid.status == 1)
+        #expect(invalid.stderr.contains("-32602") && invalid.stderr.contains("customerId"), "\(invalid.stderr)")
+    }
+
+    @Test("an unreachable socket exits 2 with a hint")
+    func unreachable() throws {
+        let empty = TemporaryDirectory()
+        let result = try runProgram(Binaries.tally, ["status", "--socket", empty.path + "/missing.sock"], timeoutSeconds: 20)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("cannot connect"), "\(result.stderr)")
+        #expect(result.stderr.contains("hint:"), "\(result.stderr)")
+        #expect(result.stderr.contains("tallyd serve"), "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+    }
+
+    @Test("TALLY_SOCKET is used when --socket is absent")
+    func environmentSocket() throws {
+        let result = try tally(["status", "--json"], socket: false, environment: ["TALLY_SOCKET": daemon.socketPath])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try parseJSON(result.stdout)["socketPath"] == .string(daemon.socketPath))
+        // And --socket wins over it (tally() points TALLY_SOCKET at a path that does not exist).
+        let flagWins = try tally(["status", "--json"])
+        #expect(flagWins.status == 0, "\(flagWins.stderr)")
+    }
+}

@@ -1,0 +1,366 @@
+import Foundation
+import TallyClient
+import TallyProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The protocol's promises through the real daemon: ordering, read-your-writes, idempotency,
+/// upserts, paging, the hash chain, verification, status and discovery.
+///
+/// Serialized: several tests compare `lastSequence` before and after, or walk the whole ledger.
+@Suite("protocol through the real daemon", .serialized, .sharedDaemon)
+struct ProtocolTests {
+    let daemon: LiveDaemon
+
+    init() throws { daemon = try SharedDaemon.get() }
+
+    static let zeroHash = String(repeating: "0", count: 64)
+
+    /// The last events of the ledger (at most `count`).
+    func lastEvents(_ count: Int) throws -> [JSONValue] {
+        let last = try daemon.lastSequence()
+        let page = try daemon.call("readLedger", ["after": .integer(max(0, last - count)), "limit": .integer(count)])
+        return page["events"]?.arrayValue ?? []
+    }
+
+    // MARK: - Ordering
+
+    @Test("1000 pipelined requests on one connection get 1000 replies in request order")
+    func pipelining() throws {
+        let prefix = uniqueID("pipe")
+        let count = 1000
+        var payload: [UInt8] = []
+        for index in 0..<count {
+            let line: String
+            switch index % 3 {
+            case 0: line = #"{"jsonrpc":"2.0","id":\#(index),"method":"provisionCustomer","params":{"customerId":"\#(prefix)-\#(index)"}}"#
+            case 1: line = #"{"jsonrpc":"2.0","id":\#(index),"method":"getCustomer","params":{"customerId":"\#(prefix)-\#(index - 1)"}}"#
+            default: line = #"{"jsonrpc":"2.0","id":\#(index),"method":"getStatus"}"#
+            }
+            payload += Array(line.utf8) + [UInt8(ascii: "\n")]
+        }
+        let before = try daemon.lastSequence()
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        try connection.sendLine(payload)  // one write, all 1000 lines
+        for index in 0..<count {
+            let reply = try connection.readReply()
+            let result = expectResult(reply, id: .integer(index))
+            switch index % 3 {
+            case 0, 1:
+                // The getCustomer right after a provision sees it: read-your-writes per connection.
+                #expect(result["id"] == .string("\(prefix)-\(index - index % 3)"), "reply \(index): \(reply.jsonText)")
+            default:
+                #expect(result["lastSequence"] != nil, "reply \(index): \(reply.jsonText)")
+            }
+            if reply["id"] != .integer(index) { break }  // out of order: one failure is enough
+        }
+        #expect(try daemon.lastSequence() == before + (count + 2) / 3)
+    }
+
+    @Test("a provision and a getCustomer in one write: the get sees the provision")
+    func readYourWrites() throws {
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        for round in 0..<20 {
+            let customer = uniqueID("ryw")
+            let lines = #"{"jsonrpc":"2.0","id":"p","method":"provisionCustomer","params":{"customerId":"\#(customer)","name":"Round \#(round)"}}"#
+                + "\n" + #"{"jsonrpc":"2.0","id":"g","method":"getCustomer","params":{"customerId":"\#(customer)"}}"#
+            try connection.sendLine(Array(lines.utf8))
+            let created = expectResult(try connection.readReply(), id: "p")
+            let read = expectResult(try connection.readReply(), id: "g")
+            #expect(read == created)
+            #expect(read["name"] == .string("Round \(round)"))
+        }
+    }
+
+    // MARK: - Idempotency and upserts
+
+    @Test("idempotency: same key and params replays the result; different params is IDEMPOTENCY_CONFLICT")
+    func idempotency() throws {
+        let customer = uniqueID("idem")
+        let key = uniqueID("key")
+        let params: JSONObject = ["customerId": .string(customer), "name": "Idem", "email": "i@x.io", "idempotencyKey": .string(key)]
+        let first = try daemon.call("provisionCustomer", params)
+        #expect(first["duplicate"] == nil)
+        let sequence = try daemon.lastSequence()
+
+        let second = try daemon.call("provisionCustomer", params)
+        #expect(second["duplicate"] == true)
+        var withoutFlag = second.objectValue ?? [:]
+        withoutFlag["duplicate"] = nil
+        #expect(JSONValue.object(withoutFlag) == first, "the original result: \(second.jsonText) vs \(first.jsonText)")
+        #expect(try daemon.lastSequence() == sequence)
+
+        // The same params in another key order are the same payload.
+        let reordered = try daemon.exchange(#"{"jsonrpc":"2.0","id":1,"method":"provisionCustomer","params":{"idempotencyKey":"\#(key)","email":"i@x.io","name":"Idem","customerId":"\#(customer)"}}"#)
+        #expect(expectResult(reordered, id: 1)["duplicate"] == true)
+        #expect(try daemon.lastSequence() == sequence)
+
+        var changed = params
+        changed["name"] = "Other"
+        let conflict = expectRPCError(code: 1011, reason: "IDEMPOTENCY_CONFLICT") {
+            _ = try daemon.call("provisionCustomer", changed)
+        }
+        #expect(conflict != nil)
+        #expect(try daemon.lastSequence() == sequence)
+        #expect(try daemon.call("getCustomer", ["customerId": .string(customer)])["name"] == "Idem")
+        try daemon.expectServesOtherConnections()
+    }
+
+    @Test("upsert: a new name updates name and updatedAt, keeps createdAt, appends CUSTOMER_UPDATED")
+    func upsert() throws {
+        let customer = uniqueID("upsert")
+        let created = try daemon.call("provisionCustomer", ["customerId": .string(customer), "name": "First", "email": "a@x.io", "metadata": ["tier": "gold"]])
+        #expect(created["createdAt"] == created["updatedAt"])
+        let afterCreate = try daemon.lastSequence()
+        #expect(try lastEvents(1).first?["type"] == "CUSTOMER_PROVISIONED")
+        usleep(5_000)
+
+        let renamed = try daemon.call("provisionCustomer", ["customerId": .string(customer), "name": "Second"])
+        #expect(renamed["name"] == "Second")
+        #expect(renamed["email"] == "a@x.io", "fields not given are kept")
+        #expect(renamed["metadata"] == ["tier": "gold"])
+        #expect(renamed["createdAt"] == created["createdAt"])
+        #expect(renamed["updatedAt"] != created["updatedAt"])
+        #expect(try daemon.lastSequence() == afterCreate + 1)
+        let event = try #require(try lastEvents(1).first)
+        #expect(event["type"] == "CUSTOMER_UPDATED")
+        #expect(event.field("data.customerId") == .string(customer))
+        #expect(event.field("data.name") == "Second")
+        #expect(try daemon.call("getCustomer", ["customerId": .string(customer)]) == renamed)
+
+        // The same fields again: nothing to change, nothing appended.
+        let same = try daemon.call("provisionCustomer", ["customerId": .string(customer), "name": "Second", "email": "a@x.io"])
+        #expect(same == renamed)
+        let bare = try daemon.call("provisionCustomer", ["customerId": .string(customer)])
+        #expect(bare == renamed)
+        #expect(try daemon.lastSequence() == afterCreate + 1)
+
+        // name: null clears the name.
+        usleep(5_000)
+        let cleared = try daemon.call("provisionCustomer", ["customerId": .string(customer), "name": .null])
+        #expect(cleared["name"] == nil, "\(cleared.jsonText)")
+        #expect(cleared["email"] == "a@x.io")
+        #expect(cleared["createdAt"] == created["createdAt"])
+        #expect(try daemon.lastSequence() == afterCreate + 2)
+        let clearEvent = try #require(try lastEvents(1).first)
+        #expect(clearEvent["type"] == "CUSTOMER_UPDATED")
+        #expect(clearEvent.field("data.name") == .null, "\(clearEvent.jsonText)")
+        #expect(try daemon.call("getCustomer", ["customerId": .string(customer)])["name"] == nil)
+        // Clearing what is already clear appends nothing.
+        _ = try daemon.call("provisionCustomer", ["customerId": .string(customer), "name": .null])
+        #expect(try daemon.lastSequence() == afterCreate + 2)
+    }
+
+    // MARK: - Paging
+
+    @Test("listCustomers pages with limit/after/next cover all customers exactly once, in id order")
+    func listPaging() throws {
+        let prefix = uniqueID("page")
+        let ids = (0..<25).map { String(format: "\(prefix)-%02d", $0) }
+        // Provisioned out of order: the listing orders them, not the arrival.
+        _ = try daemon.connect().callPipelined(ids.reversed().map { (method: "provisionCustomer", params: ["customerId": .string($0)]) })
+
+        var seen: [String] = []
+        var after: JSONValue? = nil
+        var pages = 0
+        while true {
+            var params: JSONObject = ["limit": 7]
+            if let after { params["after"] = after }
+            let page = try daemon.call("listCustomers", params)
+            let customers = try #require(page["customers"]?.arrayValue)
+            #expect(customers.count <= 7)
+            let pageIDs = customers.compactMap { $0["id"]?.stringValue }
+            seen += pageIDs
+            pages += 1
+            let next = try #require(page["next"])
+            if next.isNull { break }
+            #expect(customers.count == 7, "a page that is not full has no next")
+            #expect(next == .string(pageIDs.last ?? ""), "next is the last id of the page")
+            after = next
+            try #require(pages < 10_000)
+        }
+        #expect(seen.count == Set(seen).count, "no customer listed twice")
+        #expect(zip(seen, seen.dropFirst()).allSatisfy { $0.utf8.lexicographicallyPrecedes($1.utf8) }, "in id order")
+        #expect(seen.filter { $0.hasPrefix(prefix + "-") } == ids, "all 25, once each, in order")
+        #expect(seen.count == (try daemon.call("listCustomers", ["limit": 1000])["customers"]?.arrayValue?.count))
+    }
+
+    @Test("readLedger pages through the log; the hash chain links every event")
+    func ledgerPagingAndChain() throws {
+        // Enough events for several pages.
+        let prefix = uniqueID("chain")
+        _ = try daemon.connect().callPipelined((0..<12).map { (method: "provisionCustomer", params: ["customerId": .string("\(prefix)-\($0)")]) })
+        let status = try daemon.call("getStatus")
+        let last = try #require(status["lastSequence"]?.numberText.flatMap { Int($0) })
+
+        var events: [JSONValue] = []
+        var after = 0
+        while true {
+            let page = try daemon.call("readLedger", ["after": .integer(after), "limit": 5])
+            let batch = try #require(page["events"]?.arrayValue)
+            events += batch
+            guard let next = page["next"], !next.isNull else { break }
+            #expect(batch.count == 5)
+            #expect(next == batch.last?["sequence"])
+            after = try #require(next.numberText.flatMap { Int($0) })
+        }
+        #expect(events.count == last)
+        for (index, event) in events.enumerated() {
+            #expect(event["sequence"] == .integer(index + 1))
+            let hash = try #require(event["hash"]?.stringValue)
+            #expect(hash.count == 64 && hash.allSatisfy(\.isHexDigit))
+            #expect(event["type"]?.stringValue != nil)
+            #expect(event["recordedAt"]?.stringValue != nil)
+            #expect(event["data"]?.objectValue != nil)
+            let expectedPrev = index == 0 ? .string(Self.zeroHash) : events[index - 1]["hash"]
+            #expect(event["prevHash"] == expectedPrev, "event \(index + 1) does not link to its predecessor")
+        }
+        #expect(events.last?["hash"] == status["headHash"])
+        // Past the end: an empty page, next null.
+        let beyond = try daemon.call("readLedger", ["after": .integer(last + 100)])
+        #expect(beyond["events"] == [])
+        #expect(beyond["next"] == .null)
+    }
+
+    @Test("verifyLedger: hash chain valid and projections match")
+    func verify() throws {
+        _ = try daemon.call("provisionCustomer", ["customerId": .string(uniqueID("verify")), "name": "V"])
+        let last = try daemon.lastSequence()
+        let report = try daemon.call("verifyLedger")
+        #expect(report["hashChainValid"] == true, "\(report.jsonText)")
+        #expect(report["projectionsMatch"] == true, "\(report.jsonText)")
+        #expect(report["mismatches"] == [], "\(report.jsonText)")
+        #expect(report["lastSequence"] == .integer(last))
+        #expect(report["events"] == .integer(last))
+    }
+
+    @Test("getStatus reports version, lastSequence, dataDir, uptime, socket, pid and connections")
+    func status() throws {
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        let status = try connection.call("getStatus")
+        #expect(status["version"]?.stringValue?.isEmpty == false)
+        #expect(status["version"] == .string(TallyVersion.current))
+        let sequence = try #require(status["lastSequence"]?.numberText.flatMap { Int($0) })
+        #expect(sequence >= 0)
+        #expect(status["dataDir"] == .string(daemon.dataDirectory))
+        #expect(status["socketPath"] == .string(daemon.socketPath))
+        #expect(status["pid"] == .integer(daemon.pid))
+        let uptime = try #require(status["uptimeSeconds"]?.numberText.flatMap { Int($0) })
+        #expect(uptime >= 0)
+        let connections = try #require(status["connections"]?.numberText.flatMap { Int($0) })
+        #expect(connections >= 1)
+        let head = try #require(status["headHash"]?.stringValue)
+        #expect(head.count == 64)
+        #expect(status["startedAt"]?.stringValue?.hasSuffix("Z") == true)
+        // Params are checked even where there are none to give.
+        expectRPCError(code: -32602) { _ = try daemon.call("getStatus", ["x": 1]) }
+    }
+
+    // MARK: - Discovery
+
+    @Test("rpc.discover lists exactly the methods the daemon serves, as in openrpc.json on disk")
+    func discover() throws {
+        let document = try daemon.call("rpc.discover")
+        let methods = try #require(document["methods"]?.arrayValue)
+        let names = methods.compactMap { $0["name"]?.stringValue }
+        #expect(names.count == methods.count, "every method has a name")
+        #expect(Set(names).count == names.count, "no method listed twice")
+        #expect(document["openrpc"]?.stringValue != nil)
+
+        // The file in the repository is what the daemon serves.
+        let path = repositoryRoot() + "/Sources/TallyProtocol/openrpc.json"
+        let file = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path))), depthMax: 512)
+        #expect(document == file, "rpc.discover differs from \(path)")
+        let fileNames = (file["methods"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+        #expect(names.sorted() == fileNames.sorted())
+
+        // Every documented method is served (never -32601), and nothing it does not document is.
+        let before = try daemon.lastSequence()
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        for name in names {
+            do {
+                _ = try connection.call(name, [:])
+            } catch let error as RPCError {
+                #expect(error.code != -32601, "\(name) is documented but not served: \(error)")
+            }
+        }
+        for name in ["getCustomers", "GetStatus", "provisioncustomer", "rpc.discover2", "rpc.", "", "deleteCustomer", "reportUsage2"]
+        where !names.contains(name) {
+            expectRPCError(code: -32601) { _ = try connection.call(name, [:]) }
+        }
+        #expect(try daemon.lastSequence() == before, "probing with empty params appended events")
+    }
+}
+
+/// Connection limits, each with its own daemon and config file.
+@Suite("connection limits through the real daemon")
+struct ConnectionLimitTests {
+    /// Waits until getStatus on `connection` reports `count` open connections.
+    func waitForConnections(_ count: Int, on connection: TallyConnection) throws {
+        let deadline = Date().addingTimeInterval(5)
+        var last: JSONValue = .null
+        while Date() < deadline {
+            last = try connection.call("getStatus")["connections"] ?? .null
+            if last == .integer(count) { return }
+            usleep(10_000)
+        }
+        throw LiveTestError("expected \(count) connections, getStatus still says \(last.jsonText)")
+    }
+
+    @Test("connectionsMax 2: the third connection gets 2002 OVERLOADED and is closed; after one closes a new one works")
+    func connectionCap() throws {
+        let config = TemporaryDirectory()
+        let path = try writeFile("limits:\n  connectionsMax: 2\n", named: "tallyd.yaml", in: config)
+        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+
+        let first = try daemon.connect()
+        try waitForConnections(1, on: first)  // the start-up probe has gone
+        let second = try daemon.connect()
+        #expect(try second.call("getStatus")["connections"] == 2)
+
+        let third = try daemon.connect()
+        let refusal = try third.readReply()
+        expectError(refusal, code: 2002, id: .null)
+        #expect(refusal.field("error.data.reason") == "OVERLOADED")
+        #expect(try third.readLine() == nil, "the refused connection is closed")
+        third.close()
+
+        // The two admitted ones are unaffected.
+        _ = try first.call("getStatus")
+        first.close()
+        try waitForConnections(1, on: second)
+        let fourth = try daemon.connect()
+        #expect(try fourth.call("getStatus")["connections"] == 2)
+        #expect(try fourth.call("provisionCustomer", ["customerId": "after-cap"])["id"] == "after-cap")
+        #expect(try daemon.terminate() == 0)
+    }
+
+    @Test("idleTimeoutSeconds 1: an idle connection is closed within ~3 s, a busy one is not")
+    func idleTimeout() throws {
+        let config = TemporaryDirectory()
+        let path = try writeFile("limits:\n  idleTimeoutSeconds: 1\n", named: "tallyd.yaml", in: config)
+        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+
+        let idle = try daemon.connect(timeoutSeconds: 2)
+        let busy = try daemon.connect(timeoutSeconds: 2)
+        _ = try idle.call("getStatus")  // it did talk once; then it falls silent
+        let start = Date()
+        while Date().timeIntervalSince(start) < 3 {
+            _ = try busy.call("getStatus")
+            usleep(200_000)
+        }
+        // Closed by the daemon by now: readLine returns nil (it would time out after 2 s and
+        // throw if the connection were still open).
+        #expect(try idle.readLine() == nil, "the idle connection must be closed by the daemon")
+        #expect(Date().timeIntervalSince(start) < 4.5, "closed about 1 s after its last request")
+        // The busy one is still served.
+        #expect(try busy.call("getStatus")["version"] != nil)
+        #expect(try daemon.terminate() == 0)
+    }
+}

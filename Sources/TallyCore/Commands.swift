@@ -1,11 +1,29 @@
 /// A request to change the ledger, already validated for shape by the protocol layer.
 public enum Command: Sendable {
     case provisionCustomer(ProvisionCustomer)
+    case defineCurrency(DefineCurrency)
+    case defineFeature(DefineFeature)
+    case definePlan(DefinePlan)
+    case provisionSubscription(ProvisionSubscription)
+    case cancelSubscription(subscriptionId: String)
+    case reportUsage(ReportUsage)
+    /// Per-event idempotency: each raw event carries its own key.
+    case reportEvents(ReportEvents)
+    case grantPromotional(GrantPromotional)
+    case revokePromotional(customerId: String, featureId: String)
 
-    /// The idempotency scope: keys are unique per method family and customer.
+    /// The idempotency scope: keys are unique per method family and customer (catalog commands
+    /// belong to no customer).
     public var idempotencyScope: (family: String, customerId: String) {
         switch self {
         case .provisionCustomer(let c): ("customer", c.customerId)
+        case .defineCurrency, .defineFeature, .definePlan: ("catalog", "")
+        case .provisionSubscription(let c): ("subscription", c.customerId)
+        case .cancelSubscription: ("subscription", "")
+        case .reportUsage(let c): ("usage", c.customerId)
+        case .reportEvents: ("event", "")
+        case .grantPromotional(let c): ("entitlement", c.customerId)
+        case .revokePromotional(let customerId, _): ("entitlement", customerId)
         }
     }
 }
@@ -32,6 +50,14 @@ public struct ProvisionCustomer: Sendable {
 /// original answer.
 public enum CommandResult: Sendable, Equatable {
     case customer(Customer)
+    case currency(Currency)
+    case feature(Feature)
+    case plan(Plan)
+    case subscription(Subscription)
+    case usage(UsageOutcome)
+    case events(EventsOutcome)
+    case promotional(PromotionalEntitlement)
+    case revoked(customerId: String, featureId: String)
 
     static let recordVersion: UInt8 = 1
 
@@ -42,6 +68,42 @@ public enum CommandResult: Sendable, Equatable {
         case .customer(let customer):
             w.writeByte(1)
             w.writeRaw(customer.encoded())
+        case .currency(let c):
+            w.writeByte(2)
+            c.encode(into: &w)
+        case .feature(let f):
+            w.writeByte(3)
+            f.encode(into: &w)
+        case .plan(let p):
+            w.writeByte(4)
+            p.encode(into: &w)
+        case .subscription(let s):
+            w.writeByte(5)
+            s.encode(into: &w)
+        case .usage(let u):
+            w.writeByte(6)
+            w.writeString(u.measurementId)
+            u.event.encode(into: &w)
+            w.writeTimestamp(u.createdAt)
+            w.writeAmount(u.currentUsage)
+            w.writeOptional(u.usageLimit) { $0.writeAmount($1) }
+            w.writeOptional(u.usagePeriodEnd) { $0.writeTimestamp($1) }
+        case .events(let e):
+            w.writeByte(7)
+            w.writeVarUInt(UInt64(e.accepted))
+            w.writeVarUInt(UInt64(e.duplicates))
+            w.writeArray(e.rejected) { w, r in
+                w.writeVarUInt(UInt64(r.index))
+                w.writeVarInt(Int64(r.code))
+                w.writeString(r.message)
+            }
+        case .promotional(let p):
+            w.writeByte(8)
+            p.encode(into: &w)
+        case .revoked(let customerId, let featureId):
+            w.writeByte(9)
+            w.writeString(customerId)
+            w.writeString(featureId)
         }
         return w.bytes
     }
@@ -50,9 +112,35 @@ public enum CommandResult: Sendable, Equatable {
         var r = ByteReader(bytes)
         let version = try r.readByte()
         guard version == recordVersion else { throw DecodingError("result record version \(version) unknown") }
+        let result: CommandResult
         switch try r.readByte() {
         case 1: return .customer(try Customer.decode(r.readRest()))
+        case 2: result = .currency(try Currency(from: &r))
+        case 3: result = .feature(try Feature(from: &r))
+        case 4: result = .plan(try Plan(from: &r))
+        case 5: result = .subscription(try Subscription(from: &r))
+        case 6:
+            result = .usage(UsageOutcome(
+                measurementId: try r.readString(),
+                event: try UsageReported(from: &r, schemaVersion: UsageReported.schemaVersion),
+                createdAt: try r.readTimestamp(),
+                currentUsage: try r.readAmount(),
+                usageLimit: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readAmount() },
+                usagePeriodEnd: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readTimestamp() }
+            ))
+        case 7:
+            result = .events(EventsOutcome(
+                accepted: Int(try r.readVarUInt()),
+                duplicates: Int(try r.readVarUInt()),
+                rejected: try r.readArray { (r: inout ByteReader) throws(DecodingError) in
+                    EventRejection(index: Int(try r.readVarUInt()), code: try r.readInt(), message: try r.readString())
+                }
+            ))
+        case 8: result = .promotional(try PromotionalEntitlement(from: &r))
+        case 9: result = .revoked(customerId: try r.readString(), featureId: try r.readString())
         case let tag: throw DecodingError("result tag \(tag) unknown")
         }
+        try r.expectEnd()
+        return result
     }
 }

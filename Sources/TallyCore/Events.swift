@@ -3,12 +3,32 @@
 public enum EventPayload: Sendable, Equatable {
     case customerProvisioned(CustomerProvisioned)
     case customerUpdated(CustomerUpdated)
+    case currencyDefined(CurrencyDefined)
+    case featureDefined(FeatureDefined)
+    case planDefined(PlanDefined)
+    case subscriptionProvisioned(SubscriptionProvisioned)
+    case subscriptionCanceled(SubscriptionCanceled)
+    case usageReported(UsageReported)
+    case eventReceived(EventReceived)
+    case usageReset(UsageReset)
+    case promotionalEntitlementGranted(PromotionalEntitlementGranted)
+    case promotionalEntitlementRevoked(PromotionalEntitlementRevoked)
 
     /// The stable type string stored with the event and shown by readLedger.
     public var type: String {
         switch self {
         case .customerProvisioned: CustomerProvisioned.type
         case .customerUpdated: CustomerUpdated.type
+        case .currencyDefined: CurrencyDefined.type
+        case .featureDefined: FeatureDefined.type
+        case .planDefined: PlanDefined.type
+        case .subscriptionProvisioned: SubscriptionProvisioned.type
+        case .subscriptionCanceled: SubscriptionCanceled.type
+        case .usageReported: UsageReported.type
+        case .eventReceived: EventReceived.type
+        case .usageReset: UsageReset.type
+        case .promotionalEntitlementGranted: PromotionalEntitlementGranted.type
+        case .promotionalEntitlementRevoked: PromotionalEntitlementRevoked.type
         }
     }
 
@@ -17,14 +37,32 @@ public enum EventPayload: Sendable, Equatable {
         switch self {
         case .customerProvisioned: CustomerProvisioned.schemaVersion
         case .customerUpdated: CustomerUpdated.schemaVersion
+        case .currencyDefined: CurrencyDefined.schemaVersion
+        case .featureDefined: FeatureDefined.schemaVersion
+        case .planDefined: PlanDefined.schemaVersion
+        case .subscriptionProvisioned: SubscriptionProvisioned.schemaVersion
+        case .subscriptionCanceled: SubscriptionCanceled.schemaVersion
+        case .usageReported: UsageReported.schemaVersion
+        case .eventReceived: EventReceived.schemaVersion
+        case .usageReset: UsageReset.schemaVersion
+        case .promotionalEntitlementGranted: PromotionalEntitlementGranted.schemaVersion
+        case .promotionalEntitlementRevoked: PromotionalEntitlementRevoked.schemaVersion
         }
     }
 
-    /// The customer the event belongs to, if any.
+    /// The customer the event belongs to, if any (catalog definitions belong to none).
     public var customerId: String? {
         switch self {
         case .customerProvisioned(let e): e.customerId
         case .customerUpdated(let e): e.customerId
+        case .currencyDefined, .featureDefined, .planDefined: nil
+        case .subscriptionProvisioned(let e): e.subscription.customerId
+        case .subscriptionCanceled(let e): e.customerId
+        case .usageReported(let e): e.customerId
+        case .eventReceived(let e): e.customerId
+        case .usageReset(let e): e.customerId
+        case .promotionalEntitlementGranted(let e): e.entitlement.customerId
+        case .promotionalEntitlementRevoked(let e): e.customerId
         }
     }
 
@@ -32,6 +70,16 @@ public enum EventPayload: Sendable, Equatable {
         switch self {
         case .customerProvisioned(let e): e.encode(into: &w)
         case .customerUpdated(let e): e.encode(into: &w)
+        case .currencyDefined(let e): e.encode(into: &w)
+        case .featureDefined(let e): e.encode(into: &w)
+        case .planDefined(let e): e.encode(into: &w)
+        case .subscriptionProvisioned(let e): e.encode(into: &w)
+        case .subscriptionCanceled(let e): e.encode(into: &w)
+        case .usageReported(let e): e.encode(into: &w)
+        case .eventReceived(let e): e.encode(into: &w)
+        case .usageReset(let e): e.encode(into: &w)
+        case .promotionalEntitlementGranted(let e): e.encode(into: &w)
+        case .promotionalEntitlementRevoked(let e): e.encode(into: &w)
         }
     }
 
@@ -45,6 +93,36 @@ public enum EventPayload: Sendable, Equatable {
         case CustomerUpdated.type:
             try check(schemaVersion, max: CustomerUpdated.schemaVersion, type)
             return .customerUpdated(try CustomerUpdated(from: &reader, schemaVersion: schemaVersion))
+        case CurrencyDefined.type:
+            try check(schemaVersion, max: CurrencyDefined.schemaVersion, type)
+            return .currencyDefined(try CurrencyDefined(from: &reader, schemaVersion: schemaVersion))
+        case FeatureDefined.type:
+            try check(schemaVersion, max: FeatureDefined.schemaVersion, type)
+            return .featureDefined(try FeatureDefined(from: &reader, schemaVersion: schemaVersion))
+        case PlanDefined.type:
+            try check(schemaVersion, max: PlanDefined.schemaVersion, type)
+            return .planDefined(try PlanDefined(from: &reader, schemaVersion: schemaVersion))
+        case SubscriptionProvisioned.type:
+            try check(schemaVersion, max: SubscriptionProvisioned.schemaVersion, type)
+            return .subscriptionProvisioned(try SubscriptionProvisioned(from: &reader, schemaVersion: schemaVersion))
+        case SubscriptionCanceled.type:
+            try check(schemaVersion, max: SubscriptionCanceled.schemaVersion, type)
+            return .subscriptionCanceled(try SubscriptionCanceled(from: &reader, schemaVersion: schemaVersion))
+        case UsageReported.type:
+            try check(schemaVersion, max: UsageReported.schemaVersion, type)
+            return .usageReported(try UsageReported(from: &reader, schemaVersion: schemaVersion))
+        case EventReceived.type:
+            try check(schemaVersion, max: EventReceived.schemaVersion, type)
+            return .eventReceived(try EventReceived(from: &reader, schemaVersion: schemaVersion))
+        case UsageReset.type:
+            try check(schemaVersion, max: UsageReset.schemaVersion, type)
+            return .usageReset(try UsageReset(from: &reader, schemaVersion: schemaVersion))
+        case PromotionalEntitlementGranted.type:
+            try check(schemaVersion, max: PromotionalEntitlementGranted.schemaVersion, type)
+            return .promotionalEntitlementGranted(try PromotionalEntitlementGranted(from: &reader, schemaVersion: schemaVersion))
+        case PromotionalEntitlementRevoked.type:
+            try check(schemaVersion, max: PromotionalEntitlementRevoked.schemaVersion, type)
+            return .promotionalEntitlementRevoked(try PromotionalEntitlementRevoked(from: &reader, schemaVersion: schemaVersion))
         default:
             throw DecodingError("unknown event type \(type) (written by a newer tallyd?)")
         }

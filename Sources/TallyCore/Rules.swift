@@ -46,6 +46,8 @@ public enum CustomerProjection {
             c.updatedAt = event.recordedAt
             c.lastSequence = event.sequence
             return c
+        default:
+            return customer
         }
     }
 }

@@ -26,6 +26,9 @@ final class Writer: @unchecked Sendable {
     private var thread: JoinableThread?
     /// Set after a commit failed and the head could not be re-read: every later write is refused.
     private var failure: String?
+    /// Called on the writer thread after each synced commit that appended events, with the new
+    /// head (sequence, hash); set before `start()`. The ledger keeps its anchor file with it.
+    var onCommit: (@Sendable (UInt64, [UInt8]) -> Void)?
 
     init(store: LedgerStore, clock: any LedgerClock, limits: Ledger.Limits, logger: Logger, head: Head) {
         self.store = store
@@ -107,6 +110,7 @@ final class Writer: @unchecked Sendable {
         if group.head.sequence > head.sequence { group.batch.setProjectionMark(sequence: group.head.sequence) }
         do {
             try store.commit(group.batch)
+            if group.head.sequence > head.sequence { onCommit?(group.head.sequence, group.head.hash) }
             return (replies, group.head)
         } catch {
             // Nothing of the group may be reported as done: the write's outcome is unknown, and the
@@ -143,7 +147,7 @@ struct GroupState: ProjectionSink {
     let batch: StoreBatch
     var head: Head
     private var overlay: [[UInt8]: [UInt8]?] = [:]
-    private var idempotencyRecords: [[UInt8]: IdempotencyRecord] = [:]
+    var idempotencyRecords: [[UInt8]: IdempotencyRecord] = [:]
 
     init(store: LedgerStore, head: Head) {
         self.store = store
@@ -182,6 +186,11 @@ struct GroupState: ProjectionSink {
                     preconditionFailure("provisionCustomer left no customer")
                 }
                 result = .customer(customer)
+            default:
+                switch try decideCatalogOrUsage(command, now: now) {
+                case .success(let value): result = value
+                case .failure(let rejection): return .rejected(rejection)
+                }
             }
             if let claim = idempotency {
                 let record = IdempotencyRecord(fingerprint: claim.fingerprint, result: result)
@@ -195,7 +204,7 @@ struct GroupState: ProjectionSink {
     }
 
     /// Appends events to the batch, chained to the group's head, and folds each into the projections.
-    private mutating func append(_ payloads: [EventPayload], now: Timestamp) throws(StorageError) {
+    mutating func append(_ payloads: [EventPayload], now: Timestamp) throws(StorageError) {
         for payload in payloads {
             // recordedAt never goes backwards, even if the wall clock does.
             let recordedAt = max(now, head.recordedAt)

@@ -78,6 +78,39 @@ public enum EventJSON {
             if let email = change(e.email) { o["email"] = email }
             if let metadata = e.metadata { o["metadata"] = CustomerMethods.stringMap(metadata) }
             if let key = e.idempotencyKey { o["idempotencyKey"] = .string(key) }
+        case .currencyDefined(let e): return UsageMethods.json(e.currency)
+        case .featureDefined(let e): return UsageMethods.json(e.feature)
+        case .planDefined(let e): return UsageMethods.json(e.plan)
+        case .subscriptionProvisioned(let e): return UsageMethods.json(e.subscription, planName: nil)
+        case .subscriptionCanceled(let e):
+            o["subscriptionId"] = .string(e.subscriptionId)
+            o["customerId"] = .string(e.customerId)
+        case .usageReported(let e):
+            o["customerId"] = .string(e.customerId)
+            o["featureId"] = .string(e.featureId)
+            if let resource = e.resourceId { o["resourceId"] = .string(resource) }
+            o["updateBehavior"] = .string(e.updateBehavior.rawValue)
+            o["value"] = .string(e.value.description)
+            o["delta"] = .string(e.delta.description)
+            o["timestamp"] = .string(e.timestamp.rfc3339)
+            if !e.dimensions.isEmpty { o["dimensions"] = UsageMethods.stringMap(e.dimensions.pairs) }
+            if let key = e.idempotencyKey { o["idempotencyKey"] = .string(key) }
+        case .eventReceived(let e):
+            o["customerId"] = .string(e.customerId)
+            o["eventName"] = .string(e.eventName)
+            o["idempotencyKey"] = .string(e.idempotencyKey)
+            if let resource = e.resourceId { o["resourceId"] = .string(resource) }
+            o["timestamp"] = .string(e.timestamp.rfc3339)
+            if !e.dimensions.isEmpty { o["dimensions"] = UsageMethods.stringMap(e.dimensions.pairs) }
+        case .usageReset(let e):
+            o["customerId"] = .string(e.customerId)
+            o["featureId"] = .string(e.featureId)
+            if let resource = e.resourceId { o["resourceId"] = .string(resource) }
+            o["timestamp"] = .string(e.timestamp.rfc3339)
+        case .promotionalEntitlementGranted(let e): return UsageMethods.json(e.entitlement)
+        case .promotionalEntitlementRevoked(let e):
+            o["customerId"] = .string(e.customerId)
+            o["featureId"] = .string(e.featureId)
         }
         return .object(o)
     }

@@ -16,6 +16,8 @@ public struct Params {
 
     public func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
 
+    mutating func markRead(_ name: String) { read.insert(name) }
+
     private mutating func value(_ name: String) -> JSONValue? {
         read.insert(name)
         guard let value = object[name] else { return nil }

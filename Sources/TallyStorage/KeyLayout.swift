@@ -1,4 +1,4 @@
-import TallyCore
+public import TallyCore
 
 /// Every key Tally stores, in one place.
 ///
@@ -52,5 +52,94 @@ public enum KeyLayout {
     public static func uint64(bigEndian bytes: [UInt8]) -> UInt64? {
         guard bytes.count == 8 else { return nil }
         return bytes.reduce(0) { $0 << 8 | UInt64($1) }
+    }
+}
+
+/// Catalog, usage and entitlement projection keys. Every key starts with a short tag and a NUL;
+/// ids never contain NUL (Identifier), so the parts cannot run into each other.
+///
+/// - `$\0<currencyId>` → Currency
+/// - `f\0<featureId>` → Feature (the current version)
+/// - `m\0<eventName>` → the ids of the features whose meter reads this event
+/// - `p\0<planId>` → Plan
+/// - `s\0<subscriptionId>` → Subscription
+/// - `cs\0<customerId>` → the customer's subscription ids
+/// - `pe\0<customerId>\0<featureId>` → PromotionalEntitlement
+/// - `ut\0<customerId>\0<featureId>\0<resourceId>\0<period>\0<start>` → UsageCell (period total, no dimensions)
+/// - `us\0<customerId>\0<featureId>\0<granularity>\0<start>\0<resourceId>\0<dimensions>` → UsageCell (time series)
+/// - `uu\0<cell key>\0<value>` → empty: a value already counted by a UNIQUE_COUNT cell
+/// - `dk\0<customerId>\0<dimension key>` → empty: dimension keys seen on the customer's usage
+extension KeyLayout {
+    static func key(_ tag: String, _ parts: [String]) -> [UInt8] {
+        var bytes = Array(tag.utf8)
+        for part in parts {
+            bytes.append(0)
+            bytes.append(contentsOf: part.utf8)
+        }
+        return bytes
+    }
+
+    public static func currencyKey(_ id: String) -> [UInt8] { key("$", [id]) }
+    public static func featureKey(_ id: String) -> [UInt8] { key("f", [id]) }
+    public static func meterIndexKey(eventName: String) -> [UInt8] { key("m", [eventName]) }
+    public static func planKey(_ id: String) -> [UInt8] { key("p", [id]) }
+    public static func subscriptionKey(_ id: String) -> [UInt8] { key("s", [id]) }
+    public static func customerSubscriptionsKey(_ customerId: String) -> [UInt8] { key("cs", [customerId]) }
+    public static func promotionalKey(customerId: String, featureId: String) -> [UInt8] { key("pe", [customerId, featureId]) }
+    public static func promotionalPrefix(customerId: String) -> [UInt8] { key("pe", [customerId]) + [0] }
+    public static func dimensionKeyKey(customerId: String, key dimension: String) -> [UInt8] { key("dk", [customerId, dimension]) }
+    public static func dimensionKeyPrefix(customerId: String) -> [UInt8] { key("dk", [customerId]) + [0] }
+
+    /// A timestamp as 8 bytes that sort like the instants (sign bit flipped, big-endian).
+    public static func sortable(_ t: Timestamp) -> [UInt8] {
+        bigEndian(UInt64(bitPattern: t.microsecondsSinceEpoch) ^ (1 << 63))
+    }
+
+    public static func timestamp(sortable bytes: ArraySlice<UInt8>) -> Timestamp? {
+        guard bytes.count == 8 else { return nil }
+        let raw = bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) } ^ (1 << 63)
+        return Timestamp(microsecondsSinceEpoch: Int64(bitPattern: raw))
+    }
+
+    /// One byte per period; all-time totals use "A".
+    public static func periodTag(_ period: CalendarPeriod?) -> UInt8 {
+        switch period {
+        case .minute?: UInt8(ascii: "i")
+        case .hour?: UInt8(ascii: "h")
+        case .day?: UInt8(ascii: "d")
+        case .week?: UInt8(ascii: "w")
+        case .month?: UInt8(ascii: "m")
+        case .year?: UInt8(ascii: "y")
+        case nil: UInt8(ascii: "A")
+        }
+    }
+
+    public static func usageTotalKey(customerId: String, featureId: String, resourceId: String?, period: CalendarPeriod?, start: Timestamp) -> [UInt8] {
+        key("ut", [customerId, featureId, resourceId ?? ""]) + [0, periodTag(period), 0] + sortable(start)
+    }
+
+    /// Prefix of every series cell of one granularity, for range scans by bucket start.
+    public static func usageSeriesPrefix(customerId: String, featureId: String, granularity: CalendarPeriod) -> [UInt8] {
+        key("us", [customerId, featureId]) + [0, periodTag(granularity), 0]
+    }
+
+    public static func usageSeriesKey(customerId: String, featureId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, dimensions: Dimensions) -> [UInt8] {
+        usageSeriesPrefix(customerId: customerId, featureId: featureId, granularity: granularity)
+            + sortable(start) + [0] + Array((resourceId ?? "").utf8) + [0] + dimensions.canonicalBytes
+    }
+
+    /// Splits the part of a series key after its prefix: bucket start, resource, dimensions.
+    public static func usageSeriesParts(_ key: [UInt8], prefixCount: Int) -> (start: Timestamp, resourceId: String?, dimensions: Dimensions)? {
+        let rest = key[(key.startIndex + prefixCount)...]
+        guard rest.count >= 10, let start = timestamp(sortable: rest.prefix(8)) else { return nil }
+        let afterStart = rest.dropFirst(9)
+        guard let separator = afterStart.firstIndex(of: 0) else { return nil }
+        let resource = String(decoding: afterStart[afterStart.startIndex..<separator], as: UTF8.self)
+        guard let dimensions = try? Dimensions.decode(canonical: Array(afterStart[(separator + 1)...])) else { return nil }
+        return (start, resource.isEmpty ? nil : resource, dimensions)
+    }
+
+    public static func uniqueMemberKey(cell: [UInt8], value: String) -> [UInt8] {
+        Array("uu".utf8) + [0] + cell + [0] + Array(value.utf8)
     }
 }

@@ -42,6 +42,8 @@ public enum Projector {
             try updateCustomer(e.customerId, event, &sink)
         case .customerUpdated(let e):
             try updateCustomer(e.customerId, event, &sink)
+        default:
+            try UsageProjector.apply(event, to: &sink)
         }
     }
 
@@ -65,7 +67,11 @@ public enum Projections {
     /// A readable name for the projection a key belongs to, for verification reports.
     public static func describe(key: [UInt8]) -> (projection: String, key: String) {
         if let id = KeyLayout.customerId(fromKey: key) { return ("customers", id) }
-        return ("unknown", key.hexString)
+        guard let separator = key.firstIndex(of: 0) else { return ("unknown", key.hexString) }
+        let rest = String(decoding: key[(separator + 1)...].map { $0 == 0 ? UInt8(ascii: "/") : $0 }, as: UTF8.self)
+        let names = ["$": "currencies", "f": "features", "m": "meterIndex", "p": "plans", "s": "subscriptions", "cs": "customerSubscriptions",
+                     "pe": "promotionalEntitlements", "ut": "usageTotals", "us": "usageSeries", "uu": "uniqueMembers", "dk": "dimensionKeys"]
+        return (names[String(decoding: key[..<separator], as: UTF8.self)] ?? "unknown", rest)
     }
 
     /// A readable form of a record, for verification reports.
@@ -95,5 +101,43 @@ extension LedgerStore: ProjectionSource {
         } catch {
             throw .rocksDB(error)
         }
+    }
+}
+
+extension LedgerStore {
+    /// Calls `body` with the projection records whose keys are in [lower, upper), in key order,
+    /// until it returns false.
+    public func scanProjections(from lower: [UInt8], to upper: [UInt8], snapshot: Snapshot? = nil, _ body: ([UInt8], [UInt8]) throws(StorageError) -> Bool) throws(StorageError) {
+        let iterator = database.makeIterator(in: projections, snapshot: snapshot, lowerBound: lower, upperBound: upper)
+        iterator.seekToFirst()
+        while iterator.isValid {
+            guard try body(iterator.key, iterator.value) else { return }
+            iterator.next()
+        }
+        do {
+            try iterator.check()
+        } catch {
+            throw .rocksDB(error)
+        }
+    }
+
+    /// The records under `prefix`.
+    public func scanProjections(prefix: [UInt8], snapshot: Snapshot? = nil, _ body: ([UInt8], [UInt8]) throws(StorageError) -> Bool) throws(StorageError) {
+        try scanProjections(from: prefix, to: KeyLayout.prefixEnd(prefix), snapshot: snapshot, body)
+    }
+}
+
+extension KeyLayout {
+    /// The first key after every key that starts with `prefix`.
+    public static func prefixEnd(_ prefix: [UInt8]) -> [UInt8] {
+        var end = prefix
+        while let last = end.last {
+            if last < 0xFF {
+                end[end.count - 1] = last + 1
+                return end
+            }
+            end.removeLast()
+        }
+        return [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
     }
 }

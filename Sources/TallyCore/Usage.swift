@@ -1,0 +1,84 @@
+/// One aggregated usage value: a time-series bucket or a period total.
+public struct UsageCell: Sendable, Equatable {
+    public var value: Amount
+    public var eventCount: UInt64
+    /// The usage timestamp that set `value` (LATEST keeps the newest).
+    public var latestAt: Timestamp?
+
+    public init(value: Amount = .zero, eventCount: UInt64 = 0, latestAt: Timestamp? = nil) {
+        self.value = value
+        self.eventCount = eventCount
+        self.latestAt = latestAt
+    }
+
+    /// Folds one contribution in. For UNIQUE_COUNT the caller passes 1 for a value new to this
+    /// cell and 0 for one already counted. Returns nil when the sum would overflow.
+    public func adding(_ contribution: Amount, at timestamp: Timestamp, aggregation: Aggregation) -> UsageCell? {
+        var next = self
+        next.eventCount += 1
+        switch aggregation {
+        case .count, .sum, .uniqueCount:
+            guard let sum = value.adding(contribution) else { return nil }
+            next.value = sum
+        case .max:
+            next.value = eventCount == 0 ? contribution : Amount.max(value, contribution)
+        case .min:
+            next.value = eventCount == 0 ? contribution : Amount.min(value, contribution)
+        case .latest:
+            if latestAt.map({ timestamp >= $0 }) ?? true {
+                next.value = contribution
+                next.latestAt = timestamp
+            }
+        }
+        return next
+    }
+
+    /// Combines two cells of the same aggregation (regrouping series by fewer dimensions).
+    /// UNIQUE_COUNT cells cannot be combined exactly and are summed: see docs/protocol.md.
+    public func merged(with other: UsageCell, aggregation: Aggregation) -> UsageCell {
+        guard eventCount > 0 else { return other }
+        guard other.eventCount > 0 else { return self }
+        var next = self
+        next.eventCount += other.eventCount
+        switch aggregation {
+        case .count, .sum, .uniqueCount: next.value = value + other.value
+        case .max: next.value = Amount.max(value, other.value)
+        case .min: next.value = Amount.min(value, other.value)
+        case .latest:
+            if let theirs = other.latestAt, latestAt.map({ theirs >= $0 }) ?? true {
+                next.value = other.value
+                next.latestAt = theirs
+            }
+        }
+        return next
+    }
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 24)
+        w.writeAmount(value)
+        w.writeVarUInt(eventCount)
+        w.writeOptional(latestAt) { $0.writeTimestamp($1) }
+        return w.bytes
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> UsageCell {
+        var r = ByteReader(bytes)
+        let cell = UsageCell(
+            value: try r.readAmount(),
+            eventCount: try r.readVarUInt(),
+            latestAt: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readTimestamp() }
+        )
+        try r.expectEnd()
+        return cell
+    }
+}
+
+/// The buckets every usage contribution lands in.
+public enum UsageBuckets {
+    /// Time-series granularities stored per dimension set (MONTH is summed from days at query time).
+    public static let seriesGranularities: [CalendarPeriod] = [.minute, .hour, .day]
+    /// Period totals (no dimensions) kept for entitlement checks; `nil` = all time.
+    public static let totalPeriods: [CalendarPeriod?] = [.day, .week, .month, .year, nil]
+}
+
+public enum UpdateBehavior: String, Sendable, CaseIterable { case delta = "DELTA", set = "SET" }

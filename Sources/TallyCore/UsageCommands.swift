@@ -1,0 +1,208 @@
+/// Catalog, usage and entitlement commands, validated for shape by the protocol layer.
+
+public struct DefineCurrency: Sendable {
+    public var currencyId: String
+    public var displayName: String
+    public var symbol: String?
+    public init(currencyId: String, displayName: String, symbol: String?) {
+        self.currencyId = currencyId
+        self.displayName = displayName
+        self.symbol = symbol
+    }
+}
+
+public struct DefineFeature: Sendable {
+    public var featureId: String
+    public var displayName: String?
+    public var type: FeatureType
+    public var unit: String?
+    public var meter: Meter?
+    public var creditCost: CreditCost?
+    public init(featureId: String, displayName: String?, type: FeatureType, unit: String?, meter: Meter?, creditCost: CreditCost?) {
+        self.featureId = featureId
+        self.displayName = displayName
+        self.type = type
+        self.unit = unit
+        self.meter = meter
+        self.creditCost = creditCost
+    }
+}
+
+public struct DefinePlan: Sendable {
+    public var planId: String
+    public var displayName: String
+    public var entitlements: [PlanEntitlement]
+    public var trialDays: Int?
+    public init(planId: String, displayName: String, entitlements: [PlanEntitlement], trialDays: Int?) {
+        self.planId = planId
+        self.displayName = displayName
+        self.entitlements = entitlements
+        self.trialDays = trialDays
+    }
+}
+
+public struct ProvisionSubscription: Sendable {
+    public var customerId: String
+    public var planId: String
+    public var subscriptionId: String?
+    public var status: SubscriptionStatus
+    public var startDate: Timestamp?
+    public init(customerId: String, planId: String, subscriptionId: String?, status: SubscriptionStatus, startDate: Timestamp?) {
+        self.customerId = customerId
+        self.planId = planId
+        self.subscriptionId = subscriptionId
+        self.status = status
+        self.startDate = startDate
+    }
+}
+
+public struct ReportUsage: Sendable {
+    public var customerId: String
+    public var featureId: String
+    public var value: Amount
+    public var updateBehavior: UpdateBehavior
+    public var resourceId: String?
+    public var idempotencyKey: String?
+    public var timestamp: Timestamp?
+    public var dimensions: Dimensions
+    public var strict: Bool
+    /// Octane's reset_total: the running totals start again from zero before this usage.
+    public var resetTotalFirst: Bool
+    public init(customerId: String, featureId: String, value: Amount, updateBehavior: UpdateBehavior, resourceId: String?, idempotencyKey: String?, timestamp: Timestamp?, dimensions: Dimensions, strict: Bool, resetTotalFirst: Bool = false) {
+        self.customerId = customerId
+        self.featureId = featureId
+        self.value = value
+        self.updateBehavior = updateBehavior
+        self.resourceId = resourceId
+        self.idempotencyKey = idempotencyKey
+        self.timestamp = timestamp
+        self.dimensions = dimensions
+        self.strict = strict
+        self.resetTotalFirst = resetTotalFirst
+    }
+}
+
+/// One raw event of a reportEvent call, with the fingerprint its idempotency key is bound to.
+public struct RawEvent: Sendable {
+    public var customerId: String
+    public var eventName: String
+    public var idempotencyKey: String
+    public var resourceId: String?
+    public var timestamp: Timestamp?
+    public var dimensions: Dimensions
+    public var fingerprint: [UInt8]
+    public init(customerId: String, eventName: String, idempotencyKey: String, resourceId: String?, timestamp: Timestamp?, dimensions: Dimensions, fingerprint: [UInt8]) {
+        self.customerId = customerId
+        self.eventName = eventName
+        self.idempotencyKey = idempotencyKey
+        self.resourceId = resourceId
+        self.timestamp = timestamp
+        self.dimensions = dimensions
+        self.fingerprint = fingerprint
+    }
+}
+
+/// An item of a reportEvent call the protocol layer already refused (its index and why).
+public struct EventRejection: Sendable, Equatable {
+    public var index: Int
+    public var code: Int
+    public var message: String
+    public init(index: Int, code: Int, message: String) {
+        self.index = index
+        self.code = code
+        self.message = message
+    }
+}
+
+public struct ReportEvents: Sendable {
+    /// (index in the call, event) for the events that passed shape validation.
+    public var events: [(index: Int, event: RawEvent)]
+    public var rejected: [EventRejection]
+    public init(events: [(index: Int, event: RawEvent)], rejected: [EventRejection]) {
+        self.events = events
+        self.rejected = rejected
+    }
+}
+
+public struct GrantPromotional: Sendable {
+    public var customerId: String
+    public var featureId: String
+    public var usageLimit: Amount?
+    public var hasUnlimitedUsage: Bool
+    public var resetPeriod: CalendarPeriod?
+    public var endDate: Timestamp?
+    public init(customerId: String, featureId: String, usageLimit: Amount?, hasUnlimitedUsage: Bool, resetPeriod: CalendarPeriod?, endDate: Timestamp?) {
+        self.customerId = customerId
+        self.featureId = featureId
+        self.usageLimit = usageLimit
+        self.hasUnlimitedUsage = hasUnlimitedUsage
+        self.resetPeriod = resetPeriod
+        self.endDate = endDate
+    }
+}
+
+/// The recorded measurement and what it did, as reportUsage answers.
+public struct UsageOutcome: Sendable, Equatable {
+    public var measurementId: String
+    public var event: UsageReported
+    public var createdAt: Timestamp
+    public var currentUsage: Amount
+    public var usageLimit: Amount?
+    public var usagePeriodEnd: Timestamp?
+
+    public init(measurementId: String, event: UsageReported, createdAt: Timestamp, currentUsage: Amount, usageLimit: Amount?, usagePeriodEnd: Timestamp?) {
+        self.measurementId = measurementId
+        self.event = event
+        self.createdAt = createdAt
+        self.currentUsage = currentUsage
+        self.usageLimit = usageLimit
+        self.usagePeriodEnd = usagePeriodEnd
+    }
+}
+
+public struct EventsOutcome: Sendable, Equatable {
+    public var accepted: Int
+    public var duplicates: Int
+    public var rejected: [EventRejection]
+    public init(accepted: Int, duplicates: Int, rejected: [EventRejection]) {
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.rejected = rejected
+    }
+}
+
+/// The entitlement a customer has to a feature right now: the active promotional grant if any,
+/// else the most generous of the active subscriptions' plans.
+public struct ResolvedEntitlement: Sendable, Equatable {
+    public var hasAccess: Bool
+    public var isUnlimited: Bool
+    public var usageLimit: Amount?
+    public var resetPeriod: CalendarPeriod?
+    public var source: String
+
+    public init(hasAccess: Bool, isUnlimited: Bool, usageLimit: Amount?, resetPeriod: CalendarPeriod?, source: String) {
+        self.hasAccess = hasAccess
+        self.isUnlimited = isUnlimited
+        self.usageLimit = usageLimit
+        self.resetPeriod = resetPeriod
+        self.source = source
+    }
+
+    /// Picks the entitlement: a promotional grant replaces the plans; among plans, unlimited wins,
+    /// then the highest limit.
+    public static func resolve(featureId: String, plans: [Plan], promotional: PromotionalEntitlement?, at t: Timestamp) -> ResolvedEntitlement? {
+        if let p = promotional, p.isActive(at: t) {
+            return ResolvedEntitlement(hasAccess: true, isUnlimited: p.hasUnlimitedUsage, usageLimit: p.hasUnlimitedUsage ? nil : p.usageLimit, resetPeriod: p.resetPeriod, source: "PROMOTIONAL")
+        }
+        var best: ResolvedEntitlement?
+        for plan in plans {
+            for e in plan.entitlements where e.featureId == featureId && e.hasAccess {
+                let candidate = ResolvedEntitlement(hasAccess: true, isUnlimited: e.hasUnlimitedUsage, usageLimit: e.hasUnlimitedUsage ? nil : e.usageLimit, resetPeriod: e.resetPeriod, source: "PLAN:\(plan.id)")
+                guard let current = best else { best = candidate; continue }
+                if candidate.isUnlimited && !current.isUnlimited { best = candidate; continue }
+                if !current.isUnlimited, let new = candidate.usageLimit, current.usageLimit.map({ new > $0 }) ?? true { best = candidate }
+            }
+        }
+        return best
+    }
+}

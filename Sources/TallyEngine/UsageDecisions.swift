@@ -1,0 +1,198 @@
+public import TallyCore
+public import TallyStorage
+
+/// Decisions for the catalog, usage and entitlement commands. Each checks the state through the
+/// group (so it sees what earlier commands of the group decided), appends its events, and builds
+/// the answer from the projections after them. A rejection appends nothing.
+extension GroupState {
+    mutating func decideCatalogOrUsage(_ command: Command, now: Timestamp) throws(StorageError) -> Result<CommandResult, Rejection> {
+        switch command {
+        case .provisionCustomer:
+            preconditionFailure("decided in GroupState.decide")
+
+        case .defineCurrency(let c):
+            let version = (try Projections.currency(c.currencyId, in: self)?.version ?? 0) + 1
+            let currency = Currency(id: c.currencyId, displayName: c.displayName, symbol: c.symbol, version: version)
+            try append([.currencyDefined(CurrencyDefined(currency: currency))], now: now)
+            return .success(.currency(currency))
+
+        case .defineFeature(let c):
+            if let cost = c.creditCost, try Projections.currency(cost.currencyId, in: self) == nil {
+                return .failure(Rejection(.currencyNotFound, "currency \"\(cost.currencyId)\" does not exist; define it with defineCurrency"))
+            }
+            let version = (try Projections.feature(c.featureId, in: self)?.version ?? 0) + 1
+            let feature = Feature(id: c.featureId, displayName: c.displayName, type: c.type, unit: c.unit, meter: c.meter, creditCost: c.creditCost, version: version)
+            try append([.featureDefined(FeatureDefined(feature: feature))], now: now)
+            return .success(.feature(feature))
+
+        case .definePlan(let c):
+            for entitlement in c.entitlements where try Projections.feature(entitlement.featureId, in: self) == nil {
+                return .failure(Rejection(.featureNotFound, "feature \"\(entitlement.featureId)\" does not exist"))
+            }
+            let version = (try Projections.plan(c.planId, in: self)?.version ?? 0) + 1
+            let plan = Plan(id: c.planId, displayName: c.displayName, entitlements: c.entitlements, trialDays: c.trialDays, version: version)
+            try append([.planDefined(PlanDefined(plan: plan))], now: now)
+            return .success(.plan(plan))
+
+        case .provisionSubscription(let c):
+            if let rejection = try requireCustomer(c.customerId) { return .failure(rejection) }
+            guard try Projections.plan(c.planId, in: self) != nil else {
+                return .failure(Rejection(.planNotFound, "plan \"\(c.planId)\" does not exist"))
+            }
+            let id = c.subscriptionId ?? "sub_\(head.sequence + 1)"
+            if let existing = try Projections.subscription(id, in: self), existing.customerId != c.customerId {
+                return .failure(Rejection(.invalidState, "subscription \"\(id)\" belongs to another customer"))
+            }
+            let subscription = Subscription(id: id, customerId: c.customerId, planId: c.planId, status: c.status, startDate: c.startDate ?? now, canceledAt: nil)
+            try append([.subscriptionProvisioned(SubscriptionProvisioned(subscription: subscription))], now: now)
+            return .success(.subscription(subscription))
+
+        case .cancelSubscription(let id):
+            guard let subscription = try Projections.subscription(id, in: self) else {
+                return .failure(Rejection(.invalidState, "subscription \"\(id)\" does not exist"))
+            }
+            guard subscription.status != .canceled else {
+                return .failure(Rejection(.invalidState, "subscription \"\(id)\" is already canceled"))
+            }
+            try append([.subscriptionCanceled(SubscriptionCanceled(subscriptionId: id, customerId: subscription.customerId))], now: now)
+            return .success(.subscription(try Projections.subscription(id, in: self)!))
+
+        case .reportUsage(let c):
+            return try reportUsage(c, now: now)
+
+        case .reportEvents(let c):
+            return .success(.events(try reportEvents(c, now: now)))
+
+        case .grantPromotional(let c):
+            if let rejection = try requireCustomer(c.customerId) { return .failure(rejection) }
+            guard try Projections.feature(c.featureId, in: self) != nil else {
+                return .failure(Rejection(.featureNotFound, "feature \"\(c.featureId)\" does not exist"))
+            }
+            let entitlement = PromotionalEntitlement(
+                customerId: c.customerId, featureId: c.featureId, usageLimit: c.usageLimit, hasUnlimitedUsage: c.hasUnlimitedUsage,
+                resetPeriod: c.resetPeriod, endDate: c.endDate, grantedAt: now
+            )
+            try append([.promotionalEntitlementGranted(PromotionalEntitlementGranted(entitlement: entitlement))], now: now)
+            return .success(.promotional(entitlement))
+
+        case .revokePromotional(let customerId, let featureId):
+            guard try Projections.promotional(customerId: customerId, featureId: featureId, in: self) != nil else {
+                return .failure(Rejection(.invalidState, "customer \"\(customerId)\" has no promotional entitlement to \"\(featureId)\""))
+            }
+            try append([.promotionalEntitlementRevoked(PromotionalEntitlementRevoked(customerId: customerId, featureId: featureId))], now: now)
+            return .success(.revoked(customerId: customerId, featureId: featureId))
+        }
+    }
+
+    private func requireCustomer(_ id: String) throws(StorageError) -> Rejection? {
+        try Projections.customer(id, in: self) == nil ? Rejection(.customerNotFound, "customer \"\(id)\" does not exist") : nil
+    }
+
+    private mutating func reportUsage(_ c: ReportUsage, now: Timestamp) throws(StorageError) -> Result<CommandResult, Rejection> {
+        if let rejection = try requireCustomer(c.customerId) { return .failure(rejection) }
+        guard let feature = try Projections.feature(c.featureId, in: self) else {
+            return .failure(Rejection(.featureNotFound, "feature \"\(c.featureId)\" does not exist"))
+        }
+        guard feature.type == .metered else {
+            return .failure(Rejection(.invalidState, "feature \"\(c.featureId)\" is BOOLEAN; only METERED features take usage"))
+        }
+        let timestamp = c.timestamp ?? now
+        let entitlement = try EntitlementReader.resolve(customerId: c.customerId, featureId: c.featureId, at: now, in: self)
+        let period = entitlement?.resetPeriod
+        var events: [EventPayload] = []
+        var current = try Projections.usageTotal(customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, period: period, at: timestamp, in: self).value
+        if c.resetTotalFirst {
+            events.append(.usageReset(UsageReset(customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, timestamp: timestamp)))
+            current = .zero
+        }
+        let delta: Amount
+        switch c.updateBehavior {
+        case .delta: delta = c.value
+        case .set:
+            guard let difference = c.value.subtracting(current) else {
+                return .failure(Rejection(.invalidState, "the difference between \(c.value) and the current usage \(current) is out of range"))
+            }
+            delta = difference
+        }
+        guard current.adding(delta) != nil else {
+            return .failure(Rejection(.invalidState, "usage would exceed the representable range"))
+        }
+        let reported = UsageReported(
+            customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, updateBehavior: c.updateBehavior,
+            value: c.value, delta: delta, timestamp: timestamp, dimensions: c.dimensions, idempotencyKey: c.idempotencyKey
+        )
+        events.append(.usageReported(reported))
+        try append(events, now: now)
+        let after = try Projections.usageTotal(customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, period: period, at: now, in: self)
+        return .success(.usage(UsageOutcome(
+            measurementId: "m_\(head.sequence)",
+            event: reported,
+            createdAt: head.recordedAt,
+            currentUsage: after.value,
+            usageLimit: entitlement?.usageLimit,
+            usagePeriodEnd: period.map { CalendarUTC.periodEnd($0, containing: now) }
+        )))
+    }
+
+    /// Raw events: each is accepted, a duplicate of its idempotency key, or rejected on its own.
+    private mutating func reportEvents(_ c: ReportEvents, now: Timestamp) throws(StorageError) -> EventsOutcome {
+        var outcome = EventsOutcome(accepted: 0, duplicates: 0, rejected: c.rejected)
+        for (index, raw) in c.events {
+            guard try Projections.customer(raw.customerId, in: self) != nil else {
+                outcome.rejected.append(EventRejection(index: index, code: Rejection.Code.customerNotFound.rawValue, message: "customer \"\(raw.customerId)\" does not exist"))
+                continue
+            }
+            let key = KeyLayout.idempotencyKey(family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
+            var seen = idempotencyRecords[key]
+            if seen == nil { seen = try store.idempotencyRecord(family: "event", customerId: raw.customerId, key: raw.idempotencyKey) }
+            if let seen {
+                if seen.fingerprint == raw.fingerprint {
+                    outcome.duplicates += 1
+                } else {
+                    outcome.rejected.append(EventRejection(index: index, code: Rejection.Code.idempotencyConflict.rawValue, message: "idempotency key \"\(raw.idempotencyKey)\" was already used with a different event"))
+                }
+                continue
+            }
+            if let problem = try meterProblem(raw) {
+                outcome.rejected.append(EventRejection(index: index, code: -32602, message: problem))
+                continue
+            }
+            try append([.eventReceived(EventReceived(
+                customerId: raw.customerId, eventName: raw.eventName, idempotencyKey: raw.idempotencyKey,
+                resourceId: raw.resourceId, timestamp: raw.timestamp ?? now, dimensions: raw.dimensions
+            ))], now: now)
+            let record = IdempotencyRecord(fingerprint: raw.fingerprint, result: .events(EventsOutcome(accepted: 1, duplicates: 0, rejected: [])))
+            idempotencyRecords[key] = record
+            batch.put(record, family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
+            outcome.accepted += 1
+        }
+        outcome.rejected.sort { $0.index < $1.index }
+        return outcome
+    }
+
+    /// Why a meter that would count this event cannot read it (a non-numeric value where it sums).
+    private func meterProblem(_ raw: RawEvent) throws(StorageError) -> String? {
+        for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
+            guard let meter = try Projections.feature(featureId, in: self)?.meter, meter.matches(raw.dimensions),
+                  [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field]
+            else { continue }
+            if (try? Amount(parsing: text)) == nil {
+                return "dimensions.\(field) must be a decimal number: feature \"\(featureId)\" aggregates it with \(meter.aggregation.rawValue)"
+            }
+        }
+        return nil
+    }
+}
+
+/// Resolves a customer's entitlement to a feature from any projection source (the writer's group,
+/// the live store, or a replay).
+public enum EntitlementReader {
+    public static func resolve(customerId: String, featureId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> ResolvedEntitlement? {
+        var plans: [Plan] = []
+        for subscription in try Projections.subscriptions(customerId: customerId, in: source) where subscription.status.grantsEntitlements {
+            if let plan = try Projections.plan(subscription.planId, in: source) { plans.append(plan) }
+        }
+        let promotional = try Projections.promotional(customerId: customerId, featureId: featureId, in: source)
+        return ResolvedEntitlement.resolve(featureId: featureId, plans: plans, promotional: promotional, at: t)
+    }
+}

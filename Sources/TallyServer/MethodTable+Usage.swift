@@ -1,0 +1,176 @@
+import TallyCore
+import TallyEngine
+import TallyProtocol
+import TallyStorage
+
+/// Catalog, usage and entitlement methods.
+extension MethodTable {
+    static let usageMethods: [String: Dispatcher.Method] = [
+        "defineCurrency": .command { params throws(RPCFailure) in
+            (.defineCurrency(try UsageMethods.defineCurrency(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "defineFeature": .command { params throws(RPCFailure) in
+            (.defineFeature(try UsageMethods.defineFeature(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "definePlan": .command { params throws(RPCFailure) in
+            (.definePlan(try UsageMethods.definePlan(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "provisionSubscription": .command { params throws(RPCFailure) in
+            (.provisionSubscription(try UsageMethods.provisionSubscription(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "cancelSubscription": .command { params throws(RPCFailure) in
+            (.cancelSubscription(subscriptionId: try UsageMethods.cancelSubscription(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "reportUsage": .command { params throws(RPCFailure) in
+            let command = try UsageMethods.reportUsage(params)
+            return (.reportUsage(command), command.idempotencyKey)
+        },
+        "reportEvent": .command { params throws(RPCFailure) in
+            (.reportEvents(try UsageMethods.reportEvents(params, fingerprint: EventRecord.sha256)), nil)
+        },
+        "grantPromotionalEntitlement": .command { params throws(RPCFailure) in
+            (.grantPromotional(try UsageMethods.grantPromotional(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "revokePromotionalEntitlement": .command { params throws(RPCFailure) in
+            let (customerId, featureId) = try UsageMethods.customerAndFeature(params)
+            return (.revokePromotional(customerId: customerId, featureId: featureId), params["idempotencyKey"]?.stringValue)
+        },
+        "getUsageHistory": .query { dispatcher, params in
+            try UsageQueries.history(try UsageMethods.historyParams(params), store: dispatcher.ledger.store)
+        },
+        "getEntitlement": .query { dispatcher, params in
+            let p = try UsageMethods.entitlementParams(params)
+            return try UsageQueries.entitlement(customerId: p.customerId, featureId: p.featureId, requested: p.requestedUsage, resourceId: p.resourceId, at: dispatcher.ledger.now, store: dispatcher.ledger.store)
+        },
+        "getEntitlements": .query { dispatcher, params in
+            let id = try CustomerMethods.customerID(params)
+            return try UsageQueries.entitlements(customerId: id, at: dispatcher.ledger.now, store: dispatcher.ledger.store)
+        },
+        "listDimensionKeys": .query { dispatcher, params in
+            let p = try UsageMethods.dimensionKeyParams(params)
+            return try UsageQueries.dimensionKeys(customerId: p.customerId, search: p.search, store: dispatcher.ledger.store)
+        },
+    ]
+}
+
+/// Reads of the usage projections, for any store (live now; a replay for time travel later).
+enum UsageQueries {
+    static func history(_ q: UsageMethods.HistoryQuery, store: LedgerStore) throws -> JSONValue {
+        guard try Projections.customer(q.customerId, in: store) != nil else {
+            throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(q.customerId)\" does not exist"))
+        }
+        guard let feature = try Projections.feature(q.featureId, in: store) else {
+            throw RPCFailure.rejected(Rejection(.featureNotFound, "feature \"\(q.featureId)\" does not exist"))
+        }
+        let aggregation = feature.aggregation
+        // MONTH is summed from day cells; the rest are stored as they are asked for.
+        let stored: CalendarPeriod = q.granularity == .month ? .day : q.granularity
+        let prefix = KeyLayout.usageSeriesPrefix(customerId: q.customerId, featureId: q.featureId, granularity: stored)
+        let first = CalendarUTC.periodStart(stored, containing: q.startDate)
+        let end = q.endDate ?? Timestamp.distantFuture
+        var groups: [[String]: [Int64: UsageCell]] = [:]
+        try store.scanProjections(from: prefix + KeyLayout.sortable(first), to: prefix + KeyLayout.sortable(end)) { (key: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
+            guard let parts = KeyLayout.usageSeriesParts(key, prefixCount: prefix.count) else {
+                throw StorageError.corrupt("usage series key of \(key.count) bytes does not parse")
+            }
+            if let resource = q.resourceId, parts.resourceId != resource { return true }
+            let cell: UsageCell
+            do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw StorageError.corrupt("usage cell: \(error.reason)") }
+            let tags = q.groupBy.map { parts.dimensions[$0] ?? "" }
+            let bucket = CalendarUTC.periodStart(q.granularity, containing: parts.start).microsecondsSinceEpoch
+            let merged = groups[tags]?[bucket].map { $0.merged(with: cell, aggregation: aggregation) } ?? cell
+            groups[tags, default: [:]][bucket] = merged
+            return true
+        }
+        if groups.isEmpty, q.groupBy.isEmpty { groups[[]] = [:] }
+        let series: [JSONValue] = groups.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { tags, points in
+            var total = UsageCell()
+            for cell in points.values { total = total.merged(with: cell, aggregation: aggregation) }
+            return .object([
+                "tags": .array(zip(q.groupBy, tags).map { .object(["key": .string($0.0), "value": .string($0.1)]) }),
+                "points": .array(points.sorted { $0.key < $1.key }.map { start, cell in
+                    .object([
+                        "timestamp": .string(Timestamp(microsecondsSinceEpoch: start).rfc3339),
+                        "value": .string(cell.value.description),
+                        "eventCount": .integer(cell.eventCount),
+                    ])
+                }),
+                "total": .string(total.value.description),
+                "eventCount": .integer(total.eventCount),
+            ])
+        }
+        return .object([
+            "customerId": .string(q.customerId), "featureId": .string(q.featureId), "granularity": .string(q.granularity.rawValue),
+            "aggregation": .string(aggregation.rawValue), "series": .array(series),
+        ])
+    }
+
+    static func entitlement(customerId: String, featureId: String, requested: Amount, resourceId: String?, at now: Timestamp, store: LedgerStore) throws -> JSONValue {
+        var o: JSONObject = ["customerId": .string(customerId), "featureId": .string(featureId)]
+        func denied(_ reason: String) -> JSONValue {
+            o["hasAccess"] = false
+            o["accessDeniedReason"] = .string(reason)
+            o["isUnlimited"] = false
+            o["currentUsage"] = "0"
+            o["requestedUsage"] = .string(requested.description)
+            return .object(o)
+        }
+        guard try Projections.customer(customerId, in: store) != nil else { return denied("CUSTOMER_NOT_FOUND") }
+        guard let feature = try Projections.feature(featureId, in: store) else { return denied("FEATURE_NOT_FOUND") }
+        guard let entitlement = try EntitlementReader.resolve(customerId: customerId, featureId: featureId, at: now, in: store) else {
+            return denied("NO_FEATURE_ENTITLEMENT")
+        }
+        let period = entitlement.resetPeriod
+        let current = feature.type == .metered
+            ? try Projections.usageTotal(customerId: customerId, featureId: featureId, resourceId: resourceId, period: period, at: now, in: store).value
+            : .zero
+        var hasAccess = entitlement.hasAccess
+        if feature.type == .metered, !entitlement.isUnlimited {
+            let limit = entitlement.usageLimit ?? .zero
+            hasAccess = (current.adding(requested).map { $0 <= limit }) ?? false
+        }
+        o["hasAccess"] = .bool(hasAccess)
+        if !hasAccess { o["accessDeniedReason"] = "USAGE_LIMIT_EXCEEDED" }
+        o["isUnlimited"] = .bool(entitlement.isUnlimited)
+        if let limit = entitlement.usageLimit, !entitlement.isUnlimited { o["usageLimit"] = .string(limit.description) }
+        o["currentUsage"] = .string(current.description)
+        o["requestedUsage"] = .string(requested.description)
+        if let period {
+            o["resetPeriod"] = .string(period.rawValue)
+            o["usagePeriodStart"] = .string(CalendarUTC.periodStart(period, containing: now).rfc3339)
+            o["usagePeriodEnd"] = .string(CalendarUTC.periodEnd(period, containing: now).rfc3339)
+        }
+        o["source"] = .string(entitlement.source)
+        return .object(o)
+    }
+
+    static func entitlements(customerId: String, at now: Timestamp, store: LedgerStore) throws -> JSONValue {
+        guard try Projections.customer(customerId, in: store) != nil else {
+            throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(customerId)\" does not exist"))
+        }
+        var featureIds: Set<String> = []
+        for subscription in try Projections.subscriptions(customerId: customerId, in: store) where subscription.status.grantsEntitlements {
+            for e in try Projections.plan(subscription.planId, in: store)?.entitlements ?? [] { featureIds.insert(e.featureId) }
+        }
+        try store.scanProjections(prefix: KeyLayout.promotionalPrefix(customerId: customerId)) { _, value in
+            if let p = try? PromotionalEntitlement.decode(value), p.isActive(at: now) { featureIds.insert(p.featureId) }
+            return true
+        }
+        let entries = try featureIds.sorted().map { id in
+            try entitlement(customerId: customerId, featureId: id, requested: .zero, resourceId: nil, at: now, store: store)
+        }
+        return .object(["customerId": .string(customerId), "entitlements": .array(entries)])
+    }
+
+    static func dimensionKeys(customerId: String, search: String?, store: LedgerStore) throws -> JSONValue {
+        let prefix = KeyLayout.dimensionKeyPrefix(customerId: customerId)
+        let needle = search?.lowercased()
+        var keys: [JSONValue] = []
+        try store.scanProjections(prefix: prefix) { key, _ in
+            let name = String(decoding: key[prefix.count...], as: UTF8.self)
+            if needle.map({ $0.isEmpty || name.lowercased().contains($0) }) ?? true { keys.append(.string(name)) }
+            return true
+        }
+        return .object(["customerId": .string(customerId), "keys": .array(keys)])
+    }
+}

@@ -1,0 +1,226 @@
+public import TallyCore
+
+/// The catalog, usage and entitlement projections: folds of their events over records.
+enum UsageProjector {
+    static func apply(_ event: Event, to sink: inout some ProjectionSink) throws(StorageError) {
+        switch event.payload {
+        case .customerProvisioned, .customerUpdated:
+            preconditionFailure("customer events are folded by Projector")
+        case .currencyDefined(let e):
+            sink.setProjection(KeyLayout.currencyKey(e.currency.id), e.currency.encoded())
+        case .featureDefined(let e):
+            let previous = try Projections.feature(e.feature.id, in: sink)
+            if let old = previous?.meter?.eventName, old != e.feature.meter?.eventName {
+                try updateMeterIndex(old, remove: e.feature.id, &sink)
+            }
+            if let new = e.feature.meter?.eventName {
+                try updateMeterIndex(new, add: e.feature.id, &sink)
+            }
+            sink.setProjection(KeyLayout.featureKey(e.feature.id), e.feature.encoded())
+        case .planDefined(let e):
+            sink.setProjection(KeyLayout.planKey(e.plan.id), e.plan.encoded())
+        case .subscriptionProvisioned(let e):
+            let subscription = e.subscription
+            sink.setProjection(KeyLayout.subscriptionKey(subscription.id), subscription.encoded())
+            var ids = try Projections.subscriptionIDs(customerId: subscription.customerId, in: sink)
+            if !ids.contains(subscription.id) {
+                ids.append(subscription.id)
+                sink.setProjection(KeyLayout.customerSubscriptionsKey(subscription.customerId), Projections.encodeStrings(ids))
+            }
+        case .subscriptionCanceled(let e):
+            guard var subscription = try Projections.subscription(e.subscriptionId, in: sink) else {
+                preconditionFailure("SUBSCRIPTION_CANCELED for unknown subscription \(e.subscriptionId) at \(event.sequence)")
+            }
+            subscription.status = .canceled
+            subscription.canceledAt = event.recordedAt
+            sink.setProjection(KeyLayout.subscriptionKey(subscription.id), subscription.encoded())
+        case .usageReported(let e):
+            try indexDimensionKeys(e.customerId, e.dimensions, &sink)
+            try addUsage(
+                customerId: e.customerId, featureId: e.featureId, resourceId: e.resourceId, timestamp: e.timestamp,
+                dimensions: e.dimensions, contribution: e.delta, uniqueValue: nil, aggregation: .sum, &sink
+            )
+        case .eventReceived(let e):
+            try indexDimensionKeys(e.customerId, e.dimensions, &sink)
+            for featureId in try Projections.meteredFeatureIDs(eventName: e.eventName, in: sink) {
+                guard let feature = try Projections.feature(featureId, in: sink), let meter = feature.meter,
+                      meter.matches(e.dimensions), let reading = MeterReading(meter: meter, dimensions: e.dimensions)
+                else { continue }
+                try addUsage(
+                    customerId: e.customerId, featureId: featureId, resourceId: e.resourceId, timestamp: e.timestamp,
+                    dimensions: reading.seriesDimensions, contribution: reading.contribution, uniqueValue: reading.uniqueValue,
+                    aggregation: meter.aggregation, &sink
+                )
+            }
+        case .usageReset(let e):
+            for period in UsageBuckets.totalPeriods {
+                let key = KeyLayout.usageTotalKey(customerId: e.customerId, featureId: e.featureId, resourceId: e.resourceId, period: period, start: periodStart(period, e.timestamp))
+                guard var cell = try Projections.usageCell(key, in: sink) else { continue }
+                cell.value = .zero
+                cell.latestAt = e.timestamp
+                sink.setProjection(key, cell.encoded())
+            }
+        case .promotionalEntitlementGranted(let e):
+            sink.setProjection(KeyLayout.promotionalKey(customerId: e.entitlement.customerId, featureId: e.entitlement.featureId), e.entitlement.encoded())
+        case .promotionalEntitlementRevoked(let e):
+            sink.setProjection(KeyLayout.promotionalKey(customerId: e.customerId, featureId: e.featureId), nil)
+        }
+    }
+
+    static func periodStart(_ period: CalendarPeriod?, _ t: Timestamp) -> Timestamp {
+        period.map { CalendarUTC.periodStart($0, containing: t) } ?? Timestamp.distantPast
+    }
+
+    /// One contribution to every series bucket and period total it falls in.
+    static func addUsage(
+        customerId: String, featureId: String, resourceId: String?, timestamp: Timestamp, dimensions: Dimensions,
+        contribution: Amount, uniqueValue: String?, aggregation: Aggregation, _ sink: inout some ProjectionSink
+    ) throws(StorageError) {
+        for granularity in UsageBuckets.seriesGranularities {
+            let key = KeyLayout.usageSeriesKey(
+                customerId: customerId, featureId: featureId, granularity: granularity,
+                start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, dimensions: dimensions
+            )
+            try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
+        }
+        for period in UsageBuckets.totalPeriods {
+            let key = KeyLayout.usageTotalKey(customerId: customerId, featureId: featureId, resourceId: resourceId, period: period, start: periodStart(period, timestamp))
+            try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
+        }
+    }
+
+    private static func addToCell(
+        _ key: [UInt8], _ contribution: Amount, _ uniqueValue: String?, _ timestamp: Timestamp, _ aggregation: Aggregation,
+        _ sink: inout some ProjectionSink
+    ) throws(StorageError) {
+        let cell = try Projections.usageCell(key, in: sink) ?? UsageCell()
+        var amount = contribution
+        if let uniqueValue {
+            // UNIQUE_COUNT keeps its members in RocksDB, one record per distinct value per cell, so
+            // memory does not grow with the number of distinct values.
+            let member = KeyLayout.uniqueMemberKey(cell: key, value: uniqueValue)
+            if try sink.projection(member) != nil {
+                amount = .zero
+            } else {
+                sink.setProjection(member, [])
+            }
+        }
+        // A sum beyond Int128 (over 10^26 units of usage) leaves the cell as it was: replay does
+        // the same, so the projections stay equal to the log.
+        let next = cell.adding(amount, at: timestamp, aggregation: aggregation) ?? cell
+        sink.setProjection(key, next.encoded())
+    }
+
+    private static func indexDimensionKeys(_ customerId: String, _ dimensions: Dimensions, _ sink: inout some ProjectionSink) throws(StorageError) {
+        for (key, _) in dimensions.pairs {
+            let indexKey = KeyLayout.dimensionKeyKey(customerId: customerId, key: key)
+            if try sink.projection(indexKey) == nil { sink.setProjection(indexKey, []) }
+        }
+    }
+
+    private static func updateMeterIndex(_ eventName: String, add featureId: String? = nil, remove removed: String? = nil, _ sink: inout some ProjectionSink) throws(StorageError) {
+        var ids = try Projections.meteredFeatureIDs(eventName: eventName, in: sink)
+        if let removed { ids.removeAll { $0 == removed } }
+        if let featureId, !ids.contains(featureId) { ids.append(featureId) }
+        sink.setProjection(KeyLayout.meterIndexKey(eventName: eventName), ids.isEmpty ? nil : Projections.encodeStrings(ids.sorted()))
+    }
+}
+
+/// What one raw event contributes to a metered feature.
+public struct MeterReading: Sendable {
+    public var contribution: Amount
+    /// For UNIQUE_COUNT: the value counted once per bucket.
+    public var uniqueValue: String?
+    /// The event's dimensions without the meter's field: a field that varies with every event
+    /// (a user id, a token count) would otherwise make every event a series of its own.
+    public var seriesDimensions: Dimensions
+
+    /// nil when the event lacks the field, or its value is not a number where one is needed.
+    public init?(meter: Meter, dimensions: Dimensions) {
+        let others = meter.field.map { field in Dimensions(dimensions.pairs.filter { $0.0 != field }) } ?? dimensions
+        seriesDimensions = others
+        switch meter.aggregation {
+        case .count:
+            contribution = Amount(1)
+            uniqueValue = nil
+        case .uniqueCount:
+            guard let field = meter.field, let value = dimensions[field] else { return nil }
+            contribution = Amount(1)
+            uniqueValue = value
+        case .sum, .max, .min, .latest:
+            guard let field = meter.field, let text = dimensions[field], let amount = try? Amount(parsing: text) else { return nil }
+            contribution = amount
+            uniqueValue = nil
+        }
+    }
+}
+
+extension Projections {
+    public static func feature(_ id: String, in source: some ProjectionSource) throws(StorageError) -> Feature? {
+        try decoded(KeyLayout.featureKey(id), in: source, "feature \(id)") { (b: [UInt8]) throws(DecodingError) in try Feature.decode(b) }
+    }
+
+    public static func currency(_ id: String, in source: some ProjectionSource) throws(StorageError) -> Currency? {
+        try decoded(KeyLayout.currencyKey(id), in: source, "currency \(id)") { (b: [UInt8]) throws(DecodingError) in try Currency.decode(b) }
+    }
+
+    public static func plan(_ id: String, in source: some ProjectionSource) throws(StorageError) -> Plan? {
+        try decoded(KeyLayout.planKey(id), in: source, "plan \(id)") { (b: [UInt8]) throws(DecodingError) in try Plan.decode(b) }
+    }
+
+    public static func subscription(_ id: String, in source: some ProjectionSource) throws(StorageError) -> Subscription? {
+        try decoded(KeyLayout.subscriptionKey(id), in: source, "subscription \(id)") { (b: [UInt8]) throws(DecodingError) in try Subscription.decode(b) }
+    }
+
+    public static func subscriptionIDs(customerId: String, in source: some ProjectionSource) throws(StorageError) -> [String] {
+        try decoded(KeyLayout.customerSubscriptionsKey(customerId), in: source, "subscriptions of \(customerId)") { (b: [UInt8]) throws(DecodingError) in try decodeStrings(b) } ?? []
+    }
+
+    public static func subscriptions(customerId: String, in source: some ProjectionSource) throws(StorageError) -> [Subscription] {
+        var result: [Subscription] = []
+        for id in try subscriptionIDs(customerId: customerId, in: source) {
+            if let subscription = try subscription(id, in: source) { result.append(subscription) }
+        }
+        return result
+    }
+
+    public static func promotional(customerId: String, featureId: String, in source: some ProjectionSource) throws(StorageError) -> PromotionalEntitlement? {
+        try decoded(KeyLayout.promotionalKey(customerId: customerId, featureId: featureId), in: source, "promotional entitlement \(customerId)/\(featureId)") { (b: [UInt8]) throws(DecodingError) in try PromotionalEntitlement.decode(b) }
+    }
+
+    public static func meteredFeatureIDs(eventName: String, in source: some ProjectionSource) throws(StorageError) -> [String] {
+        try decoded(KeyLayout.meterIndexKey(eventName: eventName), in: source, "meter index \(eventName)") { (b: [UInt8]) throws(DecodingError) in try decodeStrings(b) } ?? []
+    }
+
+    public static func usageCell(_ key: [UInt8], in source: some ProjectionSource) throws(StorageError) -> UsageCell? {
+        try decoded(key, in: source, "usage cell") { (b: [UInt8]) throws(DecodingError) in try UsageCell.decode(b) }
+    }
+
+    /// The total of a customer's feature in the period (nil = all time) containing `t`.
+    public static func usageTotal(customerId: String, featureId: String, resourceId: String?, period: CalendarPeriod?, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> UsageCell {
+        let key = KeyLayout.usageTotalKey(customerId: customerId, featureId: featureId, resourceId: resourceId, period: period, start: UsageProjector.periodStart(period, t))
+        return try usageCell(key, in: source) ?? UsageCell()
+    }
+
+    static func decoded<T>(_ key: [UInt8], in source: some ProjectionSource, _ what: String, _ decode: ([UInt8]) throws(DecodingError) -> T) throws(StorageError) -> T? {
+        guard let bytes = try source.projection(key) else { return nil }
+        do {
+            return try decode(bytes)
+        } catch {
+            throw .corrupt("\(what): \(error.reason)")
+        }
+    }
+
+    static func encodeStrings(_ strings: [String]) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeArray(strings) { $0.writeString($1) }
+        return w.bytes
+    }
+
+    static func decodeStrings(_ bytes: [UInt8]) throws(DecodingError) -> [String] {
+        var r = ByteReader(bytes)
+        let strings = try r.readArray { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+        try r.expectEnd()
+        return strings
+    }
+}

@@ -136,8 +136,13 @@ public enum RPCResponse {
     }
 
     public static func failure(id: RPCID, error: RPCFailure) -> JSONValue {
-        var errorObject = JSONObject([("code", .integer(error.code)), ("message", .string(error.message))])
-        if let data = error.data { errorObject["data"] = .object(data) }
-        return .object(JSONObject([("jsonrpc", "2.0"), ("id", id.json), ("error", .object(errorObject))]))
+        .object(JSONObject([("jsonrpc", "2.0"), ("id", id.json), ("error", errorObject(error))]))
+    }
+
+    /// The JSON-RPC error object `{code, message, data?}`.
+    public static func errorObject(_ error: RPCFailure) -> JSONValue {
+        var object = JSONObject([("code", .integer(error.code)), ("message", .string(error.message))])
+        if let data = error.data { object["data"] = .object(data) }
+        return .object(object)
     }
 }

@@ -158,7 +158,7 @@ public enum UsageMethods {
         return ReportEvents(events: events, rejected: rejected)
     }
 
-    static func rawEvent(_ item: JSONValue, index: Int, fingerprint: ([UInt8]) -> [UInt8]) throws(RPCFailure) -> RawEvent {
+    public static func rawEvent(_ item: JSONValue, index: Int, fingerprint: ([UInt8]) -> [UInt8]) throws(RPCFailure) -> RawEvent {
         let path = "events[\(index)]"
         guard case .object(let e) = item else { throw .invalidParams(field: path, "must be an object") }
         var p = Params(e, path: path)

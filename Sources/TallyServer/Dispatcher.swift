@@ -32,6 +32,17 @@ final class Dispatcher: Sendable {
         case query(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
         /// Long reads (a full replay) run off the event loops so they starve no one.
         case slowQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
+        /// Several commands that succeed or fail each on their own (reportUsageBulk, importRecords),
+        /// combined into one result in their order.
+        case fanOut(@Sendable (JSONObject) throws(RPCFailure) -> FanOut)
+    }
+
+    /// The commands of a fan-out method and how their replies become one result.
+    struct FanOut: Sendable {
+        /// Each command with its idempotency key and the (method, params) its key is bound to;
+        /// an item that failed validation carries its error instead.
+        var items: [Result<(command: Command, key: String?, method: String, params: JSONObject), RPCFailure>]
+        var combine: @Sendable ([Result<JSONValue, RPCFailure>]) -> JSONValue
     }
 
     init(ledger: Ledger, limits: ServerLimits, info: ServerInfo, connections: ConnectionRegistry, logger: Logger) {
@@ -117,6 +128,28 @@ final class Dispatcher: Sendable {
                 respond(MethodTable.render(reply))
                 session.commandFinished()
             }
+        case .fanOut(let plan):
+            let fanOut: FanOut
+            do {
+                fanOut = try plan(request.params)
+            } catch {
+                respond(.failure(error))
+                return
+            }
+            let collector = ResultCollector(count: fanOut.items.count) { results in respond(.success(fanOut.combine(results))) }
+            for (index, item) in fanOut.items.enumerated() {
+                switch item {
+                case .failure(let failure):
+                    collector.set(index, .failure(failure))
+                case .success(let call):
+                    let claim = call.key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: call.method, params: call.params)) }
+                    session.commandStarted()
+                    ledger.submit(call.command, idempotency: claim) { reply in
+                        collector.set(index, MethodTable.render(reply))
+                        session.commandFinished()
+                    }
+                }
+            }
         case .query(let run):
             session.runQuery { [self] in respond(runQuery(run, request)) }
         case .slowQuery(let run):
@@ -156,26 +189,31 @@ final class Dispatcher: Sendable {
     }
 }
 
-/// Gathers the responses of a batch, answering once all are in.
-private final class BatchCollector: @unchecked Sendable {
+/// Gathers results that complete in any order, answering once all are in.
+final class Collector<Element: Sendable>: @unchecked Sendable {
     // @unchecked: all state is guarded by `lock`.
     private let lock = NSLock()
-    private var responses: [JSONValue?]
+    private var results: [Element?]
     private var remaining: Int
-    private let done: @Sendable ([JSONValue?]) -> Void
+    private let done: @Sendable ([Element]) -> Void
 
-    init(count: Int, done: @escaping @Sendable ([JSONValue?]) -> Void) {
-        responses = Array(repeating: nil, count: count)
+    init(count: Int, done: @escaping @Sendable ([Element]) -> Void) {
+        results = Array(repeating: nil, count: count)
         remaining = count
         self.done = done
+        if count == 0 { done([]) }
     }
 
-    func set(_ index: Int, _ response: JSONValue?) {
+    func set(_ index: Int, _ result: Element) {
         lock.lock()
-        responses[index] = response
+        results[index] = result
         remaining -= 1
         let finished = remaining == 0
         lock.unlock()
-        if finished { done(responses) }
+        if finished { done(results.map { $0! }) }
     }
 }
+
+/// A batch's responses: nil for a notification.
+typealias BatchCollector = Collector<JSONValue?>
+typealias ResultCollector = Collector<Result<JSONValue, RPCFailure>>

@@ -35,6 +35,34 @@ extension MethodTable {
             let (customerId, featureId) = try UsageMethods.customerAndFeature(params)
             return (.revokePromotional(customerId: customerId, featureId: featureId), params["idempotencyKey"]?.stringValue)
         },
+        "reportUsageBulk": .fanOut { params throws(RPCFailure) in
+            var p = Params(params)
+            guard let usages = try p.optionalArray("usages") else { throw .invalidParams(field: "usages", "is required") }
+            try p.finish()
+            guard !usages.isEmpty, usages.count <= UsageMethods.bulkItemsMax else {
+                throw .invalidParams(field: "usages", "must hold 1 to \(UsageMethods.bulkItemsMax) items")
+            }
+            let items = usages.enumerated().map { index, item -> Result<(command: Command, key: String?, method: String, params: JSONObject), RPCFailure> in
+                guard case .object(let object) = item else { return .failure(.invalidParams(field: "usages[\(index)]", "must be an object")) }
+                do throws(RPCFailure) {
+                    let command = try UsageMethods.reportUsage(object, path: "usages[\(index)]")
+                    return .success((.reportUsage(command), command.idempotencyKey, "reportUsage", object))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            return Dispatcher.FanOut(items: items) { results in
+                .object(["results": .array(results.enumerated().map { index, result in
+                    switch result {
+                    case .success(let value): return value
+                    case .failure(let failure): return .object(["index": .integer(index), "error": RPCResponse.errorObject(failure)])
+                    }
+                })])
+            }
+        },
+        "importRecords": .fanOut { params throws(RPCFailure) in
+            try ImportRecords.plan(params)
+        },
         "getUsageHistory": .query { dispatcher, params in
             try UsageQueries.history(try UsageMethods.historyParams(params), store: dispatcher.ledger.store)
         },
@@ -172,5 +200,78 @@ enum UsageQueries {
             return true
         }
         return .object(["customerId": .string(customerId), "keys": .array(keys)])
+    }
+}
+
+/// importRecords: each record converted by its format (ImportFormats), then run as reportUsage
+/// (one command each) or as raw events (one reportEvent command for all of them).
+enum ImportRecords {
+    static let recordsMax = 10_000
+
+    static func plan(_ params: JSONObject) throws(RPCFailure) -> Dispatcher.FanOut {
+        var p = Params(params)
+        let format = try p.requiredEnum("format", ImportFormat.self)
+        guard let records = try p.optionalArray("records") else { throw .invalidParams(field: "records", "is required") }
+        try p.finish()
+        guard !records.isEmpty, records.count <= recordsMax else {
+            throw .invalidParams(field: "records", "must hold 1 to \(recordsMax) records")
+        }
+        var items: [Result<(command: Command, key: String?, method: String, params: JSONObject), RPCFailure>] = []
+        var itemRecord: [Int] = []  // the record index of each item
+        var events: [(index: Int, event: RawEvent)] = []
+        var rejected: [EventRejection] = []
+        for (index, record) in records.enumerated() {
+            do throws(RPCFailure) {
+                var resetFirst = false
+                for converted in try ImportFormats.convert(record, format: format, index: index) {
+                    switch converted {
+                    case .reset:
+                        // Applied in the same command as the record's usage, so a re-import (a
+                        // duplicate of its idempotency key) does not reset the total again.
+                        resetFirst = true
+                    case .usage(let object):
+                        var command = try UsageMethods.reportUsage(object, path: "records[\(index)]")
+                        command.resetTotalFirst = resetFirst
+                        items.append(.success((.reportUsage(command), command.idempotencyKey, "importRecords.\(format.rawValue)", object)))
+                        itemRecord.append(index)
+                    case .event(let object):
+                        events.append((index, try UsageMethods.rawEvent(.object(object), index: index, fingerprint: EventRecord.sha256)))
+                    }
+                }
+            } catch {
+                rejected.append(EventRejection(index: index, code: error.code, message: error.message))
+            }
+        }
+        let eventsItem = events.isEmpty ? -1 : items.count
+        let eventIndexes = events.map(\.index)
+        let rejectedBeforeRun = rejected
+        let itemRecords = itemRecord
+        if !events.isEmpty {
+            items.append(.success((.reportEvents(ReportEvents(events: events, rejected: [])), nil, "reportEvent", [:])))
+        }
+        return Dispatcher.FanOut(items: items) { results in
+            var accepted = 0, duplicates = 0
+            var allRejected = rejectedBeforeRun
+            for (i, result) in results.enumerated() {
+                if i == eventsItem {
+                    if case .success(let value) = result {
+                        accepted += Int(value["accepted"]?.numberText ?? "0") ?? 0
+                        duplicates += Int(value["duplicates"]?.numberText ?? "0") ?? 0
+                        for r in value["rejected"]?.arrayValue ?? [] {
+                            allRejected.append(EventRejection(index: Int(r["index"]?.numberText ?? "0") ?? 0, code: Int(r["code"]?.numberText ?? "0") ?? 0, message: r["message"]?.stringValue ?? ""))
+                        }
+                    } else if case .failure(let failure) = result {
+                        for index in eventIndexes { allRejected.append(EventRejection(index: index, code: failure.code, message: failure.message)) }
+                    }
+                    continue
+                }
+                switch result {
+                case .success(let value): if value["duplicate"] == true { duplicates += 1 } else { accepted += 1 }
+                case .failure(let failure): allRejected.append(EventRejection(index: itemRecords[i], code: failure.code, message: failure.message))
+                }
+            }
+            allRejected.sort { $0.index < $1.index }
+            return UsageMethods.json(EventsOutcome(accepted: accepted, duplicates: duplicates, rejected: allRejected))
+        }
     }
 }

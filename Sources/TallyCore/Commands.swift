@@ -11,6 +11,11 @@ public enum Command: Sendable {
     case reportEvents(ReportEvents)
     case grantPromotional(GrantPromotional)
     case revokePromotional(customerId: String, featureId: String)
+    case grantCredits(GrantCredits)
+    case voidCreditGrant(grantId: String)
+    case setAutoRecharge(AutoRecharge)
+    /// Appends CREDITS_EXPIRED for every grant whose expireAt has passed (the daemon's timer).
+    case expireCredits
 
     /// The idempotency scope: keys are unique per method family and customer (catalog commands
     /// belong to no customer).
@@ -24,6 +29,10 @@ public enum Command: Sendable {
         case .reportEvents: ("event", "")
         case .grantPromotional(let c): ("entitlement", c.customerId)
         case .revokePromotional(let customerId, _): ("entitlement", customerId)
+        case .grantCredits(let c): ("credits", c.customerId)
+        case .voidCreditGrant: ("credits", "")
+        case .setAutoRecharge(let c): ("credits", c.customerId)
+        case .expireCredits: ("system", "")
         }
     }
 }
@@ -58,6 +67,9 @@ public enum CommandResult: Sendable, Equatable {
     case events(EventsOutcome)
     case promotional(PromotionalEntitlement)
     case revoked(customerId: String, featureId: String)
+    case grant(CreditGrant)
+    case autoRecharge(AutoRecharge)
+    case expired(count: Int)
 
     static let recordVersion: UInt8 = 1
 
@@ -88,6 +100,12 @@ public enum CommandResult: Sendable, Equatable {
             w.writeAmount(u.currentUsage)
             w.writeOptional(u.usageLimit) { $0.writeAmount($1) }
             w.writeOptional(u.usagePeriodEnd) { $0.writeTimestamp($1) }
+            w.writeOptional(u.credit) { w, c in
+                w.writeString(c.currencyId)
+                w.writeAmount(c.consumed)
+                w.writeAmount(c.balance)
+                w.writeOptional(c.autoRecharged) { $0.writeAmount($1) }
+            }
         case .events(let e):
             w.writeByte(7)
             w.writeVarUInt(UInt64(e.accepted))
@@ -104,6 +122,15 @@ public enum CommandResult: Sendable, Equatable {
             w.writeByte(9)
             w.writeString(customerId)
             w.writeString(featureId)
+        case .grant(let g):
+            w.writeByte(10)
+            g.encode(into: &w)
+        case .autoRecharge(let a):
+            w.writeByte(11)
+            a.encode(into: &w)
+        case .expired(let count):
+            w.writeByte(12)
+            w.writeVarUInt(UInt64(count))
         }
         return w.bytes
     }
@@ -126,7 +153,11 @@ public enum CommandResult: Sendable, Equatable {
                 createdAt: try r.readTimestamp(),
                 currentUsage: try r.readAmount(),
                 usageLimit: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readAmount() },
-                usagePeriodEnd: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readTimestamp() }
+                usagePeriodEnd: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readTimestamp() },
+                credit: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in
+                    CreditOutcome(currencyId: try r.readString(), consumed: try r.readAmount(), balance: try r.readAmount(),
+                                  autoRecharged: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readAmount() })
+                }
             ))
         case 7:
             result = .events(EventsOutcome(
@@ -138,6 +169,9 @@ public enum CommandResult: Sendable, Equatable {
             ))
         case 8: result = .promotional(try PromotionalEntitlement(from: &r))
         case 9: result = .revoked(customerId: try r.readString(), featureId: try r.readString())
+        case 10: result = .grant(try CreditGrant(from: &r))
+        case 11: result = .autoRecharge(try AutoRecharge(from: &r))
+        case 12: result = .expired(count: Int(try r.readVarUInt()))
         case let tag: throw DecodingError("result tag \(tag) unknown")
         }
         try r.expectEnd()

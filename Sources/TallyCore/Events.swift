@@ -13,6 +13,11 @@ public enum EventPayload: Sendable, Equatable {
     case usageReset(UsageReset)
     case promotionalEntitlementGranted(PromotionalEntitlementGranted)
     case promotionalEntitlementRevoked(PromotionalEntitlementRevoked)
+    case creditsGranted(CreditsGranted)
+    case creditsConsumed(CreditsConsumed)
+    case creditsExpired(CreditsExpired)
+    case creditsVoided(CreditsVoided)
+    case autoRechargeConfigured(AutoRechargeConfigured)
 
     /// The stable type string stored with the event and shown by readLedger.
     public var type: String {
@@ -29,6 +34,11 @@ public enum EventPayload: Sendable, Equatable {
         case .usageReset: UsageReset.type
         case .promotionalEntitlementGranted: PromotionalEntitlementGranted.type
         case .promotionalEntitlementRevoked: PromotionalEntitlementRevoked.type
+        case .creditsGranted: CreditsGranted.type
+        case .creditsConsumed: CreditsConsumed.type
+        case .creditsExpired: CreditsExpired.type
+        case .creditsVoided: CreditsVoided.type
+        case .autoRechargeConfigured: AutoRechargeConfigured.type
         }
     }
 
@@ -47,6 +57,11 @@ public enum EventPayload: Sendable, Equatable {
         case .usageReset: UsageReset.schemaVersion
         case .promotionalEntitlementGranted: PromotionalEntitlementGranted.schemaVersion
         case .promotionalEntitlementRevoked: PromotionalEntitlementRevoked.schemaVersion
+        case .creditsGranted: CreditsGranted.schemaVersion
+        case .creditsConsumed: CreditsConsumed.schemaVersion
+        case .creditsExpired: CreditsExpired.schemaVersion
+        case .creditsVoided: CreditsVoided.schemaVersion
+        case .autoRechargeConfigured: AutoRechargeConfigured.schemaVersion
         }
     }
 
@@ -63,6 +78,11 @@ public enum EventPayload: Sendable, Equatable {
         case .usageReset(let e): e.customerId
         case .promotionalEntitlementGranted(let e): e.entitlement.customerId
         case .promotionalEntitlementRevoked(let e): e.customerId
+        case .creditsGranted(let e): e.grant.customerId
+        case .creditsConsumed(let e): e.customerId
+        case .creditsExpired(let e): e.removal.customerId
+        case .creditsVoided(let e): e.removal.customerId
+        case .autoRechargeConfigured(let e): e.config.customerId
         }
     }
 
@@ -80,6 +100,11 @@ public enum EventPayload: Sendable, Equatable {
         case .usageReset(let e): e.encode(into: &w)
         case .promotionalEntitlementGranted(let e): e.encode(into: &w)
         case .promotionalEntitlementRevoked(let e): e.encode(into: &w)
+        case .creditsGranted(let e): e.encode(into: &w)
+        case .creditsConsumed(let e): e.encode(into: &w)
+        case .creditsExpired(let e): e.encode(into: &w)
+        case .creditsVoided(let e): e.encode(into: &w)
+        case .autoRechargeConfigured(let e): e.encode(into: &w)
         }
     }
 
@@ -123,6 +148,21 @@ public enum EventPayload: Sendable, Equatable {
         case PromotionalEntitlementRevoked.type:
             try check(schemaVersion, max: PromotionalEntitlementRevoked.schemaVersion, type)
             return .promotionalEntitlementRevoked(try PromotionalEntitlementRevoked(from: &reader, schemaVersion: schemaVersion))
+        case CreditsGranted.type:
+            try check(schemaVersion, max: CreditsGranted.schemaVersion, type)
+            return .creditsGranted(try CreditsGranted(from: &reader, schemaVersion: schemaVersion))
+        case CreditsConsumed.type:
+            try check(schemaVersion, max: CreditsConsumed.schemaVersion, type)
+            return .creditsConsumed(try CreditsConsumed(from: &reader, schemaVersion: schemaVersion))
+        case CreditsExpired.type:
+            try check(schemaVersion, max: CreditsExpired.schemaVersion, type)
+            return .creditsExpired(try CreditsExpired(from: &reader, schemaVersion: schemaVersion))
+        case CreditsVoided.type:
+            try check(schemaVersion, max: CreditsVoided.schemaVersion, type)
+            return .creditsVoided(try CreditsVoided(from: &reader, schemaVersion: schemaVersion))
+        case AutoRechargeConfigured.type:
+            try check(schemaVersion, max: AutoRechargeConfigured.schemaVersion, type)
+            return .autoRechargeConfigured(try AutoRechargeConfigured(from: &reader, schemaVersion: schemaVersion))
         default:
             throw DecodingError("unknown event type \(type) (written by a newer tallyd?)")
         }

@@ -10,6 +10,8 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
         case idempotencyConflict = 1011
         case grantNotActive = 1012
         case invalidState = 1013
+        /// A param the ledger's state shows to be unusable (answered as -32602 naming `field`).
+        case invalidParams = -32602
 
         /// The stable `data.reason` string of the contract.
         public var reason: String {
@@ -23,16 +25,20 @@ public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
             case .idempotencyConflict: "IDEMPOTENCY_CONFLICT"
             case .grantNotActive: "GRANT_NOT_ACTIVE"
             case .invalidState: "INVALID_STATE"
+            case .invalidParams: "INVALID_PARAMS"
             }
         }
     }
 
     public let code: Code
     public let message: String
+    /// For `.invalidParams`: the offending field.
+    public let field: String?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, field: String? = nil) {
         self.code = code
         self.message = message
+        self.field = field
     }
 
     public var description: String { "\(code.reason): \(message)" }

@@ -149,8 +149,10 @@ public struct UsageOutcome: Sendable, Equatable {
     public var currentUsage: Amount
     public var usageLimit: Amount?
     public var usagePeriodEnd: Timestamp?
+    public var credit: CreditOutcome?
 
-    public init(measurementId: String, event: UsageReported, createdAt: Timestamp, currentUsage: Amount, usageLimit: Amount?, usagePeriodEnd: Timestamp?) {
+    public init(measurementId: String, event: UsageReported, createdAt: Timestamp, currentUsage: Amount, usageLimit: Amount?, usagePeriodEnd: Timestamp?, credit: CreditOutcome? = nil) {
+        self.credit = credit
         self.measurementId = measurementId
         self.event = event
         self.createdAt = createdAt
@@ -204,5 +206,52 @@ public struct ResolvedEntitlement: Sendable, Equatable {
             }
         }
         return best
+    }
+}
+
+public struct GrantCredits: Sendable {
+    public var customerId: String
+    public var currencyId: String
+    public var amount: Amount
+    public var grantType: GrantType
+    public var displayName: String?
+    public var priority: Int
+    public var effectiveAt: Timestamp?
+    public var expireAt: Timestamp?
+    public var resourceId: String?
+    public var cost: Money?
+    public var metadata: [(String, String)]
+    public var comment: String?
+    public var idempotencyKey: String?
+
+    public init(customerId: String, currencyId: String, amount: Amount, grantType: GrantType, displayName: String?, priority: Int, effectiveAt: Timestamp?, expireAt: Timestamp?, resourceId: String?, cost: Money?, metadata: [(String, String)], comment: String?, idempotencyKey: String?) {
+        self.customerId = customerId
+        self.currencyId = currencyId
+        self.amount = amount
+        self.grantType = grantType
+        self.displayName = displayName
+        self.priority = priority
+        self.effectiveAt = effectiveAt
+        self.expireAt = expireAt
+        self.resourceId = resourceId
+        self.cost = cost
+        self.metadata = metadata
+        self.comment = comment
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// The credit side of a usage report: what it cost and the exact balance after the commit.
+public struct CreditOutcome: Sendable, Equatable {
+    public var currencyId: String
+    public var consumed: Amount
+    public var balance: Amount
+    public var autoRecharged: Amount?
+
+    public init(currencyId: String, consumed: Amount, balance: Amount, autoRecharged: Amount?) {
+        self.currencyId = currencyId
+        self.consumed = consumed
+        self.balance = balance
+        self.autoRecharged = autoRecharged
     }
 }

@@ -5,7 +5,7 @@ public import TallyStorage
 /// group (so it sees what earlier commands of the group decided), appends its events, and builds
 /// the answer from the projections after them. A rejection appends nothing.
 extension GroupState {
-    mutating func decideCatalogOrUsage(_ command: Command, now: Timestamp) throws(StorageError) -> Result<CommandResult, Rejection> {
+    mutating func decideCatalogOrUsage(_ command: Command, idempotencyKey: String?, now: Timestamp) throws(StorageError) -> Result<CommandResult, Rejection> {
         switch command {
         case .provisionCustomer:
             preconditionFailure("decided in GroupState.decide")
@@ -81,10 +81,27 @@ extension GroupState {
             }
             try append([.promotionalEntitlementRevoked(PromotionalEntitlementRevoked(customerId: customerId, featureId: featureId))], now: now)
             return .success(.revoked(customerId: customerId, featureId: featureId))
+
+        case .grantCredits(let c):
+            return try grantCredits(c, now: now)
+
+        case .voidCreditGrant(let grantId):
+            return try voidGrant(grantId, idempotencyKey: idempotencyKey, now: now)
+
+        case .setAutoRecharge(let config):
+            if let rejection = try requireCustomer(config.customerId) { return .failure(rejection) }
+            guard try Projections.currency(config.currencyId, in: self) != nil else {
+                return .failure(Rejection(.currencyNotFound, "currency \"\(config.currencyId)\" does not exist"))
+            }
+            try append([.autoRechargeConfigured(AutoRechargeConfigured(config: config))], now: now)
+            return .success(.autoRecharge(config))
+
+        case .expireCredits:
+            return .success(.expired(count: try expireCredits(now: now)))
         }
     }
 
-    private func requireCustomer(_ id: String) throws(StorageError) -> Rejection? {
+    func requireCustomer(_ id: String) throws(StorageError) -> Rejection? {
         try Projections.customer(id, in: self) == nil ? Rejection(.customerNotFound, "customer \"\(id)\" does not exist") : nil
     }
 
@@ -121,16 +138,47 @@ extension GroupState {
             customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, updateBehavior: c.updateBehavior,
             value: c.value, delta: delta, timestamp: timestamp, dimensions: c.dimensions, idempotencyKey: c.idempotencyKey
         )
+        // A credit-backed feature deducts in the same commit; strict refuses (appending nothing)
+        // what the balance does not cover.
+        var deduction: Deduction?
+        if let cost = feature.creditCost {
+            if c.updateBehavior == .delta, delta.isNegative {
+                return .failure(Rejection(.invalidParams, "must not be negative for the credit-backed feature \"\(c.featureId)\": refunds are grants", field: "value"))
+            }
+            if delta.isPositive {
+                guard let price = delta.multipliedExactly(by: cost.amountPerUnit) else {
+                    return .failure(Rejection(.invalidParams, "× amountPerUnit \(cost.amountPerUnit) has more than 12 fractional digits or is out of range", field: "value"))
+                }
+                let planned = try planDeduction(
+                    customerId: c.customerId, currencyId: cost.currencyId, resourceId: c.resourceId, featureId: c.featureId, cost: price,
+                    timestamp: timestamp, dimensions: c.dimensions, idempotencyKey: c.idempotencyKey, now: now
+                )
+                if c.strict, planned.consumed.uncovered.isPositive {
+                    let balance = planned.availableAfter + price
+                    return .failure(Rejection(.insufficientCredits, "the usage costs \(price) \(cost.currencyId) but the balance is \(balance)"))
+                }
+                deduction = planned
+            }
+        }
         events.append(.usageReported(reported))
         try append(events, now: now)
+        let usageSequence = head.sequence
+        var credit: CreditOutcome?
+        if let deduction {
+            credit = try applyDeduction(deduction, now: now)
+        } else if let cost = feature.creditCost {
+            let balance = try Projections.balance(customerId: c.customerId, currencyId: cost.currencyId, resourceId: c.resourceId, at: now, in: self)
+            credit = CreditOutcome(currencyId: cost.currencyId, consumed: .zero, balance: balance.balance, autoRecharged: nil)
+        }
         let after = try Projections.usageTotal(customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, period: period, at: now, in: self)
         return .success(.usage(UsageOutcome(
-            measurementId: "m_\(head.sequence)",
+            measurementId: "m_\(usageSequence)",
             event: reported,
             createdAt: head.recordedAt,
             currentUsage: after.value,
             usageLimit: entitlement?.usageLimit,
-            usagePeriodEnd: period.map { CalendarUTC.periodEnd($0, containing: now) }
+            usagePeriodEnd: period.map { CalendarUTC.periodEnd($0, containing: now) },
+            credit: credit
         )))
     }
 
@@ -157,10 +205,12 @@ extension GroupState {
                 outcome.rejected.append(EventRejection(index: index, code: -32602, message: problem))
                 continue
             }
-            try append([.eventReceived(EventReceived(
+            let received = EventReceived(
                 customerId: raw.customerId, eventName: raw.eventName, idempotencyKey: raw.idempotencyKey,
                 resourceId: raw.resourceId, timestamp: raw.timestamp ?? now, dimensions: raw.dimensions
-            ))], now: now)
+            )
+            try append([.eventReceived(received)], now: now)
+            try deductForMeters(received, now: now)
             let record = IdempotencyRecord(fingerprint: raw.fingerprint, result: .events(EventsOutcome(accepted: 1, duplicates: 0, rejected: [])))
             idempotencyRecords[key] = record
             batch.put(record, family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
@@ -168,6 +218,23 @@ extension GroupState {
         }
         outcome.rejected.sort { $0.index < $1.index }
         return outcome
+    }
+
+    /// Credit-backed features metered with COUNT or SUM deduct what the event adds, in the same
+    /// commit (never strict: raw events are not refused for want of credits).
+    private mutating func deductForMeters(_ e: EventReceived, now: Timestamp) throws(StorageError) {
+        for featureId in try Projections.meteredFeatureIDs(eventName: e.eventName, in: self) {
+            guard let feature = try Projections.feature(featureId, in: self), let cost = feature.creditCost, let meter = feature.meter,
+                  meter.aggregation == .count || meter.aggregation == .sum, meter.matches(e.dimensions),
+                  let reading = MeterReading(meter: meter, dimensions: e.dimensions), reading.contribution.isPositive,
+                  let price = reading.contribution.multipliedExactly(by: cost.amountPerUnit)
+            else { continue }
+            let planned = try planDeduction(
+                customerId: e.customerId, currencyId: cost.currencyId, resourceId: e.resourceId, featureId: featureId, cost: price,
+                timestamp: e.timestamp, dimensions: reading.seriesDimensions, idempotencyKey: e.idempotencyKey, now: now
+            )
+            _ = try applyDeduction(planned, now: now)
+        }
     }
 
     /// Why a meter that would count this event cannot read it (a non-numeric value where it sums).

@@ -111,8 +111,40 @@ public enum EventJSON {
         case .promotionalEntitlementRevoked(let e):
             o["customerId"] = .string(e.customerId)
             o["featureId"] = .string(e.featureId)
+        case .creditsGranted(let e):
+            // As granted: consumed 0, remaining net of any overdraft repaid.
+            guard case .object(var g) = CreditMethods.json(e.grant, now: e.grant.createdAt) else { return .null }
+            g["status"] = nil
+            if let key = e.idempotencyKey { g["idempotencyKey"] = .string(key) }
+            return .object(g)
+        case .creditsConsumed(let e):
+            o["customerId"] = .string(e.customerId)
+            o["currencyId"] = .string(e.currencyId)
+            if let resource = e.resourceId { o["resourceId"] = .string(resource) }
+            o["featureId"] = .string(e.featureId)
+            o["amount"] = .string(e.amount.description)
+            o["breakdown"] = .array(e.breakdown.map { .object(["creditGrantId": .string($0.0), "amount": .string($0.1.description)]) })
+            if e.uncovered.isPositive { o["uncovered"] = .string(e.uncovered.description) }
+            o["timestamp"] = .string(e.timestamp.rfc3339)
+            if !e.dimensions.isEmpty { o["dimensions"] = UsageMethods.stringMap(e.dimensions.pairs) }
+            if let key = e.idempotencyKey { o["idempotencyKey"] = .string(key) }
+        case .creditsExpired(let e):
+            removal(e.removal, into: &o)
+        case .creditsVoided(let e):
+            removal(e.removal, into: &o)
+        case .autoRechargeConfigured(let e):
+            return CreditMethods.json(e.config)
         }
         return .object(o)
+    }
+
+    private static func removal(_ r: CreditsRemoved, into o: inout JSONObject) {
+        o["creditGrantId"] = .string(r.grantId)
+        o["customerId"] = .string(r.customerId)
+        o["currencyId"] = .string(r.currencyId)
+        if let resource = r.resourceId { o["resourceId"] = .string(resource) }
+        o["amount"] = .string(r.amount.description)
+        if let key = r.idempotencyKey { o["idempotencyKey"] = .string(key) }
     }
 
     private static func change(_ c: FieldChange<String>) -> JSONValue? {

@@ -68,7 +68,10 @@ public struct RPCFailure: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public static func rejected(_ rejection: Rejection) -> RPCFailure {
-        RPCFailure(code: rejection.code.rawValue, message: rejection.message, data: ["reason": .string(rejection.code.reason)])
+        if rejection.code == .invalidParams {
+            return .invalidParams(field: rejection.field ?? "params", rejection.message)
+        }
+        return RPCFailure(code: rejection.code.rawValue, message: rejection.message, data: ["reason": .string(rejection.code.reason)])
     }
 }
 

@@ -327,6 +327,7 @@ public enum UsageMethods {
         var o: JSONObject = ["measurement": measurementJSON(u), "currentUsage": .string(u.currentUsage.description)]
         if let limit = u.usageLimit { o["usageLimit"] = .string(limit.description) }
         if let end = u.usagePeriodEnd { o["usagePeriodEnd"] = .string(end.rfc3339) }
+        if let credit = u.credit { o["credit"] = CreditMethods.json(credit) }
         return .object(o)
     }
 

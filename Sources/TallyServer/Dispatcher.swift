@@ -45,13 +45,13 @@ final class Dispatcher: Sendable {
         var combine: @Sendable ([Result<JSONValue, RPCFailure>]) -> JSONValue
     }
 
-    init(ledger: Ledger, limits: ServerLimits, info: ServerInfo, connections: ConnectionRegistry, logger: Logger) {
+    init(ledger: Ledger, limits: ServerLimits, info: ServerInfo, connections: ConnectionRegistry, logger: Logger, extraMethods: [String: Method] = [:]) {
         self.ledger = ledger
         self.limits = limits
         self.info = info
         self.connections = connections
         self.logger = logger
-        self.methods = MethodTable.methods
+        self.methods = MethodTable.methods.merging(extraMethods) { _, _ in preconditionFailure("a method is registered twice") }
     }
 
     static var methodNames: [String] { MethodTable.methods.keys.sorted() }

@@ -95,7 +95,7 @@ enum UsageQueries {
         let stored: CalendarPeriod = q.granularity == .month ? .day : q.granularity
         let prefix = KeyLayout.usageSeriesPrefix(customerId: q.customerId, featureId: q.featureId, granularity: stored)
         let first = CalendarUTC.periodStart(stored, containing: q.startDate)
-        let end = q.endDate ?? Timestamp.distantFuture
+        let end = q.endDate ?? Timestamp.distantFuture  // endDate is exclusive
         var groups: [[String]: [Int64: UsageCell]] = [:]
         try store.scanProjections(from: prefix + KeyLayout.sortable(first), to: prefix + KeyLayout.sortable(end)) { (key: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
             guard let parts = KeyLayout.usageSeriesParts(key, prefixCount: prefix.count) else {
@@ -145,7 +145,12 @@ enum UsageQueries {
         }
         guard try Projections.customer(customerId, in: store) != nil else { return denied("CUSTOMER_NOT_FOUND") }
         guard let feature = try Projections.feature(featureId, in: store) else { return denied("FEATURE_NOT_FOUND") }
-        guard let entitlement = try EntitlementReader.resolve(customerId: customerId, featureId: featureId, at: now, in: store) else {
+        var resolved = try EntitlementReader.resolve(customerId: customerId, featureId: featureId, at: now, in: store)
+        if resolved == nil, feature.creditCost != nil {
+            // A credit-backed feature without a plan entitlement is governed by the balance alone.
+            resolved = ResolvedEntitlement(hasAccess: true, isUnlimited: true, usageLimit: nil, resetPeriod: nil, source: "CREDITS")
+        }
+        guard let entitlement = resolved else {
             return denied("NO_FEATURE_ENTITLEMENT")
         }
         let period = entitlement.resetPeriod
@@ -157,8 +162,19 @@ enum UsageQueries {
             let limit = entitlement.usageLimit ?? .zero
             hasAccess = (current.adding(requested).map { $0 <= limit }) ?? false
         }
+        var reason: JSONValue? = hasAccess ? nil : "USAGE_LIMIT_EXCEEDED"
+        if let cost = feature.creditCost {
+            let balance = try Projections.balance(customerId: customerId, currencyId: cost.currencyId, resourceId: resourceId, at: now, in: store)
+            o["creditBalance"] = .object(["currencyId": .string(cost.currencyId), "balance": .string(balance.balance.description)])
+            let price = requested.multipliedExactly(by: cost.amountPerUnit)
+            o["requestedCost"] = price.map { .string($0.description) } ?? .null
+            if hasAccess, price.map({ $0 > balance.balance }) ?? true {
+                hasAccess = false
+                reason = "INSUFFICIENT_CREDITS"
+            }
+        }
         o["hasAccess"] = .bool(hasAccess)
-        if !hasAccess { o["accessDeniedReason"] = "USAGE_LIMIT_EXCEEDED" }
+        if let reason { o["accessDeniedReason"] = reason }
         o["isUnlimited"] = .bool(entitlement.isUnlimited)
         if let limit = entitlement.usageLimit, !entitlement.isUnlimited { o["usageLimit"] = .string(limit.description) }
         o["currentUsage"] = .string(current.description)

@@ -143,3 +143,51 @@ extension KeyLayout {
         Array("uu".utf8) + [0] + cell + [0] + Array(value.utf8)
     }
 }
+
+/// Credit projection keys.
+///
+/// - `cg\0<grantId>` → CreditGrant
+/// - `cgl\0<customerId>\0<grantId>` → empty: a customer's grants
+/// - `cp\0<customerId>\0<currencyId>\0<resourceId or "">` → CreditPool
+/// - `cl\0<customerId>\0<sequence u64 BE>` → CreditLedgerEntry
+/// - `cx\0<expireAt sortable>\0<grantId>` → empty: the expiry schedule of open grants
+/// - `cu\0<customerId>\0<currencyId>\0<granularity>\0<start>\0<resourceId>\0<featureId>\0<dimensions>` → UsageCell of credits consumed
+/// - `ar\0<customerId>\0<currencyId>` → AutoRecharge
+/// - `arm\0<customerId>\0<currencyId>\0<month start>` → Amount recharged that calendar month
+extension KeyLayout {
+    public static func grantKey(_ grantId: String) -> [UInt8] { key("cg", [grantId]) }
+    public static func customerGrantKey(customerId: String, grantId: String) -> [UInt8] { key("cgl", [customerId, grantId]) }
+    public static func customerGrantPrefix(customerId: String) -> [UInt8] { key("cgl", [customerId]) + [0] }
+    public static func creditPoolKey(customerId: String, currencyId: String, resourceId: String?) -> [UInt8] { key("cp", [customerId, currencyId, resourceId ?? ""]) }
+    public static func creditPoolPrefix(customerId: String) -> [UInt8] { key("cp", [customerId]) + [0] }
+    public static func creditLedgerKey(customerId: String, sequence: UInt64) -> [UInt8] { key("cl", [customerId]) + [0] + bigEndian(sequence) }
+    public static func creditLedgerPrefix(customerId: String) -> [UInt8] { key("cl", [customerId]) + [0] }
+    public static let expiryPrefix: [UInt8] = Array("cx".utf8) + [0]
+    public static func expiryKey(expireAt: Timestamp, grantId: String) -> [UInt8] { expiryPrefix + sortable(expireAt) + [0] + Array(grantId.utf8) }
+    public static func creditUsagePrefix(customerId: String, currencyId: String, granularity: CalendarPeriod) -> [UInt8] {
+        key("cu", [customerId, currencyId]) + [0, periodTag(granularity), 0]
+    }
+    public static func creditUsageKey(customerId: String, currencyId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, featureId: String, dimensions: Dimensions) -> [UInt8] {
+        creditUsagePrefix(customerId: customerId, currencyId: currencyId, granularity: granularity)
+            + sortable(start) + [0] + Array((resourceId ?? "").utf8) + [0] + Array(featureId.utf8) + [0] + dimensions.canonicalBytes
+    }
+
+    /// Splits a credit usage key after its prefix: bucket start, resource, feature, dimensions.
+    public static func creditUsageParts(_ key: [UInt8], prefixCount: Int) -> (start: Timestamp, resourceId: String?, featureId: String, dimensions: Dimensions)? {
+        let rest = key[(key.startIndex + prefixCount)...]
+        guard rest.count >= 11, let start = timestamp(sortable: rest.prefix(8)) else { return nil }
+        let afterStart = rest.dropFirst(9)
+        guard let s1 = afterStart.firstIndex(of: 0) else { return nil }
+        let resource = String(decoding: afterStart[afterStart.startIndex..<s1], as: UTF8.self)
+        let afterResource = afterStart[(s1 + 1)...]
+        guard let s2 = afterResource.firstIndex(of: 0) else { return nil }
+        let feature = String(decoding: afterResource[afterResource.startIndex..<s2], as: UTF8.self)
+        guard let dimensions = try? Dimensions.decode(canonical: Array(afterResource[(s2 + 1)...])) else { return nil }
+        return (start, resource.isEmpty ? nil : resource, feature, dimensions)
+    }
+
+    public static func autoRechargeKey(customerId: String, currencyId: String) -> [UInt8] { key("ar", [customerId, currencyId]) }
+    public static func rechargeSpendKey(customerId: String, currencyId: String, monthStart: Timestamp) -> [UInt8] {
+        key("arm", [customerId, currencyId]) + [0] + sortable(monthStart)
+    }
+}

@@ -70,7 +70,9 @@ public enum Projections {
         guard let separator = key.firstIndex(of: 0) else { return ("unknown", key.hexString) }
         let rest = String(decoding: key[(separator + 1)...].map { $0 == 0 ? UInt8(ascii: "/") : $0 }, as: UTF8.self)
         let names = ["$": "currencies", "f": "features", "m": "meterIndex", "p": "plans", "s": "subscriptions", "cs": "customerSubscriptions",
-                     "pe": "promotionalEntitlements", "ut": "usageTotals", "us": "usageSeries", "uu": "uniqueMembers", "dk": "dimensionKeys"]
+                     "pe": "promotionalEntitlements", "ut": "usageTotals", "us": "usageSeries", "uu": "uniqueMembers", "dk": "dimensionKeys",
+                     "cg": "creditGrants", "cgl": "customerGrants", "cp": "creditPools", "cl": "creditLedger", "cx": "expirySchedule",
+                     "cu": "creditUsage", "ar": "autoRecharge", "arm": "rechargeSpend"]
         return (names[String(decoding: key[..<separator], as: UTF8.self)] ?? "unknown", rest)
     }
 

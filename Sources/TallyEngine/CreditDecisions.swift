@@ -1,0 +1,130 @@
+import TallyCore
+import TallyStorage
+
+extension GroupState: ProjectionScanner {
+    /// The store's records in range with the group's own changes laid over them.
+    func scan(from lower: [UInt8], to upper: [UInt8]) throws(StorageError) -> [(key: [UInt8], value: [UInt8])] {
+        var merged: [[UInt8]: [UInt8]] = [:]
+        for (key, value) in try store.scan(from: lower, to: upper) { merged[key] = value }
+        for (key, value) in overlayEntries where !key.lexicographicallyPrecedes(lower) && key.lexicographicallyPrecedes(upper) {
+            merged[key] = value
+        }
+        return merged.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
+    }
+}
+
+/// What a deduction would do, computed before anything is appended.
+struct Deduction {
+    var consumed: CreditsConsumed
+    var availableAfter: Amount
+}
+
+extension GroupState {
+    mutating func grantCredits(_ c: GrantCredits, now: Timestamp, sourceType: GrantSource = .manual) throws(StorageError) -> Result<CommandResult, Rejection> {
+        guard try Projections.customer(c.customerId, in: self) != nil else {
+            return .failure(Rejection(.customerNotFound, "customer \"\(c.customerId)\" does not exist"))
+        }
+        guard try Projections.currency(c.currencyId, in: self) != nil else {
+            return .failure(Rejection(.currencyNotFound, "currency \"\(c.currencyId)\" does not exist; define it with defineCurrency"))
+        }
+        let effectiveAt = c.effectiveAt ?? now
+        if let expireAt = c.expireAt, expireAt <= now {
+            return .failure(Rejection(.invalidParams, "must be in the future", field: "expireAt"))
+        }
+        let grant = newGrant(c, effectiveAt: effectiveAt, sourceType: sourceType, now: now)
+        try append([.creditsGranted(CreditsGranted(grant: grant, idempotencyKey: c.idempotencyKey))], now: now)
+        return .success(.grant(try Projections.grant(grant.grantId, in: self)!))
+    }
+
+    /// A grant numbered by the event that will create it; an effective grant repays the pool's
+    /// overdraft first.
+    private func newGrant(_ c: GrantCredits, effectiveAt: Timestamp, sourceType: GrantSource, now: Timestamp) -> CreditGrant {
+        let sequence = head.sequence + 1
+        var grant = CreditGrant(
+            grantId: "grant_\(sequence)", customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId,
+            grantType: c.grantType, sourceType: sourceType, amount: c.amount, priority: c.priority, effectiveAt: effectiveAt,
+            expireAt: c.expireAt, displayName: c.displayName, cost: c.cost, metadata: c.metadata, comment: c.comment,
+            createdAt: max(now, head.recordedAt), sequence: sequence
+        )
+        if effectiveAt <= now, let pool = try? Projections.creditPool(customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId, in: self) {
+            grant.repaid = Amount.min(c.amount, pool.overdraft)
+        }
+        return grant
+    }
+
+    mutating func voidGrant(_ grantId: String, idempotencyKey: String?, now: Timestamp) throws(StorageError) -> Result<CommandResult, Rejection> {
+        guard let grant = try Projections.grant(grantId, in: self) else {
+            return .failure(Rejection(.grantNotFound, "credit grant \"\(grantId)\" does not exist"))
+        }
+        let status = grant.status(at: now)
+        guard status == .active || status == .scheduled else {
+            return .failure(Rejection(.grantNotActive, "credit grant \"\(grantId)\" is \(status.rawValue)"))
+        }
+        try append([.creditsVoided(CreditsVoided(removal: CreditsRemoved(
+            grantId: grantId, customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId,
+            amount: grant.remaining, idempotencyKey: idempotencyKey
+        )))], now: now)
+        return .success(.grant(try Projections.grant(grantId, in: self)!))
+    }
+
+    /// Appends CREDITS_EXPIRED, in expireAt order, for every open grant whose expireAt ≤ now.
+    mutating func expireCredits(now: Timestamp) throws(StorageError) -> Int {
+        let due = try scan(from: KeyLayout.expiryPrefix, to: KeyLayout.expiryPrefix + KeyLayout.sortable(now.adding(microseconds: 1)))
+        var count = 0
+        for (key, _) in due {
+            guard let separator = key[(KeyLayout.expiryPrefix.count + 8)...].firstIndex(of: 0) else { continue }
+            let grantId = String(decoding: key[(separator + 1)...], as: UTF8.self)
+            guard let grant = try Projections.grant(grantId, in: self), grant.expiredAt == nil, grant.voidedAt == nil else { continue }
+            try append([.creditsExpired(CreditsExpired(removal: CreditsRemoved(
+                grantId: grantId, customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId,
+                amount: grant.remaining, idempotencyKey: nil
+            )))], now: now)
+            count += 1
+        }
+        return count
+    }
+
+    /// The deduction of `cost` from a pool, drawing grants in the contract's order; nothing appended.
+    func planDeduction(customerId: String, currencyId: String, resourceId: String?, featureId: String, cost: Amount, timestamp: Timestamp, dimensions: Dimensions, idempotencyKey: String?, now: Timestamp) throws(StorageError) -> Deduction {
+        let pool = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
+        var left = cost
+        var available = Amount.zero
+        var breakdown: [(String, Amount)] = []
+        for grant in try Projections.openGrants(pool, in: self) where grant.isDrawable(at: now) {
+            available = available + grant.remaining
+            guard left.isPositive else { continue }
+            let draw = Amount.min(left, grant.remaining)
+            breakdown.append((grant.grantId, draw))
+            left = left - draw
+        }
+        let consumed = CreditsConsumed(
+            customerId: customerId, currencyId: currencyId, resourceId: resourceId, featureId: featureId, amount: cost,
+            breakdown: breakdown, uncovered: left, timestamp: timestamp, dimensions: dimensions, idempotencyKey: idempotencyKey
+        )
+        return Deduction(consumed: consumed, availableAfter: available - pool.overdraft - cost)
+    }
+
+    /// Appends a planned deduction and, when it leaves the balance below the auto-recharge
+    /// threshold, the top-up grant in the same commit. Returns the credit outcome.
+    mutating func applyDeduction(_ d: Deduction, now: Timestamp) throws(StorageError) -> CreditOutcome {
+        try append([.creditsConsumed(d.consumed)], now: now)
+        var balance = d.availableAfter
+        var recharged: Amount?
+        let c = d.consumed
+        if let config = try Projections.autoRecharge(customerId: c.customerId, currencyId: c.currencyId, in: self), config.isEnabled,
+           c.resourceId == nil, balance < config.thresholdValue, let amount = config.targetBalance.subtracting(balance), amount.isPositive {
+            let spent = try Projections.rechargedThisMonth(customerId: c.customerId, currencyId: c.currencyId, at: now, in: self)
+            if config.maxSpendLimit.map({ spent + amount <= $0 }) ?? true {
+                let expireAt = config.grantExpirationPeriod.map { CalendarUTC.adding(1, $0, to: now) }
+                let request = GrantCredits(
+                    customerId: c.customerId, currencyId: c.currencyId, amount: amount, grantType: .paid, displayName: "Auto-recharge",
+                    priority: 50, effectiveAt: now, expireAt: expireAt, resourceId: nil, cost: nil, metadata: [], comment: nil, idempotencyKey: nil
+                )
+                try append([.creditsGranted(CreditsGranted(grant: newGrant(request, effectiveAt: now, sourceType: .autoRecharge, now: now), idempotencyKey: nil))], now: now)
+                balance = balance + amount
+                recharged = amount
+            }
+        }
+        return CreditOutcome(currencyId: c.currencyId, consumed: c.amount, balance: balance, autoRecharged: recharged)
+    }
+}

@@ -1,0 +1,193 @@
+import TallyCore
+import TallyEngine
+import TallyProtocol
+import TallyStorage
+
+/// Credit methods.
+extension MethodTable {
+    static let creditMethods: [String: Dispatcher.Method] = [
+        "grantCredits": .command { params throws(RPCFailure) in
+            let command = try CreditMethods.grantCredits(params)
+            return (.grantCredits(command), command.idempotencyKey)
+        },
+        "voidCreditGrant": .command { params throws(RPCFailure) in
+            (.voidCreditGrant(grantId: try CreditMethods.grantID(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "setAutoRecharge": .command { params throws(RPCFailure) in
+            (.setAutoRecharge(try CreditMethods.setAutoRecharge(params)), params["idempotencyKey"]?.stringValue)
+        },
+        "getAutoRecharge": .query { dispatcher, params in
+            let (customerId, currencyId) = try CreditMethods.customerAndCurrency(params)
+            let store = dispatcher.ledger.store
+            guard try Projections.customer(customerId, in: store) != nil else { throw CreditQueries.customerNotFound(customerId) }
+            guard let config = try Projections.autoRecharge(customerId: customerId, currencyId: currencyId, in: store) else {
+                return .object(["customerId": .string(customerId), "currencyId": .string(currencyId), "isEnabled": false, "configured": false])
+            }
+            return CreditMethods.json(config)
+        },
+        "getCreditBalance": .query { dispatcher, params in
+            let q = try CreditMethods.balanceParams(params)
+            guard let asOf = q.asOf else {
+                return try CreditQueries.balances(q, at: dispatcher.ledger.now, in: dispatcher.ledger.store)
+            }
+            // The ledger as it stood: a replay through that point, read by the same code.
+            let (projections, instant, sequence) = try CreditQueries.replay(asOf, store: dispatcher.ledger.store)
+            guard case .object(var result) = try CreditQueries.balances(q, at: instant, in: projections) else { return .null }
+            result["asOf"] = .object(["sequence": .integer(sequence), "timestamp": .string(instant.rfc3339)])
+            return .object(result)
+        },
+        "getCreditGrants": .query { dispatcher, params in
+            let q = try CreditMethods.grantsParams(params)
+            return try CreditQueries.grants(q, at: dispatcher.ledger.now, in: dispatcher.ledger.store)
+        },
+        "getCreditLedger": .query { dispatcher, params in
+            try CreditQueries.ledger(try CreditMethods.ledgerParams(params), in: dispatcher.ledger.store)
+        },
+        "getCreditUsage": .query { dispatcher, params in
+            try CreditQueries.usage(try CreditMethods.usageParams(params), now: dispatcher.ledger.now, in: dispatcher.ledger.store)
+        },
+    ]
+}
+
+/// Credit reads over any projection source that can scan: the live store, or a replay.
+enum CreditQueries {
+    static func customerNotFound(_ id: String) -> RPCFailure {
+        .rejected(Rejection(.customerNotFound, "customer \"\(id)\" does not exist"))
+    }
+
+    static func balances(_ q: CreditMethods.BalanceQuery, at t: Timestamp, in source: some ProjectionScanner) throws -> JSONValue {
+        guard try Projections.customer(q.customerId, in: source) != nil else { throw customerNotFound(q.customerId) }
+        if let currency = q.currencyId, try Projections.currency(currency, in: source) == nil {
+            throw RPCFailure.rejected(Rejection(.currencyNotFound, "currency \"\(currency)\" does not exist"))
+        }
+        var pools = try Projections.creditPools(customerId: q.customerId, in: source)
+            .filter { pool in (q.currencyId.map { $0 == pool.currencyId } ?? true) && (q.resourceId.map { $0 == pool.resourceId } ?? true) }
+        if pools.isEmpty, let currency = q.currencyId { pools = [(currency, q.resourceId)] }
+        let balances: [JSONValue] = try pools.map { pool in
+            let b = try Projections.balance(customerId: q.customerId, currencyId: pool.currencyId, resourceId: pool.resourceId, at: t, in: source)
+            var o: JSONObject = ["currencyId": .string(b.currencyId)]
+            if let resource = b.resourceId { o["resourceId"] = .string(resource) }
+            o["balance"] = .string(b.balance.description)
+            o["grantsRemaining"] = .string(b.grantsRemaining.description)
+            o["overdraft"] = .string(b.overdraft.description)
+            o["ledgerBalance"] = .string(b.ledgerBalance.description)
+            return .object(o)
+        }
+        return .object(["customerId": .string(q.customerId), "balances": .array(balances)])
+    }
+
+    /// Replays the log through `asOf`: its sequence, or the last event recorded at or before its timestamp.
+    static func replay(_ asOf: CreditMethods.AsOf, store: LedgerStore) throws -> (MemoryProjections, Timestamp, UInt64) {
+        let snapshot = store.snapshot()
+        var through: UInt64 = 0
+        var instant = Timestamp.distantPast
+        switch asOf {
+        case .sequence(let n):
+            through = n
+            guard n > 0, let event = try store.events(after: n - 1, limit: 1, snapshot: snapshot).first, event.event.sequence == n else {
+                throw RPCFailure.invalidParams(field: "asOf.sequence", "no event \(n) in the log")
+            }
+            instant = event.event.recordedAt
+        case .timestamp(let t):
+            instant = t
+            try store.forEachEvent(after: 0, snapshot: snapshot) { record throws(StorageError) in
+                guard record.event.recordedAt <= t else { return false }
+                through = record.event.sequence
+                return true
+            }
+        }
+        let outcome = try Replay.run(store: store, snapshot: snapshot, through: through)
+        return (outcome.projections, instant, through)
+    }
+
+    static func grants(_ q: (customerId: String, currencyId: String?, resourceId: String?, status: GrantStatus?), at now: Timestamp, in store: LedgerStore) throws -> JSONValue {
+        guard try Projections.customer(q.customerId, in: store) != nil else { throw customerNotFound(q.customerId) }
+        var grants: [CreditGrant] = []
+        for (key, _) in try store.scan(prefix: KeyLayout.customerGrantPrefix(customerId: q.customerId)) {
+            let id = String(decoding: key[KeyLayout.customerGrantPrefix(customerId: q.customerId).count...], as: UTF8.self)
+            guard let grant = try Projections.grant(id, in: store) else { continue }
+            if let c = q.currencyId, grant.currencyId != c { continue }
+            if let r = q.resourceId, grant.resourceId != r { continue }
+            if let s = q.status, grant.status(at: now) != s { continue }
+            grants.append(grant)
+        }
+        grants.sort { $0.sequence < $1.sequence }
+        return .object(["customerId": .string(q.customerId), "grants": .array(grants.map { CreditMethods.json($0, now: now) })])
+    }
+
+    static func ledger(_ q: CreditMethods.LedgerQuery, in store: LedgerStore) throws -> JSONValue {
+        guard try Projections.customer(q.customerId, in: store) != nil else { throw customerNotFound(q.customerId) }
+        let prefix = KeyLayout.creditLedgerPrefix(customerId: q.customerId)
+        var entries: [JSONValue] = []
+        var last: UInt64?
+        try store.scanProjections(from: prefix + KeyLayout.bigEndian(q.after &+ 1), to: KeyLayout.prefixEnd(prefix)) { (_: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
+            let entry: CreditLedgerEntry
+            do throws(DecodingError) { entry = try CreditLedgerEntry.decode(value) } catch { throw .corrupt("credit ledger entry: \(error.reason)") }
+            if let c = q.currencyId, entry.currencyId != c { return true }
+            if let r = q.resourceId, entry.resourceId != r { return true }
+            if let t = q.eventType, entry.eventType != t { return true }
+            entries.append(CreditMethods.json(entry))
+            last = entry.sequence
+            return entries.count < q.limit
+        }
+        let next: JSONValue = entries.count == q.limit ? .integer(last ?? 0) : .null
+        return .object(["customerId": .string(q.customerId), "entries": .array(entries), "next": next])
+    }
+
+    static func usage(_ q: CreditMethods.UsageQuery, now: Timestamp, in store: LedgerStore) throws -> JSONValue {
+        guard try Projections.customer(q.customerId, in: store) != nil else { throw customerNotFound(q.customerId) }
+        // Without an endDate the range runs through now, including the bucket now falls in.
+        let end = q.endDate ?? now.adding(microseconds: 1)
+        let start: Timestamp
+        var granularity: CalendarPeriod = .day
+        var output: CalendarPeriod = .day
+        if let s = q.startDate {
+            start = s
+            if end.microsecondsSinceEpoch - s.microsecondsSinceEpoch <= 2 * 86_400_000_000 { granularity = .hour; output = .hour }
+        } else {
+            switch q.timeRange {
+            case .lastDay: start = end.adding(microseconds: -86_400_000_000); granularity = .hour; output = .hour
+            case .lastWeek: start = CalendarUTC.adding(-1, .week, to: end)
+            case .lastMonth: start = CalendarUTC.adding(-1, .month, to: end)
+            case .lastYear: start = CalendarUTC.adding(-1, .year, to: end); output = .month
+            }
+        }
+        var currencies = [q.currencyId].compactMap { $0 }
+        if currencies.isEmpty { currencies = Set(try Projections.creditPools(customerId: q.customerId, in: store).map(\.currencyId)).sorted() }
+        struct Group: Hashable { var currency: String; var feature: String?; var tags: [String] }
+        var groups: [Group: [Int64: UsageCell]] = [:]
+        for currency in currencies {
+            let prefix = KeyLayout.creditUsagePrefix(customerId: q.customerId, currencyId: currency, granularity: granularity)
+            let from = prefix + KeyLayout.sortable(CalendarUTC.periodStart(granularity, containing: start))
+            try store.scanProjections(from: from, to: prefix + KeyLayout.sortable(end)) { (key: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
+                guard let parts = KeyLayout.creditUsageParts(key, prefixCount: prefix.count) else { throw .corrupt("credit usage key does not parse") }
+                if let r = q.resourceId, parts.resourceId != r { return true }
+                let cell: UsageCell
+                do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw .corrupt("credit usage cell: \(error.reason)") }
+                let group = q.groupBy.isEmpty
+                    ? Group(currency: currency, feature: parts.featureId, tags: [])
+                    : Group(currency: currency, feature: nil, tags: q.groupBy.map { $0 == "featureId" ? parts.featureId : (parts.dimensions[$0] ?? "") })
+                let bucket = CalendarUTC.periodStart(output, containing: parts.start).microsecondsSinceEpoch
+                groups[group, default: [:]][bucket] = groups[group]?[bucket].map { $0.merged(with: cell, aggregation: .sum) } ?? cell
+                return true
+            }
+        }
+        let series: [JSONValue] = groups.sorted { ($0.key.currency, $0.key.feature ?? "", $0.key.tags.joined(separator: "\u{0}")) < ($1.key.currency, $1.key.feature ?? "", $1.key.tags.joined(separator: "\u{0}")) }.map { group, points in
+            var total = UsageCell()
+            for cell in points.values { total = total.merged(with: cell, aggregation: .sum) }
+            var o: JSONObject = ["currencyId": .string(group.currency)]
+            if let feature = group.feature { o["featureId"] = .string(feature) }
+            if !q.groupBy.isEmpty { o["tags"] = .array(zip(q.groupBy, group.tags).map { .object(["key": .string($0.0), "value": .string($0.1)]) }) }
+            o["totalCredits"] = .string(total.value.description)
+            o["eventCount"] = .integer(total.eventCount)
+            o["points"] = .array(points.sorted { $0.key < $1.key }.map { start, cell in
+                .object(["timestamp": .string(Timestamp(microsecondsSinceEpoch: start).rfc3339), "value": .string(cell.value.description), "eventCount": .integer(cell.eventCount)])
+            })
+            return .object(o)
+        }
+        return .object([
+            "customerId": .string(q.customerId), "startDate": .string(start.rfc3339), "endDate": .string(end.rfc3339),
+            "granularity": .string(output.rawValue), "series": .array(series),
+        ])
+    }
+}

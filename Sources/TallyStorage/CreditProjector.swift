@@ -1,0 +1,215 @@
+public import TallyCore
+
+/// Range reads over projection records, for sources that can scan (the live store, memory, and
+/// the writer's group over the store).
+public protocol ProjectionScanner: ProjectionSource {
+    /// Records with keys in [lower, upper), in key order.
+    func scan(from lower: [UInt8], to upper: [UInt8]) throws(StorageError) -> [(key: [UInt8], value: [UInt8])]
+}
+
+extension ProjectionScanner {
+    public func scan(prefix: [UInt8]) throws(StorageError) -> [(key: [UInt8], value: [UInt8])] {
+        try scan(from: prefix, to: KeyLayout.prefixEnd(prefix))
+    }
+}
+
+extension MemoryProjections: ProjectionScanner {
+    public func scan(from lower: [UInt8], to upper: [UInt8]) -> [(key: [UInt8], value: [UInt8])] {
+        records.filter { !$0.key.lexicographicallyPrecedes(lower) && $0.key.lexicographicallyPrecedes(upper) }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            .map { ($0.key, $0.value) }
+    }
+}
+
+extension LedgerStore: ProjectionScanner {
+    public func scan(from lower: [UInt8], to upper: [UInt8]) throws(StorageError) -> [(key: [UInt8], value: [UInt8])] {
+        var result: [(key: [UInt8], value: [UInt8])] = []
+        try scanProjections(from: lower, to: upper) { key, value in
+            result.append((key, value))
+            return true
+        }
+        return result
+    }
+}
+
+/// The credit projections: folds of the credit events.
+enum CreditProjector {
+    static func apply(_ event: Event, to sink: inout some ProjectionSink) throws(StorageError) {
+        switch event.payload {
+        case .creditsGranted(let e):
+            let grant = e.grant
+            sink.setProjection(KeyLayout.grantKey(grant.grantId), grant.encoded())
+            sink.setProjection(KeyLayout.customerGrantKey(customerId: grant.customerId, grantId: grant.grantId), [])
+            var pool = try Projections.creditPool(customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId, in: sink)
+            pool.overdraft = pool.overdraft - grant.repaid
+            if grant.remaining.isPositive {
+                pool.openGrants.append(grant.grantId)
+                if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, grantId: grant.grantId), []) }
+            }
+            pool.ledgerBalance = pool.ledgerBalance + grant.amount
+            try save(pool, grant.customerId, grant.currencyId, grant.resourceId, &sink)
+            if grant.sourceType == .autoRecharge {
+                let key = KeyLayout.rechargeSpendKey(customerId: grant.customerId, currencyId: grant.currencyId, monthStart: CalendarUTC.periodStart(.month, containing: event.recordedAt))
+                let spent = try Projections.amount(key, in: sink) ?? .zero
+                sink.setProjection(key, Projections.encodeAmount(spent + grant.amount))
+            }
+            entry(event, .granted, grant.customerId, grant.currencyId, grant.resourceId, grant.amount, pool.ledgerBalance, grant.grantId, nil, e.idempotencyKey, [], &sink)
+
+        case .creditsConsumed(let e):
+            var pool = try Projections.creditPool(customerId: e.customerId, currencyId: e.currencyId, resourceId: e.resourceId, in: sink)
+            for (grantId, amount) in e.breakdown {
+                guard var grant = try Projections.grant(grantId, in: sink) else {
+                    preconditionFailure("CREDITS_CONSUMED draws unknown grant \(grantId) at \(event.sequence)")
+                }
+                grant.consumed = grant.consumed + amount
+                precondition(!grant.remaining.isNegative, "grant \(grantId) overdrawn at \(event.sequence)")
+                if grant.remaining.isZero { close(grant, &pool, &sink) }
+                sink.setProjection(KeyLayout.grantKey(grantId), grant.encoded())
+            }
+            pool.overdraft = pool.overdraft + e.uncovered
+            pool.ledgerBalance = pool.ledgerBalance - e.amount
+            try save(pool, e.customerId, e.currencyId, e.resourceId, &sink)
+            for granularity in [CalendarPeriod.hour, .day] {
+                let key = KeyLayout.creditUsageKey(
+                    customerId: e.customerId, currencyId: e.currencyId, granularity: granularity,
+                    start: CalendarUTC.periodStart(granularity, containing: e.timestamp), resourceId: e.resourceId, featureId: e.featureId, dimensions: e.dimensions
+                )
+                let cell = try Projections.usageCell(key, in: sink) ?? UsageCell()
+                sink.setProjection(key, (cell.adding(e.amount, at: e.timestamp, aggregation: .sum) ?? cell).encoded())
+            }
+            for (key, _) in e.dimensions.pairs {
+                let indexKey = KeyLayout.dimensionKeyKey(customerId: e.customerId, key: key)
+                if try sink.projection(indexKey) == nil { sink.setProjection(indexKey, []) }
+            }
+            entry(event, .consumed, e.customerId, e.currencyId, e.resourceId, -e.amount, pool.ledgerBalance, nil, e.featureId, e.idempotencyKey, e.breakdown, &sink)
+
+        case .creditsExpired(let e):
+            try remove(e.removal, event, .expired, &sink)
+        case .creditsVoided(let e):
+            try remove(e.removal, event, .voided, &sink)
+        case .autoRechargeConfigured(let e):
+            sink.setProjection(KeyLayout.autoRechargeKey(customerId: e.config.customerId, currencyId: e.config.currencyId), e.config.encoded())
+        default:
+            preconditionFailure("not a credit event: \(event.payload.type)")
+        }
+    }
+
+    private static func remove(_ r: CreditsRemoved, _ event: Event, _ type: CreditEntryType, _ sink: inout some ProjectionSink) throws(StorageError) {
+        guard var grant = try Projections.grant(r.grantId, in: sink) else {
+            preconditionFailure("\(type.rawValue) for unknown grant \(r.grantId) at \(event.sequence)")
+        }
+        var pool = try Projections.creditPool(customerId: r.customerId, currencyId: r.currencyId, resourceId: r.resourceId, in: sink)
+        if type == .expired {
+            grant.expiredAmount = r.amount
+            grant.expiredAt = event.recordedAt
+        } else {
+            grant.voidedAmount = r.amount
+            grant.voidedAt = event.recordedAt
+        }
+        precondition(grant.remaining.isZero, "\(type.rawValue) of \(r.amount) leaves grant \(r.grantId) with \(grant.remaining) at \(event.sequence)")
+        close(grant, &pool, &sink)
+        sink.setProjection(KeyLayout.grantKey(grant.grantId), grant.encoded())
+        pool.ledgerBalance = pool.ledgerBalance - r.amount
+        try save(pool, r.customerId, r.currencyId, r.resourceId, &sink)
+        entry(event, type, r.customerId, r.currencyId, r.resourceId, -r.amount, pool.ledgerBalance, r.grantId, nil, r.idempotencyKey, [], &sink)
+    }
+
+    /// A grant with nothing left leaves its pool's open list and the expiry schedule.
+    private static func close(_ grant: CreditGrant, _ pool: inout CreditPool, _ sink: inout some ProjectionSink) {
+        pool.openGrants.removeAll { $0 == grant.grantId }
+        if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, grantId: grant.grantId), nil) }
+    }
+
+    private static func save(_ pool: CreditPool, _ customerId: String, _ currencyId: String, _ resourceId: String?, _ sink: inout some ProjectionSink) throws(StorageError) {
+        sink.setProjection(KeyLayout.creditPoolKey(customerId: customerId, currencyId: currencyId, resourceId: resourceId), pool.encoded())
+    }
+
+    private static func entry(
+        _ event: Event, _ type: CreditEntryType, _ customerId: String, _ currencyId: String, _ resourceId: String?, _ amount: Amount,
+        _ balanceAfter: Amount, _ grantId: String?, _ featureId: String?, _ idempotencyKey: String?, _ breakdown: [(String, Amount)],
+        _ sink: inout some ProjectionSink
+    ) {
+        let entry = CreditLedgerEntry(
+            sequence: event.sequence, eventType: type, currencyId: currencyId, resourceId: resourceId, amount: amount, balanceAfter: balanceAfter,
+            grantId: grantId, featureId: featureId, idempotencyKey: idempotencyKey, timestamp: event.recordedAt, breakdown: breakdown
+        )
+        sink.setProjection(KeyLayout.creditLedgerKey(customerId: customerId, sequence: event.sequence), entry.encoded())
+    }
+}
+
+/// A customer's balance in one pool at one instant.
+public struct PoolBalance: Sendable, Equatable {
+    public var currencyId: String
+    public var resourceId: String?
+    /// What can be spent: the open grants counted at the instant, less the overdraft.
+    public var balance: Amount
+    public var grantsRemaining: Amount
+    public var overdraft: Amount
+    /// The running sum of the ledger's entries.
+    public var ledgerBalance: Amount
+}
+
+extension Projections {
+    public static func grant(_ id: String, in source: some ProjectionSource) throws(StorageError) -> CreditGrant? {
+        try decoded(KeyLayout.grantKey(id), in: source, "grant \(id)") { (b: [UInt8]) throws(DecodingError) in try CreditGrant.decode(b) }
+    }
+
+    public static func creditPool(customerId: String, currencyId: String, resourceId: String?, in source: some ProjectionSource) throws(StorageError) -> CreditPool {
+        try decoded(KeyLayout.creditPoolKey(customerId: customerId, currencyId: currencyId, resourceId: resourceId), in: source, "credit pool \(customerId)/\(currencyId)") { (b: [UInt8]) throws(DecodingError) in try CreditPool.decode(b) } ?? CreditPool()
+    }
+
+    public static func autoRecharge(customerId: String, currencyId: String, in source: some ProjectionSource) throws(StorageError) -> AutoRecharge? {
+        try decoded(KeyLayout.autoRechargeKey(customerId: customerId, currencyId: currencyId), in: source, "auto-recharge \(customerId)/\(currencyId)") { (b: [UInt8]) throws(DecodingError) in try AutoRecharge.decode(b) }
+    }
+
+    public static func rechargedThisMonth(customerId: String, currencyId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> Amount {
+        try amount(KeyLayout.rechargeSpendKey(customerId: customerId, currencyId: currencyId, monthStart: CalendarUTC.periodStart(.month, containing: t)), in: source) ?? .zero
+    }
+
+    /// The open grants of a pool, in consumption order.
+    public static func openGrants(_ pool: CreditPool, in source: some ProjectionSource) throws(StorageError) -> [CreditGrant] {
+        var grants: [CreditGrant] = []
+        for id in pool.openGrants {
+            guard let grant = try grant(id, in: source) else { throw .corrupt("pool lists grant \(id), which has no record") }
+            grants.append(grant)
+        }
+        return grants.sorted(by: CreditGrant.drawsBefore)
+    }
+
+    /// The balance of one pool as it stands at `t`: grants expired (expireAt ≤ t) or not yet
+    /// effective are not counted, whether or not their events were written yet.
+    public static func balance(customerId: String, currencyId: String, resourceId: String?, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> PoolBalance {
+        let pool = try creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: source)
+        var remaining = Amount.zero
+        for grant in try openGrants(pool, in: source) where grant.status(at: t) == .active {
+            remaining = remaining + grant.remaining
+        }
+        return PoolBalance(currencyId: currencyId, resourceId: resourceId, balance: remaining - pool.overdraft, grantsRemaining: remaining, overdraft: pool.overdraft, ledgerBalance: pool.ledgerBalance)
+    }
+
+    /// Every pool of a customer (currency, resource).
+    public static func creditPools(customerId: String, in source: some ProjectionScanner) throws(StorageError) -> [(currencyId: String, resourceId: String?)] {
+        let prefix = KeyLayout.creditPoolPrefix(customerId: customerId)
+        return try source.scan(prefix: prefix).compactMap { key, _ in
+            let parts = key[prefix.count...].split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false)
+            guard let currency = parts.first else { return nil }
+            let resource = parts.count > 1 ? String(decoding: parts[1], as: UTF8.self) : ""
+            return (String(decoding: currency, as: UTF8.self), resource.isEmpty ? nil : resource)
+        }
+    }
+
+    static func amount(_ key: [UInt8], in source: some ProjectionSource) throws(StorageError) -> Amount? {
+        try decoded(key, in: source, "amount") { (b: [UInt8]) throws(DecodingError) in
+            var r = ByteReader(b)
+            let a = try r.readAmount()
+            try r.expectEnd()
+            return a
+        }
+    }
+
+    static func encodeAmount(_ a: Amount) -> [UInt8] {
+        var w = ByteWriter()
+        w.writeAmount(a)
+        return w.bytes
+    }
+}

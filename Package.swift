@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "tallyd",
             dependencies: [
-                "TallyServer",
+                "TallyServer", "TallyEngine", "TallyCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -79,7 +79,8 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "TallyClient", "TallyProtocol",
+                // TallyEngine for `tally snapshot verify`, which checks a snapshot where it lies, without a daemon.
+                "TallyClient", "TallyProtocol", "TallyEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

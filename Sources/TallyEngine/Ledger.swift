@@ -48,6 +48,7 @@ public final class Ledger: Sendable {
     let clock: any LedgerClock
     let logger: Logger
     private let writer: Writer
+    private let anchor: AnchorWriter
 
     /// Opens the ledger in `dataDirectory/db`: recovers the log, checks the tail of the hash
     /// chain, rebuilds the projections if they are missing or behind, and starts the writer.
@@ -56,9 +57,19 @@ public final class Ledger: Sendable {
         self.dataDirectory = dataDirectory
         self.clock = clock
         self.logger = logger
-        store = try LedgerStore(path: Self.databasePath(in: dataDirectory))
-        let head = try Recovery.recover(store: store, logger: logger)
+        try RestoreJournal.finishInterrupted(dataDirectory: dataDirectory, logger: logger)
+        let path = Self.databasePath(in: dataDirectory)
+        do {
+            store = try LedgerStore(path: path)
+        } catch {
+            throw Recovery.explainOpenFailure(error, path: path)
+        }
+        let head = try Recovery.recover(store: store, anchor: try Anchor.read(dataDirectory: dataDirectory), logger: logger)
+        anchor = try AnchorWriter(dataDirectory: dataDirectory, anchor: Anchor(sequence: head.sequence, hash: head.hash)) { [logger] problem in
+            logger.error("anchor update failed; rollback detection uses the last written anchor until restart", metadata: ["error": "\(problem)"])
+        }
         writer = Writer(store: store, clock: clock, limits: limits, logger: logger, head: head)
+        writer.onCommit = { [anchor] sequence, hash in anchor.update(Anchor(sequence: sequence, hash: hash)) }
         writer.start()
     }
 
@@ -89,6 +100,7 @@ public final class Ledger: Sendable {
     /// Stops taking commands, finishes and syncs the queued ones, and stops the writer.
     public func shutdown() {
         writer.stop()
+        anchor.sync()
     }
 
     /// Writes RocksDB's memtables to SST files, so a restart has no WAL to replay.
@@ -122,66 +134,4 @@ struct Head: Sendable {
     var sequence: UInt64
     var hash: [UInt8]
     var recordedAt: Timestamp
-}
-
-enum Recovery {
-    /// How many events at the end of the log are re-hashed on every start.
-    static let tailCheckEvents: UInt64 = 1024
-
-    static func recover(store: LedgerStore, logger: Logger) throws(StorageError) -> Head {
-        guard let last = try store.lastEvent() else {
-            if let mark = try store.projectionMark(), mark.sequence > 0 {
-                throw .corrupt("the log is empty but the projections stand at sequence \(mark.sequence): the events were lost (rolled back or deleted?). Restore from a snapshot.")
-            }
-            return Head(sequence: 0, hash: EventRecord.genesisHash, recordedAt: Timestamp(microsecondsSinceEpoch: 0))
-        }
-        let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)
-        try checkTail(store: store, head: head)
-        let mark = try store.projectionMark()
-        if let mark, mark.version == KeyLayout.projectionVersion, mark.sequence == head.sequence {
-            logger.info("ledger recovered", metadata: ["lastSequence": "\(head.sequence)"])
-            return head
-        }
-        if let mark, mark.sequence > head.sequence {
-            throw .corrupt("the projections stand at sequence \(mark.sequence) but the log ends at \(head.sequence): acknowledged events are missing from the log (rolled back or truncated?). Restore from a snapshot.")
-        }
-        logger.notice("rebuilding projections from the log", metadata: [
-            "lastSequence": "\(head.sequence)",
-            "projectionSequence": "\(mark.map { "\($0.sequence)" } ?? "none")",
-            "projectionVersion": "\(mark.map { "\($0.version)" } ?? "none")",
-        ])
-        try rebuild(store: store, head: head)
-        return head
-    }
-
-    /// Re-hashes the last events so a damaged tail is found at start, not served.
-    static func checkTail(store: LedgerStore, head: Head) throws(StorageError) {
-        let first = head.sequence > tailCheckEvents ? head.sequence - tailCheckEvents : 0
-        var previous: EventRecord?
-        try store.forEachEvent(after: first) { record throws(StorageError) in
-            if let previous {
-                guard record.event.sequence == previous.event.sequence + 1 else {
-                    throw .corrupt("event \(previous.event.sequence + 1) is missing from the log")
-                }
-                guard record.prevHash == previous.hash else {
-                    throw .corrupt("event \(record.event.sequence) does not chain to event \(previous.event.sequence): the log was altered")
-                }
-            }
-            previous = record
-            return true
-        }
-    }
-
-    /// Replaces every projection with a fold of the log, in one batch with the new mark.
-    static func rebuild(store: LedgerStore, head: Head) throws(StorageError) {
-        let outcome = try Replay.run(store: store, snapshot: nil, through: head.sequence)
-        if let problem = outcome.chainProblem {
-            throw .corrupt("cannot rebuild the projections: \(problem)")
-        }
-        let batch = store.makeBatch()
-        batch.clearProjections()
-        for (key, value) in outcome.projections.records { batch.setProjection(key, value) }
-        batch.setProjectionMark(sequence: head.sequence)
-        try store.commit(batch)
-    }
 }

@@ -69,9 +69,10 @@ extension Replay {
 
     /// Replays the log under one read snapshot and compares the result, record by record and byte
     /// by byte, with the projections stored in the same snapshot: consistent while writes go on.
-    public static func verify(store: LedgerStore) throws(StorageError) -> VerificationReport {
+    /// `progress` is passed to `run`.
+    public static func verify(store: LedgerStore, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> VerificationReport {
         let snapshot = store.snapshot()
-        let outcome = try run(store: store, snapshot: snapshot)
+        let outcome = try run(store: store, snapshot: snapshot, progress: progress)
         var mismatches: [ProjectionMismatch] = []
         var counts: [String: Int] = [:]
         func note(_ key: [UInt8], expected: [UInt8]?, stored: [UInt8]?) {

@@ -160,6 +160,9 @@ struct GroupState: ProjectionSink {
         return try store.projection(key)
     }
 
+    /// The records this group has set or removed (nil), for scans.
+    var overlayEntries: [(key: [UInt8], value: [UInt8]?)] { overlay.map { ($0.key, $0.value) } }
+
     mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) {
         overlay[key] = .some(value)
         batch.setProjection(key, value)
@@ -187,7 +190,7 @@ struct GroupState: ProjectionSink {
                 }
                 result = .customer(customer)
             default:
-                switch try decideCatalogOrUsage(command, now: now) {
+                switch try decideCatalogOrUsage(command, idempotencyKey: idempotency?.key, now: now) {
                 case .success(let value): result = value
                 case .failure(let rejection): return .rejected(rejection)
                 }

@@ -29,14 +29,20 @@ public enum Daemon {
         } catch {
             throw StartupError("cannot open the ledger in \(dataDirectory): \(error)")
         }
+        // Expiries missed while stopped are appended now, in time order; then as they fall due.
+        let expiry = ExpiryTimer(ledger: ledger, logger: logger)
+        expiry.tick()
+        expiry.start()
         let registry = ConnectionRegistry()
         let dispatcher = Dispatcher(
             ledger: ledger,
             limits: configuration.limits,
             info: .init(dataDirectory: dataDirectory, socketPath: socketPath, startedAt: clock.now(), pid: getpid()),
             connections: registry,
-            logger: logger
+            logger: logger,
+            extraMethods: (clock as? AdjustableClock).map { TestClockMethods.methods(clock: $0, expiry: expiry) } ?? [:]
         )
+        if clock is AdjustableClock { logger.warning("test clock enabled: debug.setClock moves the ledger's time") }
         let server = SocketServer(dispatcher: dispatcher, registry: registry, socketPath: socketPath, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: server)],
@@ -44,6 +50,7 @@ public enum Daemon {
             logger: logger
         ))
         defer {
+            expiry.stop()
             ledger.shutdown()
             // Memtables to SST files, so the next start has no WAL to replay. Not needed for
             // durability: every acknowledged batch is already synced in the WAL.
@@ -117,5 +124,22 @@ struct SocketServer: Service {
         }
         for connection in registry.all { try? await connection.close() }
         unlink(socketPath)
+    }
+}
+
+/// `debug.setClock {now}`: only with `tallyd serve --test-clock`, for tests that move time.
+enum TestClockMethods {
+    static func methods(clock: AdjustableClock, expiry: ExpiryTimer) -> [String: Dispatcher.Method] {
+        [
+            "debug.setClock": .slowQuery { _, params in
+                var p = Params(params)
+                guard let now = try p.optionalTimestamp("now") else { throw RPCFailure.invalidParams(field: "now", "is required") }
+                try p.finish()
+                clock.set(now)
+                // Expire what the new time makes due before answering, so tests need not wait for a tick.
+                expiry.tick()
+                return .object(["now": .string(now.rfc3339)])
+            },
+        ]
     }
 }

@@ -8,7 +8,7 @@ import TallyStorage
 /// list exactly these; a test checks it.
 enum MethodTable {
     /// Each domain contributes its methods; a name may appear in only one group.
-    static let methods: [String: Dispatcher.Method] = [coreMethods].reduce(into: [:]) { all, group in
+    static let methods: [String: Dispatcher.Method] = [coreMethods, operationsMethods, usageMethods, creditMethods].reduce(into: [:]) { all, group in
         all.merge(group) { _, _ in preconditionFailure("a method is registered twice") }
     }
 
@@ -62,6 +62,18 @@ enum MethodTable {
         var value: JSONValue
         switch result {
         case .customer(let customer): value = CustomerMethods.json(customer)
+        case .currency(let c): value = UsageMethods.json(c)
+        case .feature(let f): value = UsageMethods.json(f)
+        case .plan(let p): value = UsageMethods.json(p)
+        case .subscription(let s): value = UsageMethods.json(s, planName: nil)
+        case .usage(let u): value = UsageMethods.json(u)
+        case .events(let e): value = UsageMethods.json(e)
+        case .promotional(let p): value = UsageMethods.json(p)
+        case .revoked(let customerId, let featureId):
+            value = .object(["customerId": .string(customerId), "featureId": .string(featureId), "revoked": true])
+        case .grant(let g): value = CreditMethods.json(g, now: g.voidedAt ?? g.createdAt)
+        case .autoRecharge(let a): value = CreditMethods.json(a)
+        case .expired(let count): value = .object(["expired": .integer(count)])
         }
         if duplicate, case .object(var object) = value {
             object["duplicate"] = true

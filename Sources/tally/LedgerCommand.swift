@@ -4,6 +4,6 @@ import ArgumentParser
 struct LedgerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ledger",
-        abstract: "Read the raw event log.",
-        subcommands: [LedgerTailCommand.self])
+        abstract: "Read and verify the raw event log.",
+        subcommands: [LedgerTailCommand.self, LedgerVerifyCommand.self])
 }

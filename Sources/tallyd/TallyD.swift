@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TallyCore
+import TallyEngine
 import TallyServer
 
 @main
@@ -9,7 +11,7 @@ struct TallyD: AsyncParsableCommand {
         commandName: "tallyd",
         abstract: "Tally's ledger daemon: an append-only usage and credits ledger on a Unix socket.",
         version: "0.1.0",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Replay.self, Restore.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -31,6 +33,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
+
+    @Flag(name: .long, help: "For tests only: the ledger's clock stands still and moves with debug.setClock {now}.")
+    var testClock = false
+
+    @Option(name: .long, help: "With --test-clock: the clock's starting time (RFC 3339). Default: now.")
+    var testClockStart: String?
 
     func run() async throws {
         var configuration = DaemonConfiguration()
@@ -55,7 +63,15 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "tallyd")
         do {
-            try await Daemon.run(configuration, logger: logger)
+            if testClock {
+                var start: Timestamp?
+                if let text = testClockStart {
+                    do { start = try Timestamp(parsingRFC3339: text) } catch { throw ValidationError("--test-clock-start: \(error)") }
+                }
+                try await Daemon.run(configuration, logger: logger, clock: AdjustableClock(start: start ?? SystemClock().now()))
+            } else {
+                try await Daemon.run(configuration, logger: logger)
+            }
         } catch let error as StartupError {
             logger.critical("tallyd cannot start: \(error.message)")
             fflush(nil)

@@ -1,0 +1,181 @@
+import Foundation
+public import TallyStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The last committed sequence and its hash, kept in a small file beside the database
+/// (`<dataDir>/anchor`), outside RocksDB.
+///
+/// Why: RocksDB can only check that its own files agree with each other. A `db/` replaced by an
+/// older copy, a WAL cut short (RocksDB drops a torn tail silently, as it must after a crash) or
+/// lost files that take the newest events with them all leave a database that opens cleanly and
+/// chains — just to an older head. The anchor remembers how far the log really got, so such a
+/// database is refused at start instead of served.
+///
+/// The anchor is written after each group's synced RocksDB write, so it can lag the database
+/// (after a power loss, it was not fsynced) but never lead it: a lagging anchor is still checked
+/// against the event at its sequence.
+public struct Anchor: Sendable, Equatable, CustomStringConvertible {
+    public var sequence: UInt64
+    public var hash: [UInt8]
+
+    public init(sequence: UInt64, hash: [UInt8]) {
+        precondition(hash.count == EventRecord.hashBytes)
+        self.sequence = sequence
+        self.hash = hash
+    }
+
+    public var description: String { "sequence \(sequence), hash \(hash.hexString)" }
+
+    /// The file's name inside the data directory.
+    public static let fileName = "anchor"
+    public static let formatVersion = 1
+    /// fsync the in-place updates every this many commits (and at shutdown); between them the
+    /// anchor may lag after a power loss, which the start-up check allows.
+    static let syncIntervalCommits = 256
+
+    public static func path(in dataDirectory: String) -> String { dataDirectory + "/" + fileName }
+
+    /// `tally-anchor 1 <sequence, 20 digits> <hash, 64 hex>\n`: fixed length, so an in-place
+    /// rewrite never leaves a longer old tail behind, and it fits one sector.
+    func encoded() -> [UInt8] {
+        let digits = String(sequence)
+        let padded = String(repeating: "0", count: 20 - digits.count) + digits
+        return Array("tally-anchor \(Self.formatVersion) \(padded) \(hash.hexString)\n".utf8)
+    }
+
+    static func decode(_ bytes: [UInt8]) -> Anchor? {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return nil }
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "tally-anchor", parts[1] == "\(formatVersion)",
+              let sequence = UInt64(parts[2]) else { return nil }
+        let hex = Array(parts[3].utf8)
+        guard hex.count == 2 * EventRecord.hashBytes + 1, hex.last == UInt8(ascii: "\n") else { return nil }
+        var hash: [UInt8] = []
+        for index in stride(from: 0, to: hex.count - 1, by: 2) {
+            guard let byte = UInt8(String(decoding: hex[index...index + 1], as: UTF8.self), radix: 16) else { return nil }
+            hash.append(byte)
+        }
+        return Anchor(sequence: sequence, hash: hash)
+    }
+
+    /// The anchor in `dataDirectory`, or nil when there is none.
+    /// - Throws: `StorageError.corrupt` when the file exists but is not an anchor.
+    public static func read(dataDirectory: String) throws(StorageError) -> Anchor? {
+        let path = path(in: dataDirectory)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .corrupt("cannot read the anchor file \(path)")
+        }
+        guard let anchor = decode(Array(data)) else {
+            throw .corrupt("the anchor file \(path) is damaged (\(data.count) bytes that are not an anchor). If you know the database is good (`tallyd replay --verify` passes), delete the file and start again: it is recreated at the log's head.")
+        }
+        return anchor
+    }
+
+    /// Replaces the anchor in `dataDirectory` atomically and durably: a temporary file, fsync,
+    /// rename, fsync of the directory. Used when the anchor is created and by restore.
+    /// - Throws: `StorageError.corrupt` carrying the I/O failure (the anchor is then unchanged).
+    public func write(dataDirectory: String) throws(StorageError) {
+        let path = Self.path(in: dataDirectory)
+        do {
+            try DurableFiles.writeAtomically(encoded(), to: path)
+        } catch {
+            throw .corrupt("cannot write the anchor \(path): \(error)")
+        }
+    }
+}
+
+/// Keeps the anchor file open and rewrites it in place after each commit (one `pwrite`, no fsync
+/// except every `syncIntervalCommits` and at `close`). Called only from the writer thread, and
+/// from `close` after the writer stopped.
+final class AnchorWriter: @unchecked Sendable {
+    private let fd: Int32
+    private let path: String
+    private var unsynced = 0
+    private var failed = false
+    private let onFailure: @Sendable (String) -> Void
+
+    /// Writes `anchor` atomically as the file's new content and opens it for updates.
+    init(dataDirectory: String, anchor: Anchor, onFailure: @escaping @Sendable (String) -> Void) throws(StorageError) {
+        try anchor.write(dataDirectory: dataDirectory)
+        path = Anchor.path(in: dataDirectory)
+        fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .corrupt("cannot open the anchor \(path): \(String(cString: strerror(errno)))") }
+        self.onFailure = onFailure
+    }
+
+    deinit { close(fd) }
+
+    func update(_ anchor: Anchor) {
+        guard !failed else { return }
+        let bytes = anchor.encoded()
+        let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard written == bytes.count else {
+            // The database is fine; only the rollback check loses precision until restart.
+            failed = true
+            onFailure("cannot update the anchor \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write")")
+            return
+        }
+        unsynced += 1
+        if unsynced >= Anchor.syncIntervalCommits {
+            unsynced = 0
+            _ = fsync(fd)
+        }
+    }
+
+    func sync() { _ = fsync(fd) }
+}
+
+/// File helpers for the few files Tally writes itself (anchor, snapshots, restore journal).
+enum DurableFiles {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+        static func errno(_ what: String) -> Failure { Failure("\(what): \(String(cString: strerror(Glibc.errno)))") }
+    }
+
+    /// Writes `bytes` to `path` via `path.tmp`, fsyncs the file, renames, fsyncs the directory.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(Failure) {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw .errno("open \(temporary)") }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let failure = Failure.errno("write \(temporary)")
+                close(fd)
+                throw failure
+            }
+            offset += n
+        }
+        guard fsync(fd) == 0 else {
+            let failure = Failure.errno("fsync \(temporary)")
+            close(fd)
+            throw failure
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else { throw .errno("rename \(temporary) to \(path)") }
+        try syncDirectory(parent(of: path))
+    }
+
+    static func syncDirectory(_ path: String) throws(Failure) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw .errno("open directory \(path)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw .errno("fsync directory \(path)") }
+    }
+
+    static func parent(of path: String) -> String {
+        let parent = (path as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+public import TallyCore
+public import TallyStorage
+import RocksDB
+
+/// The offline check behind `tallyd replay`: the data directory's database opened read-only,
+/// the log replayed into memory (a scratch place: nothing is written), and with `verify` every
+/// stored projection, idempotency record and the anchor compared with it.
+public enum Audit {
+    /// How far to replay.
+    public enum Target: Sendable, Equatable {
+        case head
+        /// Events 1…N (time travel uses this same path, `Replay.run(through:)`).
+        case sequence(UInt64)
+        /// Every event recorded at or before the timestamp (recordedAt never decreases along the log).
+        case asOf(Timestamp)
+    }
+
+    public struct Report: Sendable {
+        public var databasePath: String
+        public var eventsRead: UInt64 = 0
+        public var lastSequence: UInt64 = 0
+        public var headHash: [UInt8] = EventRecord.genesisHash
+        /// The last sequence of the log (what `.head` would reach).
+        public var logLastSequence: UInt64 = 0
+        /// Records per projection in the replay.
+        public var replayedCounts: [String: Int] = [:]
+        /// Records per projection as stored (with `verify`).
+        public var storedCounts: [String: Int]?
+        public var chainProblem: String?
+        public var mismatches: [ProjectionMismatch] = []
+        public var idempotencyRecords: Int?
+        public var anchor: Anchor?
+        /// Everything found wrong, each a sentence saying what.
+        public var problems: [String] = []
+
+        public var isValid: Bool { problems.isEmpty }
+    }
+
+    /// Replays the database in `dataDirectory` up to `target`; with `verify` (only for `.head`)
+    /// compares everything stored with the replay.
+    /// - Throws: `StorageError` only for what prevents a report (the database cannot be opened
+    ///   or read); damage found while reading is a problem in the report.
+    public static func run(dataDirectory: String, target: Target, verify: Bool, progress: ProgressHandler? = nil) throws(StorageError) -> Report {
+        precondition(!verify || target == .head, "verify compares the stored projections, which stand at the head")
+        let path = Ledger.databasePath(in: dataDirectory)
+        guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
+            throw .corrupt("there is no database in \(path) (no CURRENT file)")
+        }
+        let store: LedgerStore
+        do {
+            store = try LedgerStore(path: path, readOnly: true)
+        } catch {
+            throw Recovery.explainOpenFailure(error, path: path)
+        }
+        var report = Report(databasePath: path)
+        do {
+            let snapshot = store.snapshot()
+            let last = try store.lastEvent(snapshot: snapshot)
+            report.logLastSequence = last?.event.sequence ?? 0
+            let total = report.logLastSequence
+            let onProgress: (UInt64) -> Void = { progress?($0, total) }
+            if verify {
+                let verification = try Replay.verify(store: store, progress: onProgress)
+                report.eventsRead = verification.eventsRead
+                report.lastSequence = verification.lastSequence
+                report.headHash = verification.headHash
+                report.chainProblem = verification.chainProblem
+                report.mismatches = verification.mismatches
+                report.storedCounts = verification.projectionCounts
+                // Equal when nothing differs; only a damaged ledger pays for a second replay.
+                report.replayedCounts = verification.mismatches.isEmpty
+                    ? verification.projectionCounts
+                    : try counts(Replay.run(store: store, snapshot: snapshot, through: verification.lastSequence).projections)
+                report.idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
+            } else {
+                let through: UInt64
+                switch target {
+                case .head: through = .max
+                case .sequence(let n): through = n
+                case .asOf(let t): through = try sequence(asOf: t, store: store, snapshot: snapshot)
+                }
+                let outcome = try Replay.run(store: store, snapshot: snapshot, through: through, progress: onProgress)
+                report.eventsRead = outcome.eventsRead
+                report.lastSequence = outcome.lastSequence
+                report.headHash = outcome.headHash
+                report.chainProblem = outcome.chainProblem
+                report.replayedCounts = counts(outcome.projections)
+                if case .sequence(let n) = target, n > report.logLastSequence {
+                    report.problems.append("the log ends at sequence \(report.logLastSequence), before the requested \(n)")
+                }
+            }
+        } catch {
+            report.problems.append("the database is damaged: \(error). \(Recovery.restoreAdvice)")
+        }
+        if let problem = report.chainProblem { report.problems.append("hash chain broken: \(problem). \(Recovery.restoreAdvice)") }
+        for mismatch in report.mismatches { report.problems.append("projection mismatch: \(mismatch)") }
+        if verify {
+            do {
+                report.anchor = try Anchor.read(dataDirectory: dataDirectory)
+                if let anchor = report.anchor, report.problems.isEmpty {
+                    if anchor.sequence > report.lastSequence {
+                        report.problems.append("the log ends at sequence \(report.lastSequence), but the anchor says it reached \(anchor): the database was rolled back or truncated. \(Recovery.restoreAdvice)")
+                    } else if anchor.sequence > 0, let event = try store.events(after: anchor.sequence - 1, limit: 1).first, event.hash != anchor.hash {
+                        report.problems.append("event \(anchor.sequence) does not have the anchor's hash \(anchor.hash.hexString): the log was altered or replaced. \(Recovery.restoreAdvice)")
+                    }
+                }
+            } catch {
+                report.problems.append("\(error)")
+            }
+        }
+        return report
+    }
+
+    static func counts(_ projections: MemoryProjections) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for key in projections.records.keys { counts[Projections.describe(key: key).projection, default: 0] += 1 }
+        return counts
+    }
+
+    /// The last sequence recorded at or before `t` (0 if none).
+    static func sequence(asOf t: Timestamp, store: LedgerStore, snapshot: Snapshot?) throws(StorageError) -> UInt64 {
+        var found: UInt64 = 0
+        try store.forEachEvent(after: 0, snapshot: snapshot) { record in
+            guard record.event.recordedAt <= t else { return false }
+            found = record.event.sequence
+            return true
+        }
+        return found
+    }
+}

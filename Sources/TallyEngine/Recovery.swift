@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import RocksDB
+import TallyCore
+import TallyStorage
+
+/// What `Ledger.init` checks before it serves anything. Each refusal says what is wrong and what
+/// to do (restore a verified snapshot, docs/operating.md "Disaster recovery").
+enum Recovery {
+    /// How many events at the end of the log are re-hashed on every start.
+    static let tailCheckEvents: UInt64 = 1024
+
+    static let restoreAdvice = "Do not serve this database: stop, keep the data directory for inspection, and restore the latest verified snapshot (`tallyd restore --from SNAPSHOT --data-dir DIR`; docs/operating.md, \"Disaster recovery\")."
+
+    static func recover(store: LedgerStore, anchor: Anchor?, logger: Logger) throws(StorageError) -> Head {
+        guard let last = try store.lastEvent() else {
+            if let mark = try store.projectionMark(), mark.sequence > 0 {
+                throw .corrupt("the log is empty but the projections stand at sequence \(mark.sequence): the events were lost (rolled back or deleted?). \(restoreAdvice)")
+            }
+            if let anchor, anchor.sequence > 0 {
+                throw .corrupt("the log is empty but the anchor says it reached \(anchor): the database was replaced, rolled back or truncated. \(restoreAdvice)")
+            }
+            return Head(sequence: 0, hash: EventRecord.genesisHash, recordedAt: Timestamp(microsecondsSinceEpoch: 0))
+        }
+        let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)
+        try checkAnchor(anchor, store: store, head: head, logger: logger)
+        try checkTail(store: store, head: head)
+        let mark = try store.projectionMark()
+        if let mark, mark.version == KeyLayout.projectionVersion, mark.sequence == head.sequence {
+            logger.info("ledger recovered", metadata: ["lastSequence": "\(head.sequence)"])
+            return head
+        }
+        if let mark, mark.sequence > head.sequence {
+            throw .corrupt("the projections stand at sequence \(mark.sequence) but the log ends at \(head.sequence): acknowledged events are missing from the log (rolled back or truncated?). \(restoreAdvice)")
+        }
+        logger.notice("rebuilding projections from the log", metadata: [
+            "lastSequence": "\(head.sequence)",
+            "projectionSequence": "\(mark.map { "\($0.sequence)" } ?? "none")",
+            "projectionVersion": "\(mark.map { "\($0.version)" } ?? "none")",
+        ])
+        try rebuild(store: store, head: head)
+        return head
+    }
+
+    /// The log must reach the anchor, and the event at the anchor's sequence must have the
+    /// anchor's hash. A missing anchor (first start after an upgrade, or a data directory copied
+    /// without it) is recreated at the head by the caller, with a warning.
+    static func checkAnchor(_ anchor: Anchor?, store: LedgerStore, head: Head, logger: Logger) throws(StorageError) {
+        guard let anchor else {
+            logger.warning("no anchor file in the data directory; creating it at the log's head (expected on the first start after an upgrade or a manual copy)", metadata: ["lastSequence": "\(head.sequence)"])
+            return
+        }
+        guard anchor.sequence <= head.sequence else {
+            throw .corrupt("the log ends at sequence \(head.sequence), but the anchor says it reached \(anchor): acknowledged events are gone — the database was rolled back to an older copy, its WAL was truncated, or files were lost. \(restoreAdvice)")
+        }
+        guard anchor.sequence > 0 else { return }
+        guard let event = try store.events(after: anchor.sequence - 1, limit: 1).first, event.event.sequence == anchor.sequence else {
+            throw .corrupt("event \(anchor.sequence), named by the anchor, is missing from the log. \(restoreAdvice)")
+        }
+        guard event.hash == anchor.hash else {
+            throw .corrupt("event \(anchor.sequence) hashes to \(event.hash.hexString), but the anchor recorded \(anchor.hash.hexString): the log was altered or replaced by another database. \(restoreAdvice)")
+        }
+    }
+
+    /// Re-hashes the last events so a damaged tail is found at start, not served.
+    static func checkTail(store: LedgerStore, head: Head) throws(StorageError) {
+        let first = head.sequence > tailCheckEvents ? head.sequence - tailCheckEvents : 0
+        var previous: EventRecord?
+        try store.forEachEvent(after: first) { record throws(StorageError) in
+            if let previous {
+                guard record.event.sequence == previous.event.sequence + 1 else {
+                    throw .corrupt("event \(previous.event.sequence + 1) is missing from the log. \(restoreAdvice)")
+                }
+                guard record.prevHash == previous.hash else {
+                    throw .corrupt("event \(record.event.sequence) does not chain to event \(previous.event.sequence): the log was altered. \(restoreAdvice)")
+                }
+            }
+            previous = record
+            return true
+        }
+    }
+
+    /// Replaces every projection with a fold of the log, in one batch with the new mark.
+    static func rebuild(store: LedgerStore, head: Head) throws(StorageError) {
+        let outcome = try Replay.run(store: store, snapshot: nil, through: head.sequence)
+        if let problem = outcome.chainProblem {
+            throw .corrupt("cannot rebuild the projections: \(problem). \(restoreAdvice)")
+        }
+        let batch = store.makeBatch()
+        batch.clearProjections()
+        for (key, value) in outcome.projections.records { batch.setProjection(key, value) }
+        batch.setProjectionMark(sequence: head.sequence)
+        try store.commit(batch)
+    }
+
+    /// Adds what to do to a RocksDB open failure that means damaged files.
+    static func explainOpenFailure(_ error: StorageError, path: String) -> StorageError {
+        guard case .rocksDB(let rocks) = error else { return error }
+        if rocks.message.contains("No such file") {
+            return .corrupt("files of the database in \(path) are missing (\(rocks.message)). \(restoreAdvice)")
+        }
+        switch rocks.kind {
+        case .corruption:
+            return .corrupt("RocksDB found damaged files in \(path) (\(rocks.message)). \(restoreAdvice)")
+        case .notFound:
+            return .corrupt("files of the database in \(path) are missing (\(rocks.message)). \(restoreAdvice)")
+        default:
+            return error
+        }
+    }
+}

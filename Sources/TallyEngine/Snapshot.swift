@@ -1,0 +1,205 @@
+import Foundation
+import RocksDB
+public import TallyCore
+public import TallyStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a snapshot directory holds besides RocksDB's files: `manifest.json`, written last.
+public struct SnapshotManifest: Codable, Sendable, Equatable {
+    public static let fileName = "manifest.json"
+    public static let currentFormatVersion = 1
+
+    public struct File: Codable, Sendable, Equatable {
+        public var name: String
+        public var size: UInt64
+        /// Lowercase hex SHA-256 of the file's bytes.
+        public var sha256: String
+    }
+
+    public var formatVersion: Int
+    /// The last event the snapshot holds (0 for an empty ledger) and its hash.
+    public var sequence: UInt64
+    public var headHash: String
+    /// RFC 3339, UTC.
+    public var createdAt: String
+    /// Every file of the snapshot except the manifest, by name.
+    public var files: [File]
+
+    public var sizeBytes: UInt64 { files.reduce(0) { $0 + $1.size } }
+
+    func encoded() throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array(try encoder.encode(self)) + [UInt8(ascii: "\n")]
+    }
+
+    /// Reads `<snapshot>/manifest.json`.
+    /// - Throws: `SnapshotError` when it is missing, unreadable, or not a manifest this build reads.
+    public static func read(snapshot path: String) throws(SnapshotError) -> SnapshotManifest {
+        let manifestPath = path + "/" + fileName
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw SnapshotError("\(path) is not a snapshot: \(fileName) is missing or unreadable (a snapshot whose manifest was never written is incomplete; take a new one)")
+        }
+        let manifest: SnapshotManifest
+        do {
+            manifest = try JSONDecoder().decode(SnapshotManifest.self, from: data)
+        } catch {
+            throw SnapshotError("the manifest \(manifestPath) is damaged (\(error)); the snapshot cannot be trusted — use another one")
+        }
+        guard manifest.formatVersion == currentFormatVersion else {
+            throw SnapshotError("the snapshot \(path) has format version \(manifest.formatVersion); this tallyd reads version \(currentFormatVersion)")
+        }
+        return manifest
+    }
+}
+
+/// A snapshot could not be taken, read or restored. The message says what to do.
+public struct SnapshotError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Progress of a long operation: units done so far and the total (0 when unknown).
+public typealias ProgressHandler = (_ done: UInt64, _ total: UInt64) -> Void
+
+/// Online snapshots: a RocksDB checkpoint turned into an independent, checksummed directory.
+public enum Snapshots {
+    /// Takes a consistent snapshot of `store` at `path` while writes go on.
+    ///
+    /// A RocksDB checkpoint (memtables flushed first) is made in a temporary directory beside
+    /// `path`; its files are hard links into the live database, so each is *copied* (and fsynced)
+    /// into a second temporary directory, which gets `manifest.json` last and is then renamed to
+    /// `path`. The manifest's sequence and head hash are read from the checkpoint itself, opened
+    /// read-only: exactly what the snapshot holds. A crash leaves at most a hidden temporary
+    /// directory beside `path`, never a `path` without a manifest.
+    /// - Throws: `SnapshotError` when `path` exists, its parent is missing, or any step fails.
+    public static func create(store: LedgerStore, at path: String, now: Timestamp) throws(SnapshotError) -> SnapshotManifest {
+        let target = absolute(path)
+        let parent = DurableFiles.parent(of: target)
+        let name = (target as NSString).lastPathComponent
+        guard !DurableFiles.exists(target) else { throw SnapshotError("\(target) already exists; choose a new path for each snapshot") }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw SnapshotError("the directory \(parent) does not exist; create it first")
+        }
+        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let checkpoint = parent + "/.\(name).checkpoint-\(tag)"
+        let staging = parent + "/.\(name).tmp-\(tag)"
+        defer {
+            try? FileManager.default.removeItem(atPath: checkpoint)
+            try? FileManager.default.removeItem(atPath: staging)
+        }
+        do {
+            try store.database.createCheckpoint(at: checkpoint)
+        } catch {
+            throw SnapshotError("cannot create a RocksDB checkpoint in \(parent): \(error)")
+        }
+        let head: (sequence: UInt64, hash: [UInt8])
+        do {
+            let copy = try LedgerStore(path: checkpoint, readOnly: true)
+            let last = try copy.lastEvent()
+            head = (last?.event.sequence ?? 0, last?.hash ?? EventRecord.genesisHash)
+        } catch {
+            throw SnapshotError("cannot read the checkpoint back: \(error)")
+        }
+        guard mkdir(staging, 0o700) == 0 else { throw SnapshotError("cannot create \(staging): \(String(cString: strerror(errno)))") }
+        var files: [SnapshotManifest.File] = []
+        do {
+            for file in try SnapshotFiles.list(checkpoint) {
+                let (size, digest) = try SnapshotFiles.copy(from: checkpoint + "/" + file, to: staging + "/" + file)
+                files.append(.init(name: file, size: size, sha256: digest.hexString))
+            }
+            let manifest = SnapshotManifest(
+                formatVersion: SnapshotManifest.currentFormatVersion, sequence: head.sequence, headHash: head.hash.hexString,
+                createdAt: now.rfc3339, files: files)
+            try DurableFiles.writeAtomically(try manifest.encoded(), to: staging + "/" + SnapshotManifest.fileName)
+            try DurableFiles.syncDirectory(staging)
+            guard rename(staging, target) == 0 else { throw DurableFiles.Failure.errno("rename \(staging) to \(target)") }
+            try DurableFiles.syncDirectory(parent)
+            return manifest
+        } catch let error as SnapshotError {
+            throw error
+        } catch {
+            throw SnapshotError("cannot write the snapshot \(target): \(error)")
+        }
+    }
+
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+}
+
+extension Ledger {
+    /// A consistent snapshot at `path` while writes go on; see `Snapshots.create`.
+    /// - Throws: `SnapshotError`.
+    public func createSnapshot(at path: String) throws(SnapshotError) -> SnapshotManifest {
+        try Snapshots.create(store: store, at: path, now: now)
+    }
+}
+
+/// Copying files with their SHA-256, for snapshots and restores.
+enum SnapshotFiles {
+    static let chunkBytes = 1 << 20
+
+    /// The regular files in `directory`, sorted. A subdirectory or other file type is an error:
+    /// RocksDB's checkpoints are flat.
+    static func list(_ directory: String) throws(DurableFiles.Failure) -> [String] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw DurableFiles.Failure("cannot list \(directory): \(error.localizedDescription)")
+        }
+        for name in names {
+            var info = stat()
+            guard lstat(directory + "/" + name, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+                throw DurableFiles.Failure("\(directory)/\(name) is not a regular file")
+            }
+        }
+        return names.sorted()
+    }
+
+    /// Copies `source` to the new file `destination` (mode 0600), fsyncs it, and returns the size
+    /// and SHA-256 of the bytes copied. `progress` gets the bytes of each chunk.
+    static func copy(from source: String, to destination: String, progress: ((UInt64) -> Void)? = nil) throws(DurableFiles.Failure) -> (UInt64, [UInt8]) {
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw .errno("open \(source)") }
+        defer { close(input) }
+        let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw .errno("create \(destination)") }
+        defer { close(output) }
+        var hasher = StreamingSHA256()
+        var size: UInt64 = 0
+        var buffer = [UInt8](repeating: 0, count: chunkBytes)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .errno("read \(source)")
+            }
+            if n == 0 { break }
+            let failed = buffer.withUnsafeBytes { raw -> Bool in
+                let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                hasher.update(chunk)
+                var offset = 0
+                while offset < n {
+                    let written = write(output, chunk.baseAddress! + offset, n - offset)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        return true
+                    }
+                    offset += written
+                }
+                return false
+            }
+            if failed { throw .errno("write \(destination)") }
+            size += UInt64(n)
+            progress?(UInt64(n))
+        }
+        guard fsync(output) == 0 else { throw .errno("fsync \(destination)") }
+        return (size, hasher.finalize())
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+public import Logging
+import TallyStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Snapshots {
+    /// Replaces the database in `dataDirectory` with the snapshot at `path`. The caller must hold
+    /// the data directory's lock (no daemon running).
+    ///
+    /// 1. Finish or undo an earlier interrupted restore (`RestoreJournal`).
+    /// 2. Copy and verify the snapshot into `<dataDir>/db.restore-tmp` (checksums, replay, head);
+    ///    on any problem the copy is removed and nothing else changes.
+    /// 3. Write `<dataDir>/restore-pending` (the new anchor), fsynced: the commit point.
+    /// 4. Rename `db` to `db.old-<UTC time>`, then `db.restore-tmp` to `db`; write the anchor;
+    ///    remove the journal.
+    /// An interruption before 3 leaves the old state; after 3 the next start (or restore) rolls
+    /// forward. Never a mix.
+    /// - Returns: the verification (check `isValid`: when false, nothing was installed) and the
+    ///   name the old database was moved to, if there was one.
+    /// - Throws: `SnapshotError` (not a snapshot, I/O failure).
+    public static func restore(from path: String, dataDirectory: String, logger: Logger, progress: ProgressHandler? = nil) throws(SnapshotError) -> (verification: SnapshotVerification, oldDatabase: String?) {
+        do {
+            try RestoreJournal.finishInterrupted(dataDirectory: dataDirectory, logger: logger)
+        } catch {
+            throw SnapshotError("cannot resolve an earlier interrupted restore: \(error)")
+        }
+        let database = Ledger.databasePath(in: dataDirectory)
+        let temporary = RestoreJournal.temporaryPath(in: dataDirectory)
+        let verification = try verify(at: path, into: temporary, progress: progress)
+        guard verification.isValid else {
+            try? FileManager.default.removeItem(atPath: temporary)
+            return (verification, nil)
+        }
+        let manifest = verification.manifest
+        var hash: [UInt8] = []
+        var hex = Array(manifest.headHash.utf8)[...]
+        while hex.count >= 2, let byte = UInt8(String(decoding: hex.prefix(2), as: UTF8.self), radix: 16) {
+            hash.append(byte)
+            hex = hex.dropFirst(2)
+        }
+        guard hash.count == EventRecord.hashBytes else { throw SnapshotError("the manifest's headHash is not a SHA-256") }
+        let anchor = Anchor(sequence: manifest.sequence, hash: hash)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withYear, .withMonth, .withDay, .withTime, .withTimeZone]
+        let old = database + ".old-" + formatter.string(from: Date()).replacingOccurrences(of: ":", with: "")
+        do {
+            try DurableFiles.syncDirectory(dataDirectory)
+            try DurableFiles.writeAtomically(anchor.encoded(), to: RestoreJournal.journalPath(in: dataDirectory))
+            var moved: String?
+            if DurableFiles.exists(database) {
+                guard !DurableFiles.exists(old) else { throw DurableFiles.Failure("\(old) already exists") }
+                guard rename(database, old) == 0 else { throw DurableFiles.Failure.errno("rename \(database) to \(old)") }
+                moved = old
+            }
+            guard rename(temporary, database) == 0 else { throw DurableFiles.Failure.errno("rename \(temporary) to \(database)") }
+            try DurableFiles.syncDirectory(dataDirectory)
+            try anchor.write(dataDirectory: dataDirectory)
+            guard unlink(RestoreJournal.journalPath(in: dataDirectory)) == 0 else { throw DurableFiles.Failure.errno("remove the restore journal") }
+            try DurableFiles.syncDirectory(dataDirectory)
+            logger.notice("restored the database from a snapshot", metadata: ["snapshot": "\(path)", "sequence": "\(manifest.sequence)", "oldDatabase": "\(moved ?? "none")"])
+            return (verification, moved)
+        } catch {
+            throw SnapshotError("the restore was interrupted by an I/O failure (\(error)); the next start or restore finishes or undoes it (see docs/operating.md)")
+        }
+    }
+}
+
+/// Makes an interrupted restore end in the old state or the new one, never a mix.
+///
+/// Files in the data directory: `db.restore-tmp` (the verified copy being installed) and
+/// `restore-pending` (the anchor of the new state, written once the copy is complete and synced).
+enum RestoreJournal {
+    static func temporaryPath(in dataDirectory: String) -> String { dataDirectory + "/db.restore-tmp" }
+    static func journalPath(in dataDirectory: String) -> String { dataDirectory + "/restore-pending" }
+
+    /// Called at every start (the data directory lock held) and before a restore.
+    /// - Throws: `StorageError.corrupt` when the journal is damaged or the state cannot be resolved.
+    static func finishInterrupted(dataDirectory: String, logger: Logger) throws(StorageError) {
+        let temporary = temporaryPath(in: dataDirectory)
+        let journal = journalPath(in: dataDirectory)
+        let database = Ledger.databasePath(in: dataDirectory)
+        guard DurableFiles.exists(journal) else {
+            if DurableFiles.exists(temporary) {
+                // A restore stopped while copying: the old database was never touched.
+                logger.notice("removing the copy of an interrupted restore; the database is unchanged", metadata: ["path": "\(temporary)"])
+                try remove(temporary)
+            }
+            return
+        }
+        guard let data = FileManager.default.contents(atPath: journal), let anchor = Anchor.decode(Array(data)) else {
+            throw .corrupt("the restore journal \(journal) is damaged; run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`)")
+        }
+        switch (DurableFiles.exists(temporary), DurableFiles.exists(database)) {
+        case (true, true):
+            // The old database was not moved yet: undo.
+            logger.notice("undoing an interrupted restore; the database is unchanged", metadata: ["path": "\(temporary)"])
+            try remove(temporary)
+        case (true, false):
+            // The old database was moved aside; the verified copy is complete: roll forward.
+            guard rename(temporary, database) == 0 else {
+                throw .corrupt("cannot finish an interrupted restore: rename \(temporary) to \(database): \(String(cString: strerror(errno)))")
+            }
+            try anchor.write(dataDirectory: dataDirectory)
+            logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
+        case (false, true):
+            try anchor.write(dataDirectory: dataDirectory)
+            logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
+        case (false, false):
+            throw .corrupt("an interrupted restore left neither \(database) nor \(temporary); run the restore again")
+        }
+        guard unlink(journal) == 0 else { throw .corrupt("cannot remove the restore journal \(journal): \(String(cString: strerror(errno)))") }
+        do {
+            try DurableFiles.syncDirectory(dataDirectory)
+        } catch {
+            throw .corrupt("\(error)")
+        }
+    }
+
+    private static func remove(_ path: String) throws(StorageError) {
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw .corrupt("cannot remove \(path): \(error.localizedDescription)")
+        }
+    }
+}

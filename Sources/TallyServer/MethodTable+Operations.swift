@@ -1,0 +1,35 @@
+import Logging
+import TallyEngine
+import TallyProtocol
+
+extension MethodTable {
+    /// Operations on the data itself: online snapshots.
+    static let operationsMethods: [String: Dispatcher.Method] = [
+        // A slow query: it flushes, checkpoints and copies every file, so it runs off the event
+        // loops; it goes through no writer, and writes go on while it runs.
+        "createSnapshot": .slowQuery { dispatcher, params in
+            var p = Params(params)
+            let path = try p.requiredString("path")
+            try p.finish()
+            guard path.hasPrefix("/") else {
+                throw RPCFailure.invalidParams(field: "path", "must be an absolute path (the daemon's working directory is not the caller's)")
+            }
+            let manifest: SnapshotManifest
+            do {
+                manifest = try dispatcher.ledger.createSnapshot(at: path)
+            } catch {
+                dispatcher.logger.error("createSnapshot failed", metadata: ["path": "\(path)", "error": "\(error)"])
+                throw RPCFailure.storageUnavailable("cannot create the snapshot: \(error)")
+            }
+            dispatcher.logger.info("snapshot created", metadata: ["path": "\(path)", "sequence": "\(manifest.sequence)"])
+            return .object(JSONObject([
+                ("path", .string(path)),
+                ("sequence", .integer(manifest.sequence)),
+                ("headHash", .string(manifest.headHash)),
+                ("sizeBytes", .integer(manifest.sizeBytes)),
+                ("files", .integer(manifest.files.count)),
+                ("createdAt", .string(manifest.createdAt)),
+            ]))
+        },
+    ]
+}

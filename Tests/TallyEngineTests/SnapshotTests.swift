@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+import RocksDB
+import TallyCore
+import TallyEngine
+import TallyStorage
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Snapshots, verification, restore and replay on real RocksDB")
+struct SnapshotTests {
+    /// Flips one bit of the file at `offset` (from the end when negative).
+    static func flipBit(_ path: String, at offset: Int) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let index = offset >= 0 ? offset : bytes.count + offset
+        bytes[index] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test("a snapshot taken while writes go on is an independent copy that verifies and restores")
+    func createVerifyRestore() throws {
+        let dir = TempDir()
+        let place = TempDir()
+        let snapshotPath = place.path + "/snap1"
+        let manifest: SnapshotManifest
+        do {
+            let ledger = try openLedger(dir)
+            _ = submitAll(ledger, (0..<200).map { (provision("c\($0)", key: "k\($0)"), IdempotencyClaim(key: "k\($0)", fingerprint: fingerprint("\($0)"))) })
+            // Writes keep going on another thread while the snapshot is taken.
+            let writing = DispatchGroup()
+            DispatchQueue.global().async(group: writing) {
+                _ = submitAll(ledger, (200..<400).map { (provision("c\($0)"), nil) })
+            }
+            manifest = try ledger.createSnapshot(at: snapshotPath)
+            writing.wait()
+            #expect(manifest.sequence >= 200 && manifest.sequence <= 400)
+            #expect(ledger.head.sequence == 400)
+            ledger.shutdown()
+        }
+        // Independent: no hard links into the live database, and the live directory may vanish.
+        for file in manifest.files {
+            var info = stat()
+            #expect(stat(snapshotPath + "/" + file.name, &info) == 0 && info.st_nlink == 1, "\(file.name) is a hard link")
+        }
+        #expect(manifest.files.contains { $0.name.hasSuffix(".sst") })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: place.path) == ["snap1"], "temporary directories left behind")
+        try FileManager.default.removeItem(atPath: dir.path)
+
+        let verification = try Snapshots.verify(at: snapshotPath, scratchDirectory: place.path)
+        #expect(verification.isValid, "\(verification.problems)")
+        #expect(verification.report?.lastSequence == manifest.sequence)
+        #expect(verification.idempotencyRecords == 200)
+
+        let target = TempDir()
+        let (restored, old) = try Snapshots.restore(from: snapshotPath, dataDirectory: target.path, logger: quietLogger)
+        #expect(restored.isValid)
+        #expect(old == nil)
+        #expect(try Anchor.read(dataDirectory: target.path)?.sequence == manifest.sequence)
+        let ledger = try openLedger(target)
+        #expect(ledger.head.sequence == manifest.sequence)
+        #expect(ledger.head.hash.hexString == manifest.headHash)
+        #expect(try ledger.verify().isValid)
+        #expect(try ledger.customers(after: nil, limit: 1000).count == Int(manifest.sequence))
+        ledger.shutdown()
+    }
+
+    @Test("a flipped bit in any snapshot file, a missing or an added file fails verification")
+    func damagedSnapshot() throws {
+        let dir = TempDir(), place = TempDir()
+        let ledger = try openLedger(dir)
+        _ = submitAll(ledger, (0..<50).map { (provision("c\($0)"), nil) })
+        let manifest = try ledger.createSnapshot(at: place.path + "/snap")
+        ledger.shutdown()
+        for file in manifest.files {
+            let copy = place.path + "/damaged-\(file.name)"
+            try FileManager.default.copyItem(atPath: place.path + "/snap", toPath: copy)
+            try Self.flipBit(copy + "/" + file.name, at: file.size > 40 ? 20 : 0)
+            let result = try Snapshots.verify(at: copy, scratchDirectory: place.path)
+            #expect(!result.isValid)
+            #expect(result.problems.contains { $0.hasPrefix(file.name) && $0.contains("damaged") }, "\(file.name): \(result.problems)")
+            try FileManager.default.removeItem(atPath: copy)
+        }
+        let sst = manifest.files.first { $0.name.hasSuffix(".sst") }!.name
+        try FileManager.default.removeItem(atPath: place.path + "/snap/" + sst)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: place.path + "/snap/extra"))
+        let result = try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path)
+        #expect(result.problems.contains("\(sst): missing from the snapshot"))
+        #expect(result.problems.contains { $0.hasPrefix("extra: not in the manifest") })
+        // A bad snapshot is never installed.
+        let target = TempDir()
+        let (refused, _) = try Snapshots.restore(from: place.path + "/snap", dataDirectory: target.path, logger: quietLogger)
+        #expect(!refused.isValid)
+        #expect(!FileManager.default.fileExists(atPath: Ledger.databasePath(in: target.path)))
+        #expect(!FileManager.default.fileExists(atPath: target.path + "/db.restore-tmp"))
+    }
+
+    @Test("restore over an existing database keeps the old one aside and rewinds the anchor")
+    func restoreOverExisting() throws {
+        let dir = TempDir(), place = TempDir()
+        do {
+            let ledger = try openLedger(dir)
+            _ = submitAll(ledger, (0..<5).map { (provision("c\($0)"), nil) })
+            _ = try ledger.createSnapshot(at: place.path + "/snap")
+            _ = submitAll(ledger, (5..<9).map { (provision("c\($0)"), nil) })
+            ledger.shutdown()
+        }
+        let (result, old) = try Snapshots.restore(from: place.path + "/snap", dataDirectory: dir.path, logger: quietLogger)
+        #expect(result.isValid)
+        let oldPath = try #require(old)
+        #expect(FileManager.default.fileExists(atPath: oldPath + "/CURRENT"))
+        let ledger = try openLedger(dir)  // the anchor (9) was rewound to 5, so this start is allowed
+        #expect(ledger.head.sequence == 5)
+        ledger.shutdown()
+    }
+
+    @Test("an interrupted restore ends in the old state or the new one")
+    func interruptedRestore() throws {
+        let dir = TempDir(), place = TempDir()
+        let newManifest: SnapshotManifest
+        do {
+            let ledger = try openLedger(dir)
+            _ = submitAll(ledger, (0..<3).map { (provision("c\($0)"), nil) })
+            newManifest = try ledger.createSnapshot(at: place.path + "/new")
+            _ = submitAll(ledger, (3..<6).map { (provision("c\($0)"), nil) })
+            ledger.shutdown()
+        }
+        let db = Ledger.databasePath(in: dir.path)
+        let tmp = dir.path + "/db.restore-tmp"
+        func stage() throws {
+            try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+            for file in newManifest.files { try FileManager.default.copyItem(atPath: place.path + "/new/" + file.name, toPath: tmp + "/" + file.name) }
+        }
+        // 1. Stopped while copying (no journal): the copy is dropped, the old state stays.
+        try stage()
+        do {
+            let ledger = try openLedger(dir)
+            #expect(ledger.head.sequence == 6)
+            ledger.shutdown()
+        }
+        #expect(!FileManager.default.fileExists(atPath: tmp))
+        // 2. Journal written, old database not moved yet: undone.
+        try stage()
+        let pending = "tally-anchor 1 \(String(repeating: "0", count: 19))3 \(newManifest.headHash)\n"
+        try Data(pending.utf8).write(to: URL(fileURLWithPath: dir.path + "/restore-pending"))
+        do {
+            let ledger = try openLedger(dir)
+            #expect(ledger.head.sequence == 6)
+            ledger.shutdown()
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/restore-pending"))
+        // 3. Journal written, old database moved aside: rolled forward, anchor rewound.
+        try stage()
+        try Data(pending.utf8).write(to: URL(fileURLWithPath: dir.path + "/restore-pending"))
+        try FileManager.default.moveItem(atPath: db, toPath: dir.path + "/db.old-test")
+        let ledger = try openLedger(dir)
+        #expect(ledger.head.sequence == 3)
+        #expect(ledger.head.hash.hexString == newManifest.headHash)
+        ledger.shutdown()
+        #expect(!FileManager.default.fileExists(atPath: tmp))
+    }
+
+    @Test("replay to a sequence or a time folds only those events; a bit flipped in any SST file is found")
+    func replayTargetsAndSSTDamage() throws {
+        let dir = TempDir()
+        let clock = ManualClock()
+        do {
+            let ledger = try openLedger(dir, clock: clock)
+            _ = submitAll(ledger, (0..<10).map { (provision("c\($0)", key: "k\($0)"), IdempotencyClaim(key: "k\($0)", fingerprint: fingerprint("\($0)"))) })
+            clock.advance(seconds: 60)
+            _ = submitAll(ledger, (10..<15).map { (provision("c\($0)"), nil) })
+            try ledger.flushMemtables()
+            ledger.shutdown()
+        }
+        let atSeven = try Audit.run(dataDirectory: dir.path, target: .sequence(7), verify: false)
+        #expect(atSeven.isValid && atSeven.lastSequence == 7 && atSeven.replayedCounts["customers"] == 7)
+        let before = try Audit.run(dataDirectory: dir.path, target: .asOf(clock.now().adding(microseconds: -1_000_000)), verify: false)
+        #expect(before.lastSequence == 10)
+        let full = try Audit.run(dataDirectory: dir.path, target: .head, verify: true)
+        #expect(full.isValid, "\(full.problems)")
+        #expect(full.idempotencyRecords == 10)
+
+        let db = Ledger.databasePath(in: dir.path)
+        let ssts = try FileManager.default.contentsOfDirectory(atPath: db).filter { $0.hasSuffix(".sst") }
+        #expect(ssts.count >= 3)  // events, projections, idempotency, meta
+        for sst in ssts {
+            let copy = TempDir()
+            try FileManager.default.removeItem(atPath: copy.path)
+            try FileManager.default.copyItem(atPath: dir.path, toPath: copy.path)
+            try Self.flipBit(Ledger.databasePath(in: copy.path) + "/" + sst, at: 20)
+            do {
+                let report = try Audit.run(dataDirectory: copy.path, target: .head, verify: true)
+                #expect(!report.isValid, "a flipped bit in \(sst) went unnoticed")
+            } catch {
+                #expect("\(error)".contains("restore"), "\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+import TallyClient
+import TallyProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Snapshots, verification, restore and every fault that must be detected — on the real `tallyd`
+/// and `tally`, with real bytes damaged in real files while the daemon is stopped.
+@Suite("disaster recovery (snapshots, restore, damaged files)", .serialized)
+struct DisasterRecoveryTests {
+    static func provision(_ daemon: LiveDaemon, _ ids: Range<Int>, prefix: String = "c") throws {
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        for i in ids {
+            _ = try connection.call("provisionCustomer", ["customerId": .string("\(prefix)\(i)"), "name": .string("name \(i)"), "idempotencyKey": .string("k\(prefix)\(i)")])
+        }
+    }
+
+    static func tallyd(_ arguments: [String]) throws -> ProcessResult { try runProgram(Binaries.tallyd, arguments) }
+
+    static func tally(_ daemon: LiveDaemon, _ arguments: [String]) throws -> ProcessResult {
+        try runProgram(Binaries.tally, arguments + ["--socket", daemon.socketPath])
+    }
+
+    static func databaseFiles(_ daemon: LiveDaemon, suffix: String) throws -> [String] {
+        let db = daemon.dataDirectory + "/db"
+        return try FileManager.default.contentsOfDirectory(atPath: db).filter { $0.hasSuffix(suffix) }.sorted().map { db + "/" + $0 }
+    }
+
+    static func flipBit(_ path: String, at offset: Int) throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[offset >= 0 ? offset : bytes.count + offset] ^= 0x04
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Starting must fail with exit 1 and a log line containing every one of `phrases`.
+    static func expectStartRefused(_ daemon: LiveDaemon, _ phrases: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            try daemon.start(timeoutSeconds: 10)
+            Issue.record("tallyd started on a damaged data directory", sourceLocation: sourceLocation)
+            _ = try? daemon.terminate()
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("exited with 1"), "\(text)", sourceLocation: sourceLocation)
+            for phrase in phrases {
+                #expect(text.contains(phrase), "missing \"\(phrase)\" in:\n\(text)", sourceLocation: sourceLocation)
+            }
+        }
+    }
+
+    @Test("snapshot create while writing, verify, lose the live directory, restore, serve")
+    func snapshotRoundTrip() throws {
+        let daemon = try LiveDaemon().start()
+        let place = TemporaryDirectory("tally-snap")
+        let snapshot = place.path + "/snap"
+        try Self.provision(daemon, 0..<100)
+        // Writes go on while the snapshot is taken.
+        let socket = daemon.socketPath
+        let writer = Thread {
+            guard let connection = try? TallyConnection(socketPath: socket, timeoutSeconds: 30) else { return }
+            defer { connection.close() }
+            for i in 0..<300 {
+                _ = try? connection.call("provisionCustomer", ["customerId": .string("w\(i)")])
+            }
+        }
+        writer.start()
+        let created = try Self.tally(daemon, ["snapshot", "create", snapshot, "--json"])
+        #expect(created.status == 0, "\(created.stderr)")
+        while !writer.isFinished { usleep(1000) }
+        let result = try parseJSON(created.stdout)
+        let sequence = Int(result["sequence"]?.numberText ?? "0")!
+        #expect(sequence >= 100 && sequence <= 400)
+
+        let verified = try runProgram(Binaries.tally, ["snapshot", "verify", snapshot, "--scratch", place.path])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        #expect(verified.stdout.contains("OK: the snapshot is good."))
+
+        // A running daemon holds the data directory: restore refuses it.
+        let refused = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("another tallyd"), "\(refused.stderr)")
+
+        let live = try Self.tally(daemon, ["ledger", "verify"])
+        #expect(live.status == 0, "\(live.stdout)\(live.stderr)")
+        #expect(live.stdout.contains("OK"))
+        #expect(try daemon.terminate() == 0)
+
+        // The live directory is lost; the snapshot is all that is left.
+        try FileManager.default.removeItem(atPath: daemon.dataDirectory)
+        let restored = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
+        #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        try daemon.start()
+        let status = try daemon.call("getStatus")
+        #expect(status["lastSequence"]?.numberText == String(sequence))
+        #expect(status["headHash"] == result["headHash"])
+        try Self.provision(daemon, 0..<1, prefix: "after")
+        #expect(try daemon.terminate() == 0)
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+        #expect(replay.stdout.contains("events read: \(sequence + 1)"))
+    }
+
+    @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")
+    func damagedSnapshot() throws {
+        let daemon = try LiveDaemon().start()
+        let place = TemporaryDirectory("tally-snap")
+        try Self.provision(daemon, 0..<20)
+        #expect(try Self.tally(daemon, ["snapshot", "create", place.path + "/snap"]).status == 0)
+        #expect(try daemon.terminate() == 0)
+        let sst = try FileManager.default.contentsOfDirectory(atPath: place.path + "/snap").first { $0.hasSuffix(".sst") }!
+        try Self.flipBit(place.path + "/snap/" + sst, at: 30)
+        let verified = try runProgram(Binaries.tally, ["snapshot", "verify", place.path + "/snap", "--scratch", place.path])
+        #expect(verified.status == 1)
+        #expect(verified.stdout.contains("PROBLEM: \(sst): SHA-256"), "\(verified.stdout)")
+        let restore = try Self.tallyd(["restore", "--from", place.path + "/snap", "--data-dir", daemon.dataDirectory])
+        #expect(restore.status == 1)
+        #expect(restore.stderr.contains("failed verification; nothing was changed"), "\(restore.stderr)")
+        try daemon.start()  // the old data is untouched
+        #expect(try daemon.call("getStatus")["lastSequence"]?.numberText == "20")
+        _ = try daemon.terminate()
+    }
+
+    @Test("a bit flipped in the WAL, or a truncated WAL, is refused at start")
+    func walDamage() throws {
+        for damage in ["flip", "truncate"] {
+            let daemon = try LiveDaemon().start()
+            try Self.provision(daemon, 0..<200)
+            daemon.kill9()  // no flush at shutdown: the acknowledged events live in the WAL
+            let wal = try #require(try Self.databaseFiles(daemon, suffix: ".log").max { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0) ?? 0 < (try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int ?? 0) ?? 0 })
+            let size = try FileManager.default.attributesOfItem(atPath: wal)[.size] as! Int
+            #expect(size > 10_000, "the WAL holds the writes")
+            if damage == "flip" {
+                try Self.flipBit(wal, at: size / 2)
+                Self.expectStartRefused(daemon, ["restore"])
+            } else {
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: wal))
+                try handle.truncate(atOffset: UInt64(size / 2))
+                try handle.close()
+                Self.expectStartRefused(daemon, ["the anchor says it reached sequence 200", "rolled back", "restore"])
+            }
+        }
+    }
+
+    @Test("a bit flipped in each SST file is found by replay --verify; a deleted SST is refused at start")
+    func sstDamage() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<50)
+        #expect(try daemon.terminate() == 0)  // flushes: everything is in SST files
+        let ssts = try Self.databaseFiles(daemon, suffix: ".sst")
+        #expect(ssts.count >= 3)
+        let clean = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
+        for sst in ssts {
+            let original = try Data(contentsOf: URL(fileURLWithPath: sst))
+            try Self.flipBit(sst, at: 20)
+            let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+            #expect(replay.status == 1, "a flipped bit in \((sst as NSString).lastPathComponent) went unnoticed: \(replay.stdout)")
+            #expect((replay.stdout + replay.stderr).contains("restore"), "\(replay.stdout)\(replay.stderr)")
+            try original.write(to: URL(fileURLWithPath: sst))
+        }
+        try FileManager.default.removeItem(atPath: ssts[0])
+        Self.expectStartRefused(daemon, ["missing", "restore"])
+    }
+
+    @Test("a data directory whose database was rolled back to an older copy is refused at start")
+    func rolledBack() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<10)
+        #expect(try daemon.terminate() == 0)
+        let db = daemon.dataDirectory + "/db"
+        try FileManager.default.copyItem(atPath: db, toPath: daemon.directory.path + "/older")
+        try daemon.start()
+        try Self.provision(daemon, 10..<15)
+        #expect(try daemon.terminate() == 0)
+        try FileManager.default.removeItem(atPath: db)
+        try FileManager.default.moveItem(atPath: daemon.directory.path + "/older", toPath: db)
+        Self.expectStartRefused(daemon, ["the anchor says it reached sequence 15", "rolled back", "restore"])
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 1)
+        #expect(replay.stdout.contains("rolled back"))
+        // Replaying to an earlier point reads only what is asked.
+        let partial = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--to-sequence", "4"])
+        #expect(partial.status == 0)
+        #expect(partial.stdout.contains("projection customers: 4 replayed"), "\(partial.stdout)")
+    }
+}

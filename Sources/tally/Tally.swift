@@ -20,7 +20,10 @@ struct Tally: ParsableCommand {
         subcommands: [
             StatusCommand.self,
             CustomersCommand.self,
+            CurrenciesCommand.self, FeaturesCommand.self, PlansCommand.self, SubscriptionsCommand.self,
+            UsageCommand.self, EventsCommand.self, EntitlementsCommand.self,
             LedgerCommand.self,
+            SnapshotCommand.self,
             CallCommand.self,
         ]
     )

@@ -1,0 +1,272 @@
+import Foundation
+import TallyProtocol
+import Testing
+
+/// The metering commands of `tally` (currencies, features, plans, subscriptions, usage, events,
+/// entitlements) against the real daemon.
+@Suite("tally metering CLI against the real daemon", .sharedDaemon)
+struct UsageCLITests {
+    let daemon: LiveDaemon
+
+    init() throws { daemon = try SharedDaemon.get() }
+
+    /// Runs `tally ARGS --socket <daemon>` (the socket option goes before a `--` terminator).
+    func tally(_ arguments: [String], stdin: String? = nil) throws -> ProcessResult {
+        var arguments = arguments
+        arguments.insert(contentsOf: ["--socket", daemon.socketPath], at: arguments.firstIndex(of: "--") ?? arguments.count)
+        return try runProgram(Binaries.tally, arguments, stdin: stdin, timeoutSeconds: 30)
+    }
+
+    /// Runs and expects exit `status` (0 by default), returning stdout.
+    func tallyOK(_ arguments: [String], status: Int32 = 0, stdin: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let result = try tally(arguments, stdin: stdin)
+        #expect(
+            result.status == status, "tally \(arguments.joined(separator: " ")) exited \(result.status), expected \(status):\n\(result.stdout)\n\(result.stderr)",
+            sourceLocation: sourceLocation)
+        return result.stdout
+    }
+
+    /// A customer on a plan granting `feature` up to `limit` a month (through the CLI).
+    func customerOnPlan(feature: String, limit: String) throws -> (customer: String, plan: String, subscription: String) {
+        let customer = uniqueID("ucli")
+        let plan = uniqueID("plan")
+        let subscription = uniqueID("sub")
+        _ = try tallyOK(["customers", "provision", customer])
+        _ = try tallyOK(["plans", "define", plan, "--name", "Plan \(plan)", "--entitlement", "\(feature):\(limit):MONTH"])
+        _ = try tallyOK(["subscriptions", "provision", customer, plan, "--id", subscription])
+        return (customer, plan, subscription)
+    }
+
+    @Test("currencies, features, plans and subscriptions are defined through the CLI")
+    func catalog() throws {
+        let currency = uniqueID("cur")
+        let text = try tallyOK(["currencies", "define", currency, "--name", "Credits", "--symbol", "¢"])
+        #expect(text.contains(currency) && text.contains("Credits"), "\(text)")
+
+        let feature = uniqueID("feat")
+        let defined = try parseJSON(try tallyOK([
+            "features", "define", feature, "--type", "metered", "--name", "API calls", "--unit", "calls",
+            "--meter-event", "request", "--aggregation", "sum", "--field", "bytes",
+            "--filter", "method:IN:GET,POST", "--filter", "region:EXISTS",
+            "--credit-currency", currency, "--credit-per-unit", "0.5", "--json",
+        ]))
+        #expect(defined["featureId"] == .string(feature))
+        #expect(defined["type"] == "METERED")
+        #expect(defined["meter"]?["eventName"] == "request")
+        #expect(defined["meter"]?["aggregation"] == "SUM")
+        #expect(defined["meter"]?["field"] == "bytes")
+        #expect(defined["meter"]?["filters"] == [["key": "method", "op": "IN", "values": ["GET", "POST"]], ["key": "region", "op": "EXISTS"]])
+        #expect(defined["creditCost"] == ["currencyId": .string(currency), "amountPerUnit": "0.5"])
+        let human = try tallyOK(["features", "define", uniqueID("flag"), "--type", "BOOLEAN", "--name", "SSO"])
+        #expect(human.contains("BOOLEAN") && human.contains("SSO"), "\(human)")
+
+        let plan = uniqueID("plan")
+        _ = try tallyOK(["features", "define", "other-\(plan)", "--type", "METERED"])
+        _ = try tallyOK(["features", "define", "third-\(plan)", "--type", "BOOLEAN"])
+        let planText = try tallyOK([
+            "plans", "define", plan, "--name", "Pro", "--entitlement", "\(feature):1000:MONTH", "--entitlement", "other-\(plan):unlimited",
+            "--entitlement", "third-\(plan)",
+        ])
+        #expect(planText.contains("FEATURE") && planText.contains("unlimited") && planText.contains("MONTH"), "\(planText)")
+        let planJSON = try parseJSON(try tallyOK([
+            "plans", "define", plan, "--name", "Pro", "--entitlement", "\(feature):1000:MONTH", "--entitlement", "other-\(plan):unlimited", "--json",
+        ]))
+        #expect(planJSON["entitlements"] == [
+            ["featureId": .string(feature), "hasAccess": true, "hasUnlimitedUsage": false, "usageLimit": "1000", "resetPeriod": "MONTH"],
+            ["featureId": .string("other-\(plan)"), "hasAccess": true, "hasUnlimitedUsage": true],
+        ])
+
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+        let subscription = uniqueID("sub")
+        let provisioned = try parseJSON(try tallyOK(["subscriptions", "provision", customer, plan, "--id", subscription, "--status", "trial", "--json"]))
+        #expect(provisioned["id"] == .string(subscription))
+        #expect(provisioned["status"] == "TRIAL")
+        // A trial grants the plan (the credit-backed feature would need credits: check the other one).
+        _ = try tallyOK(["entitlements", "check", customer, "other-\(plan)"])
+        let canceled = try tallyOK(["subscriptions", "cancel", subscription])
+        #expect(canceled.contains("CANCELED") && canceled.contains("canceledAt"), "\(canceled)")
+        let after = try tally(["entitlements", "check", customer, "other-\(plan)"])
+        #expect(after.status == 3 && after.stdout.contains("NO_FEATURE_ENTITLEMENT"), "\(after.stdout)")
+
+        // Bad usage is caught before anything is sent: exit 64.
+        for arguments in [
+            ["features", "define", "x", "--type", "METERED", "--meter-event", "e"],
+            ["features", "define", "x", "--type", "METERED", "--meter-event", "e", "--aggregation", "COUNT", "--filter", "k:LIKE:v"],
+            ["features", "define", "x", "--type", "GAUGE"],
+            ["plans", "define", "p", "--name", "P", "--entitlement", "f:lots"],
+            ["usage", "report", "c", "f", "ten"],
+        ] {
+            let result = try tally(arguments)
+            #expect(result.status == 64, "\(arguments): \(result.status) \(result.stderr)")
+        }
+    }
+
+    @Test("usage report prints the measurement id, delta, current usage and limit; --set and --json")
+    func report() throws {
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
+        let (customer, _, _) = try customerOnPlan(feature: feature, limit: "100")
+
+        let text = try tallyOK(["usage", "report", customer, feature, "12.5", "--dimension", "region=eu", "--idempotency-key", "k1"])
+        for fragment in ["measurement", "delta", "12.5", "currentUsage", "usageLimit", "100"] {
+            #expect(text.contains(fragment), "missing \(fragment) in:\n\(text)")
+        }
+        let set = try parseJSON(try tallyOK(["usage", "report", customer, feature, "40", "--set", "--json"]))
+        #expect(set["currentUsage"] == "40")
+        #expect(set["measurement"]?["delta"] == "27.5")
+        #expect(set["measurement"]?["updateBehavior"] == "SET")
+        #expect(set["usageLimit"] == "100")
+        let negative = try parseJSON(try tallyOK(["usage", "report", customer, feature, "--json", "--", "-5"]))
+        #expect(negative["currentUsage"] == "35")
+        let again = try tallyOK(["usage", "report", customer, feature, "12.5", "--dimension", "region=eu", "--idempotency-key", "k1"])
+        #expect(again.contains("duplicate"), "\(again)")
+
+        let missing = try tally(["usage", "report", uniqueID("ghost"), feature, "1"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("CUSTOMER_NOT_FOUND"), "\(missing.stderr)")
+    }
+
+    @Test("usage history shows a table and a sparkline per series; --group-by adds tag columns")
+    func history() throws {
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+        let reports: [(String, String, String)] = [
+            ("2026-03-01T10:00:00Z", "eu", "1"), ("2026-03-01T11:30:00Z", "eu", "4"), ("2026-03-01T13:05:00Z", "us", "8"),
+        ]
+        for (timestamp, region, value) in reports {
+            _ = try tallyOK(["usage", "report", customer, feature, value, "--timestamp", timestamp, "--dimension", "region=\(region)"])
+        }
+
+        let text = try tallyOK(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--end", "2026-03-02T00:00:00Z", "--granularity", "hour"])
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("TIMESTAMP") == true && lines.first?.contains("VALUE") == true && lines.first?.contains("EVENTS") == true, "\(text)")
+        #expect(text.contains("2026-03-01T10:00:00.000Z") && text.contains("2026-03-01T13:00:00.000Z"), "\(text)")
+        // 10:00, 11:00, (12:00 empty), 13:00 on the hour axis: four columns, the empty one a gap.
+        let spark = try #require(lines.first { $0.contains("▁") || $0.contains("█") }, "no sparkline in:\n\(text)")
+        #expect(spark.contains("█"), "the peak is a full block: \(spark)")
+        #expect(spark.contains("·"), "the empty hour is a gap: \(spark)")
+        #expect(text.contains("total 13") && text.contains("peak 8"), "\(text)")
+
+        let grouped = try tallyOK(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--group-by", "region"])
+        #expect(grouped.split(separator: "\n").first?.contains("REGION") == true, "\(grouped)")
+        #expect(grouped.contains("region=eu") && grouped.contains("region=us"), "\(grouped)")
+
+        let json = try parseJSON(try tallyOK(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--group-by", "region", "--json"]))
+        let direct = try daemon.call("getUsageHistory", [
+            "customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-03-01T00:00:00Z", "granularity": "DAY", "groupBy": ["region"],
+        ])
+        #expect(json == direct)
+
+        let empty = try tallyOK(["usage", "history", customer, feature, "--start", "2020-01-01T00:00:00Z", "--end", "2020-02-01T00:00:00Z"])
+        #expect(empty.contains("no usage"), "\(empty)")
+    }
+
+    @Test("events send: batches pipelined, counts, rejections and bad lines by line number, duplicates on resend")
+    func eventsSend() throws {
+        let feature = uniqueID("feat")
+        let event = uniqueID("evt")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED", "--meter-event", event, "--aggregation", "COUNT"])
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+
+        var lines: [String] = []
+        for index in 1...20 {
+            lines.append(#"{"customerId":"\#(customer)","eventName":"\#(event)","idempotencyKey":"\#(customer)-\#(index)","dimensions":{"n":\#(index)}}"#)
+        }
+        lines.insert("", at: 3)  // line 4: blank, skipped
+        lines.insert("{not json", at: 7)  // line 8
+        lines.insert(#"{"customerId":"\#(customer)","eventName":"\#(event)"}"#, at: 12)  // line 13: no idempotencyKey
+        lines.insert("[1,2]", at: 15)  // line 16: not an object
+        let directory = TemporaryDirectory()
+        let path = try writeFile(lines.joined(separator: "\n") + "\n", named: "events.jsonl", in: directory)
+
+        let first = try tally(["events", "send", path, "--batch", "3", "--pipeline", "3"])
+        #expect(first.status == 1, "rejections and bad lines exit 1: \(first.stderr)")
+        let text = first.stdout
+        #expect(text.contains("accepted") && text.contains("20"), "\(text)")
+        #expect(text.contains("rejected") && text.contains("invalid"), "\(text)")
+        let rejectionRow = try #require(text.split(separator: "\n").first { $0.contains("idempotencyKey") }, "\(text)")
+        #expect(rejectionRow.trimmingCharacters(in: .whitespaces).hasPrefix("13 "), "rejection on line 13: \(rejectionRow)")
+        let badJSON = try #require(text.split(separator: "\n").first { $0.contains("not valid JSON") }, "\(text)")
+        #expect(badJSON.trimmingCharacters(in: .whitespaces).hasPrefix("8 "), "\(badJSON)")
+        #expect(text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("16 ") && $0.contains("object") }, "\(text)")
+        #expect(first.stderr.contains("sending"), "a progress line on a non-terminal stderr: \(first.stderr)")
+
+        let history = try daemon.call("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2000-01-01T00:00:00Z", "granularity": "MONTH"])
+        let total = history["series"]?.arrayValue?.first?["total"]
+        #expect(total == "20", "the meter counted the 20 events: \(history.jsonText)")
+
+        // Again through stdin, as JSON: all duplicates now.
+        let again = try parseJSON(try tallyOK(["events", "send", "-", "--json", "--batch", "7"], status: 1, stdin: lines.joined(separator: "\n")))
+        #expect(again["accepted"] == 0)
+        #expect(again["duplicates"] == 20)
+        #expect(again["rejected"] == 1)
+        #expect(again["invalid"] == 2)
+        #expect(again["lines"] == 24)
+        #expect(again["rejections"]?.arrayValue?.first?["line"] == 13)
+        #expect(again["invalidLines"]?.arrayValue?.compactMap { $0["line"] } == [8, 16])
+
+        // A clean file exits 0.
+        let clean = try writeFile(lines[0] + "\n", named: "clean.jsonl", in: directory)
+        let cleanJSON = try parseJSON(try tallyOK(["events", "send", clean, "--json"]))
+        #expect(cleanJSON["duplicates"] == 1 && cleanJSON["rejected"] == 0)
+
+        let missing = try tally(["events", "send", directory.path + "/missing.jsonl"])
+        #expect(missing.status == 64 && missing.stderr.contains("cannot open"), "\(missing.status) \(missing.stderr)")
+    }
+
+    @Test("events send keeps many calls in flight on one connection")
+    func eventsSendVolume() throws {
+        let event = uniqueID("evt")
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED", "--meter-event", event, "--aggregation", "SUM", "--field", "n"])
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+        let count = 5000
+        var text = ""
+        for index in 0..<count {
+            text += #"{"customerId":"\#(customer)","eventName":"\#(event)","idempotencyKey":"v\#(index)","dimensions":{"n":"2"}}"# + "\n"
+        }
+        let directory = TemporaryDirectory()
+        let path = try writeFile(text, named: "volume.jsonl", in: directory)
+        let json = try parseJSON(try tallyOK(["events", "send", path, "--batch", "250", "--pipeline", "8", "--json"]))
+        #expect(json["accepted"] == .integer(count))
+        #expect(json["rejected"] == 0 && json["failed"] == 0)
+        let history = try daemon.call("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2000-01-01T00:00:00Z", "granularity": "MONTH"])
+        #expect(history["series"]?.arrayValue?.first?["total"] == .string(String(2 * count)))
+    }
+
+    @Test("entitlements check exits 0 when allowed and 3 when denied; list shows a table")
+    func entitlements() throws {
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
+        let (customer, _, _) = try customerOnPlan(feature: feature, limit: "10")
+        _ = try tallyOK(["usage", "report", customer, feature, "8"])
+
+        let allowed = try tallyOK(["entitlements", "check", customer, feature])
+        #expect(allowed.contains("ALLOWED") && allowed.contains("8 / 10") && allowed.contains("MONTH"), "\(allowed)")
+
+        let denied = try tally(["entitlements", "check", customer, feature, "--requested", "5"])
+        #expect(denied.status == 3, "\(denied.stderr)")
+        #expect(denied.stdout.contains("DENIED") && denied.stdout.contains("USAGE_LIMIT_EXCEEDED"), "\(denied.stdout)")
+        let deniedJSON = try tally(["entitlements", "check", customer, feature, "--requested", "5", "--json"])
+        #expect(deniedJSON.status == 3)
+        #expect(try parseJSON(deniedJSON.stdout)["hasAccess"] == false)
+
+        let none = try tally(["entitlements", "check", customer, uniqueID("unknown")])
+        #expect(none.status == 3 && none.stdout.contains("FEATURE_NOT_FOUND"), "\(none.stdout)")
+
+        let help = try runProgram(Binaries.tally, ["entitlements", "check", "--help"])
+        #expect(help.stdout.contains("3 denied"), "\(help.stdout)")
+
+        let list = try tallyOK(["entitlements", "list", customer])
+        let rows = list.split(separator: "\n")
+        #expect(rows.first?.contains("FEATURE") == true && rows.first?.contains("LIMIT") == true, "\(list)")
+        #expect(rows.contains { $0.contains(feature) && $0.contains("10") && $0.contains("MONTH") }, "\(list)")
+        let listJSON = try parseJSON(try tallyOK(["entitlements", "list", customer, "--json"]))
+        #expect(listJSON == (try daemon.call("getEntitlements", ["customerId": .string(customer)])))
+    }
+}

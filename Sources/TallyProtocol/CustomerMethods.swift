@@ -39,7 +39,7 @@ public enum CustomerMethods {
 
     /// The seed "Stigg Customer" shape: `id, name?, email?, createdAt, updatedAt, subscriptions[]`,
     /// plus `metadata`.
-    public static func json(_ c: Customer) -> JSONValue {
+    public static func json(_ c: Customer, subscriptions: [JSONValue] = []) -> JSONValue {
         var o = JSONObject()
         o["id"] = .string(c.id)
         if let name = c.name { o["name"] = .string(name) }
@@ -47,13 +47,13 @@ public enum CustomerMethods {
         o["metadata"] = stringMap(c.metadata)
         o["createdAt"] = .string(c.createdAt.rfc3339)
         o["updatedAt"] = .string(c.updatedAt.rfc3339)
-        o["subscriptions"] = .array([])
+        o["subscriptions"] = .array(subscriptions)
         return .object(o)
     }
 
-    public static func listJSON(_ customers: [Customer], limit: Int) -> JSONValue {
-        let next: JSONValue = customers.count == limit ? .string(customers[customers.count - 1].id) : .null
-        return .object(JSONObject([("customers", .array(customers.map(json))), ("next", next)]))
+    public static func listJSON(_ customers: [JSONValue], lastID: String?, limit: Int) -> JSONValue {
+        let next: JSONValue = customers.count == limit ? lastID.map { .string($0) } ?? .null : .null
+        return .object(JSONObject([("customers", .array(customers)), ("next", next)]))
     }
 
     static func stringMap(_ pairs: [(String, String)]) -> JSONValue {

@@ -124,9 +124,13 @@ final class Dispatcher: Sendable {
             }
             let claim = key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: request.method, params: request.params)) }
             session.commandStarted()
+            let store = ledger.store
             ledger.submit(command, idempotency: claim) { reply in
-                respond(MethodTable.render(reply))
-                session.commandFinished()
+                // Render on the connection's event loop, not on the writer thread.
+                session.execute {
+                    respond(MethodTable.render(reply, store: store))
+                    session.commandFinished()
+                }
             }
         case .fanOut(let plan):
             let fanOut: FanOut
@@ -144,9 +148,12 @@ final class Dispatcher: Sendable {
                 case .success(let call):
                     let claim = call.key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: call.method, params: call.params)) }
                     session.commandStarted()
+                    let store = ledger.store
                     ledger.submit(call.command, idempotency: claim) { reply in
-                        collector.set(index, MethodTable.render(reply))
-                        session.commandFinished()
+                        session.execute {
+                            collector.set(index, MethodTable.render(reply, store: store))
+                            session.commandFinished()
+                        }
                     }
                 }
             }

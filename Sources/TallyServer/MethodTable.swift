@@ -22,11 +22,12 @@ enum MethodTable {
             guard let customer = try dispatcher.ledger.customer(id) else {
                 throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(id)\" does not exist"))
             }
-            return CustomerMethods.json(customer)
+            return try customerJSON(customer, store: dispatcher.ledger.store)
         },
         "listCustomers": .query { dispatcher, params in
             let (after, limit) = try CustomerMethods.listParams(params)
-            return CustomerMethods.listJSON(try dispatcher.ledger.customers(after: after, limit: limit), limit: limit)
+            let customers = try dispatcher.ledger.customers(after: after, limit: limit)
+            return CustomerMethods.listJSON(try customers.map { try customerJSON($0, store: dispatcher.ledger.store) }, lastID: customers.last?.id, limit: limit)
         },
         "readLedger": .query { dispatcher, params in
             let (after, limit) = try LedgerMethods.readParams(params)
@@ -47,21 +48,34 @@ enum MethodTable {
         },
     ]
 
+    /// The seed Customer shape with the customer's subscriptions (and their plans' names).
+    static func customerJSON(_ customer: Customer, store: LedgerStore) throws(StorageError) -> JSONValue {
+        let subscriptions = try Projections.subscriptions(customerId: customer.id, in: store).map { s throws(StorageError) in
+            UsageMethods.json(s, planName: try Projections.plan(s.planId, in: store)?.displayName)
+        }
+        return CustomerMethods.json(customer, subscriptions: subscriptions)
+    }
+
     /// A command's reply as a JSON-RPC result or error.
-    static func render(_ reply: CommandReply) -> Result<JSONValue, RPCFailure> {
+    static func render(_ reply: CommandReply, store: LedgerStore) -> Result<JSONValue, RPCFailure> {
         switch reply {
-        case .applied(let result): .success(json(result, duplicate: false))
-        case .duplicate(let result): .success(json(result, duplicate: true))
+        case .applied(let result): json(result, duplicate: false, store: store)
+        case .duplicate(let result): json(result, duplicate: true, store: store)
         case .rejected(let rejection): .failure(.rejected(rejection))
         case .unavailable(let message): .failure(.storageUnavailable(message))
         case .overloaded: .failure(.overloaded("the writer queue is full; retry later"))
         }
     }
 
-    static func json(_ result: CommandResult, duplicate: Bool) -> JSONValue {
+    static func json(_ result: CommandResult, duplicate: Bool, store: LedgerStore) -> Result<JSONValue, RPCFailure> {
         var value: JSONValue
         switch result {
-        case .customer(let customer): value = CustomerMethods.json(customer)
+        case .customer(let customer):
+            do {
+                value = try customerJSON(customer, store: store)
+            } catch {
+                return .failure(.storageUnavailable("the customer was saved, but could not be read back: \(error)"))
+            }
         case .currency(let c): value = UsageMethods.json(c)
         case .feature(let f): value = UsageMethods.json(f)
         case .plan(let p): value = UsageMethods.json(p)
@@ -79,7 +93,7 @@ enum MethodTable {
             object["duplicate"] = true
             value = .object(object)
         }
-        return value
+        return .success(value)
     }
 }
 

@@ -16,6 +16,9 @@ final class Session: @unchecked Sendable {
         self.executor = executor
     }
 
+    /// Runs `work` on the connection's event loop.
+    func execute(_ work: @escaping @Sendable () -> Void) { executor(work) }
+
     func commandStarted() {
         lock.lock()
         commandsInFlight += 1

@@ -13,7 +13,7 @@ public enum Command: Sendable {
     case revokePromotional(customerId: String, featureId: String)
     case grantCredits(GrantCredits)
     case voidCreditGrant(grantId: String)
-    case setAutoRecharge(AutoRecharge)
+    case setAutoRecharge(SetAutoRecharge)
     /// Appends CREDITS_EXPIRED for every grant whose expireAt has passed (the daemon's timer).
     case expireCredits
 

@@ -24,8 +24,9 @@ public struct CreditsGranted: Sendable, Equatable {
     }
 }
 
-/// CREDITS_CONSUMED v1: a deduction of `amount`, drawn from grants as in `breakdown`; what no
-/// grant covered (`uncovered`) became overdraft.
+/// CREDITS_CONSUMED v1: a deduction of `amount`. The grants drawn (`breakdown`) first repaid the
+/// pool's overdraft (`overdraftRepaid`), then covered the cost; what no grant covered
+/// (`uncovered`) became overdraft. The balance changes by −amount either way.
 public struct CreditsConsumed: Sendable, Equatable {
     public static let type = "CREDITS_CONSUMED"
     public static let schemaVersion: UInt16 = 1
@@ -36,12 +37,14 @@ public struct CreditsConsumed: Sendable, Equatable {
     public var amount: Amount
     public var breakdown: [(String, Amount)]
     public var uncovered: Amount
+    public var overdraftRepaid: Amount
     /// When the usage happened (credit usage series are bucketed by it).
     public var timestamp: Timestamp
     public var dimensions: Dimensions
     public var idempotencyKey: String?
 
-    public init(customerId: String, currencyId: String, resourceId: String?, featureId: String, amount: Amount, breakdown: [(String, Amount)], uncovered: Amount, timestamp: Timestamp, dimensions: Dimensions, idempotencyKey: String?) {
+    public init(customerId: String, currencyId: String, resourceId: String?, featureId: String, amount: Amount, breakdown: [(String, Amount)], uncovered: Amount, overdraftRepaid: Amount = .zero, timestamp: Timestamp, dimensions: Dimensions, idempotencyKey: String?) {
+        self.overdraftRepaid = overdraftRepaid
         self.customerId = customerId
         self.currencyId = currencyId
         self.resourceId = resourceId
@@ -72,6 +75,7 @@ public struct CreditsConsumed: Sendable, Equatable {
             w.writeAmount(item.1)
         }
         w.writeAmount(uncovered)
+        w.writeAmount(overdraftRepaid)
         w.writeTimestamp(timestamp)
         w.writeStringMap(dimensions.pairs)
         w.writeOptional(idempotencyKey) { $0.writeString($1) }
@@ -85,6 +89,7 @@ public struct CreditsConsumed: Sendable, Equatable {
         amount = try r.readAmount()
         breakdown = try r.readArray { (r: inout ByteReader) throws(DecodingError) in (try r.readString(), try r.readAmount()) }
         uncovered = try r.readAmount()
+        overdraftRepaid = try r.readAmount()
         timestamp = try r.readTimestamp()
         dimensions = Dimensions(try r.readStringMap())
         idempotencyKey = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }

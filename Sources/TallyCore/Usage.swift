@@ -77,6 +77,8 @@ public struct UsageCell: Sendable, Equatable {
 public enum UsageBuckets {
     /// Time-series granularities stored per dimension set (MONTH is summed from days at query time).
     public static let seriesGranularities: [CalendarPeriod] = [.minute, .hour, .day]
+    /// Whole-bucket cells (no dimensions) kept for UNIQUE_COUNT, so ungrouped history is exact.
+    public static let wholeGranularities: [CalendarPeriod] = [.minute, .hour, .day, .month]
     /// Period totals (no dimensions) kept for entitlement checks; `nil` = all time.
     public static let totalPeriods: [CalendarPeriod?] = [.day, .week, .month, .year, nil]
 }

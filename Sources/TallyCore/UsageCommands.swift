@@ -255,3 +255,25 @@ public struct CreditOutcome: Sendable, Equatable {
         self.autoRecharged = autoRecharged
     }
 }
+
+/// setAutoRecharge: fields left out keep their configured values, so `{isEnabled: false}` alone
+/// disables recharging without losing the configuration.
+public struct SetAutoRecharge: Sendable {
+    public var customerId: String
+    public var currencyId: String
+    public var isEnabled: Bool
+    public var thresholdValue: Amount?
+    public var targetBalance: Amount?
+    public var maxSpendLimit: Amount?
+    public var grantExpirationPeriod: CalendarPeriod?
+
+    public init(customerId: String, currencyId: String, isEnabled: Bool, thresholdValue: Amount?, targetBalance: Amount?, maxSpendLimit: Amount?, grantExpirationPeriod: CalendarPeriod?) {
+        self.customerId = customerId
+        self.currencyId = currencyId
+        self.isEnabled = isEnabled
+        self.thresholdValue = thresholdValue
+        self.targetBalance = targetBalance
+        self.maxSpendLimit = maxSpendLimit
+        self.grantExpirationPeriod = grantExpirationPeriod
+    }
+}

@@ -84,10 +84,12 @@ extension GroupState {
         return count
     }
 
-    /// The deduction of `cost` from a pool, drawing grants in the contract's order; nothing appended.
+    /// The deduction of `cost` from a pool, drawing grants in the contract's order; nothing
+    /// appended. An overdraft left from earlier (a grant that was scheduled when it came repaid
+    /// nothing) is repaid first from what the grants hold, so the balance moves by exactly −cost.
     func planDeduction(customerId: String, currencyId: String, resourceId: String?, featureId: String, cost: Amount, timestamp: Timestamp, dimensions: Dimensions, idempotencyKey: String?, now: Timestamp) throws(StorageError) -> Deduction {
         let pool = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
-        var left = cost
+        var left = pool.overdraft + cost
         var available = Amount.zero
         var breakdown: [(String, Amount)] = []
         for grant in try Projections.openGrants(pool, in: self) where grant.isDrawable(at: now) {
@@ -97,9 +99,12 @@ extension GroupState {
             breakdown.append((grant.grantId, draw))
             left = left - draw
         }
+        let drawn = pool.overdraft + cost - left
+        let repaid = Amount.min(drawn, pool.overdraft)
         let consumed = CreditsConsumed(
             customerId: customerId, currencyId: currencyId, resourceId: resourceId, featureId: featureId, amount: cost,
-            breakdown: breakdown, uncovered: left, timestamp: timestamp, dimensions: dimensions, idempotencyKey: idempotencyKey
+            breakdown: breakdown, uncovered: left - (pool.overdraft - repaid), overdraftRepaid: repaid,
+            timestamp: timestamp, dimensions: dimensions, idempotencyKey: idempotencyKey
         )
         return Deduction(consumed: consumed, availableAfter: available - pool.overdraft - cost)
     }

@@ -88,11 +88,25 @@ extension GroupState {
         case .voidCreditGrant(let grantId):
             return try voidGrant(grantId, idempotencyKey: idempotencyKey, now: now)
 
-        case .setAutoRecharge(let config):
-            if let rejection = try requireCustomer(config.customerId) { return .failure(rejection) }
-            guard try Projections.currency(config.currencyId, in: self) != nil else {
-                return .failure(Rejection(.currencyNotFound, "currency \"\(config.currencyId)\" does not exist"))
+        case .setAutoRecharge(let c):
+            if let rejection = try requireCustomer(c.customerId) { return .failure(rejection) }
+            guard try Projections.currency(c.currencyId, in: self) != nil else {
+                return .failure(Rejection(.currencyNotFound, "currency \"\(c.currencyId)\" does not exist"))
             }
+            let existing = try Projections.autoRecharge(customerId: c.customerId, currencyId: c.currencyId, in: self)
+            guard let threshold = c.thresholdValue ?? existing?.thresholdValue else {
+                return .failure(Rejection(.invalidParams, "is required: there is no configuration to keep", field: "thresholdValue"))
+            }
+            guard let target = c.targetBalance ?? existing?.targetBalance else {
+                return .failure(Rejection(.invalidParams, "is required: there is no configuration to keep", field: "targetBalance"))
+            }
+            guard target > threshold else {
+                return .failure(Rejection(.invalidParams, "must be greater than thresholdValue (\(threshold))", field: "targetBalance"))
+            }
+            let config = AutoRecharge(
+                customerId: c.customerId, currencyId: c.currencyId, isEnabled: c.isEnabled, thresholdValue: threshold, targetBalance: target,
+                maxSpendLimit: c.maxSpendLimit ?? existing?.maxSpendLimit, grantExpirationPeriod: c.grantExpirationPeriod ?? existing?.grantExpirationPeriod
+            )
             try append([.autoRechargeConfigured(AutoRechargeConfigured(config: config))], now: now)
             return .success(.autoRecharge(config))
 
@@ -153,7 +167,8 @@ extension GroupState {
                     customerId: c.customerId, currencyId: cost.currencyId, resourceId: c.resourceId, featureId: c.featureId, cost: price,
                     timestamp: timestamp, dimensions: c.dimensions, idempotencyKey: c.idempotencyKey, now: now
                 )
-                if c.strict, planned.consumed.uncovered.isPositive {
+                // Strict: the balance (grants counted now, less any overdraft) must cover the cost.
+                if c.strict, planned.availableAfter.isNegative {
                     let balance = planned.availableAfter + price
                     return .failure(Rejection(.insufficientCredits, "the usage costs \(price) \(cost.currencyId) but the balance is \(balance)"))
                 }

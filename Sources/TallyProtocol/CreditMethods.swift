@@ -42,24 +42,24 @@ public enum CreditMethods {
         return id
     }
 
-    public static func setAutoRecharge(_ object: JSONObject) throws(RPCFailure) -> AutoRecharge {
+    public static func setAutoRecharge(_ object: JSONObject) throws(RPCFailure) -> SetAutoRecharge {
         var p = Params(object)
         let customerId = try p.requiredID("customerId")
         let currencyId = try p.requiredID("currencyId")
         guard let enabled = try p.optionalBool("isEnabled") else { throw .invalidParams(field: "isEnabled", "is required") }
-        let threshold = try p.requiredAmount("thresholdValue")
-        if threshold.isNegative { throw .invalidParams(field: "thresholdValue", "must not be negative") }
-        let target = try p.requiredAmount("targetBalance")
-        guard target > threshold else { throw .invalidParams(field: "targetBalance", "must be greater than thresholdValue") }
+        let threshold = try p.optionalAmount("thresholdValue")
+        if let threshold, threshold.isNegative { throw .invalidParams(field: "thresholdValue", "must not be negative") }
+        let target = try p.optionalAmount("targetBalance")
+        if let target, !target.isPositive { throw .invalidParams(field: "targetBalance", "must be greater than 0") }
         let limit = try p.optionalAmount("maxSpendLimit")
         if let limit, !limit.isPositive { throw .invalidParams(field: "maxSpendLimit", "must be greater than 0") }
-        let config = AutoRecharge(
+        let command = SetAutoRecharge(
             customerId: customerId, currencyId: currencyId, isEnabled: enabled, thresholdValue: threshold, targetBalance: target,
             maxSpendLimit: limit, grantExpirationPeriod: try p.optionalResetPeriod("grantExpirationPeriod")
         )
         _ = try p.optionalID("idempotencyKey")
         try p.finish()
-        return config
+        return command
     }
 
     public static func customerAndCurrency(_ object: JSONObject) throws(RPCFailure) -> (customerId: String, currencyId: String) {
@@ -85,19 +85,29 @@ public enum CreditMethods {
     public static func balanceParams(_ object: JSONObject) throws(RPCFailure) -> BalanceQuery {
         var p = Params(object)
         var q = BalanceQuery(customerId: try p.requiredID("customerId"), currencyId: try p.optionalID("currencyId"), resourceId: try p.optionalID("resourceId"), asOf: nil)
-        switch object["asOf"] {
-        case nil, .null?: break
-        case .string?: q.asOf = .timestamp(try p.optionalTimestamp("asOf")!)
+        q.asOf = try asOf(object["asOf"])
+        p.markRead("asOf")
+        try p.finish()
+        return q
+    }
+
+    /// `asOf`: an RFC 3339 timestamp, or `{sequence}`; nil when absent.
+    public static func asOf(_ value: JSONValue?) throws(RPCFailure) -> AsOf? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            do {
+                return .timestamp(try Timestamp(parsingRFC3339: text))
+            } catch {
+                throw .invalidParams(field: "asOf", error.description)
+            }
         case .object(let o)?:
             var ap = Params(o, path: "asOf")
             guard let sequence = try ap.optionalUInt64("sequence") else { throw .invalidParams(field: "asOf.sequence", "is required") }
             try ap.finish()
-            q.asOf = .sequence(sequence)
+            return .sequence(sequence)
         case let other?: throw .invalidParams(field: "asOf", "must be a timestamp or {sequence}, not \(other.typeName)")
         }
-        p.markRead("asOf")
-        try p.finish()
-        return q
     }
 
     public static func grantsParams(_ object: JSONObject) throws(RPCFailure) -> (customerId: String, currencyId: String?, resourceId: String?, status: GrantStatus?) {

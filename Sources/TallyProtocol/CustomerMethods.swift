@@ -125,6 +125,7 @@ public enum EventJSON {
             o["amount"] = .string(e.amount.description)
             o["breakdown"] = .array(e.breakdown.map { .object(["creditGrantId": .string($0.0), "amount": .string($0.1.description)]) })
             if e.uncovered.isPositive { o["uncovered"] = .string(e.uncovered.description) }
+            if e.overdraftRepaid.isPositive { o["overdraftRepaid"] = .string(e.overdraftRepaid.description) }
             o["timestamp"] = .string(e.timestamp.rfc3339)
             if !e.dimensions.isEmpty { o["dimensions"] = UsageMethods.stringMap(e.dimensions.pairs) }
             if let key = e.idempotencyKey { o["idempotencyKey"] = .string(key) }

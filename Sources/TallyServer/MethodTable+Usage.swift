@@ -64,7 +64,15 @@ extension MethodTable {
             try ImportRecords.plan(params)
         },
         "getUsageHistory": .query { dispatcher, params in
-            try UsageQueries.history(try UsageMethods.historyParams(params), store: dispatcher.ledger.store)
+            var params = params
+            let asOf = try UsageQueries.asOf(&params)
+            let q = try UsageMethods.historyParams(params)
+            guard let asOf else { return try UsageQueries.history(q, in: dispatcher.ledger.store) }
+            // As the ledger stood then: a replay, read by the same code as the live answer.
+            let (projections, instant, sequence) = try CreditQueries.replay(asOf, store: dispatcher.ledger.store)
+            guard case .object(var result) = try UsageQueries.history(q, in: projections) else { return .null }
+            result["asOf"] = .object(["sequence": .integer(sequence), "timestamp": .string(instant.rfc3339)])
+            return .object(result)
         },
         "getEntitlement": .query { dispatcher, params in
             let p = try UsageMethods.entitlementParams(params)
@@ -83,7 +91,14 @@ extension MethodTable {
 
 /// Reads of the usage projections, for any store (live now; a replay for time travel later).
 enum UsageQueries {
-    static func history(_ q: UsageMethods.HistoryQuery, store: LedgerStore) throws -> JSONValue {
+    /// Takes `asOf` (a timestamp or `{sequence}`) out of the params.
+    static func asOf(_ params: inout JSONObject) throws(RPCFailure) -> CreditMethods.AsOf? {
+        let value = params["asOf"]
+        params["asOf"] = nil
+        return try CreditMethods.asOf(value)
+    }
+
+    static func history(_ q: UsageMethods.HistoryQuery, in store: some ProjectionScanner) throws -> JSONValue {
         guard try Projections.customer(q.customerId, in: store) != nil else {
             throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(q.customerId)\" does not exist"))
         }
@@ -91,24 +106,25 @@ enum UsageQueries {
             throw RPCFailure.rejected(Rejection(.featureNotFound, "feature \"\(q.featureId)\" does not exist"))
         }
         let aggregation = feature.aggregation
-        // MONTH is summed from day cells; the rest are stored as they are asked for.
-        let stored: CalendarPeriod = q.granularity == .month ? .day : q.granularity
-        let prefix = KeyLayout.usageSeriesPrefix(customerId: q.customerId, featureId: q.featureId, granularity: stored)
+        // MONTH is summed from day cells; the rest are stored as they are asked for. Ungrouped
+        // UNIQUE_COUNT reads its whole-bucket cells, which count each value once per bucket.
+        let whole = aggregation == .uniqueCount && q.groupBy.isEmpty
+        let stored: CalendarPeriod = q.granularity == .month && !whole ? .day : q.granularity
+        let prefix = KeyLayout.usageSeriesPrefix(customerId: q.customerId, featureId: q.featureId, granularity: stored, whole: whole)
         let first = CalendarUTC.periodStart(stored, containing: q.startDate)
         let end = q.endDate ?? Timestamp.distantFuture  // endDate is exclusive
         var groups: [[String]: [Int64: UsageCell]] = [:]
-        try store.scanProjections(from: prefix + KeyLayout.sortable(first), to: prefix + KeyLayout.sortable(end)) { (key: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
+        for (key, value) in try store.scan(from: prefix + KeyLayout.sortable(first), to: prefix + KeyLayout.sortable(end)) {
             guard let parts = KeyLayout.usageSeriesParts(key, prefixCount: prefix.count) else {
                 throw StorageError.corrupt("usage series key of \(key.count) bytes does not parse")
             }
-            if let resource = q.resourceId, parts.resourceId != resource { return true }
+            if let resource = q.resourceId, parts.resourceId != resource { continue }
             let cell: UsageCell
             do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw StorageError.corrupt("usage cell: \(error.reason)") }
             let tags = q.groupBy.map { parts.dimensions[$0] ?? "" }
             let bucket = CalendarUTC.periodStart(q.granularity, containing: parts.start).microsecondsSinceEpoch
             let merged = groups[tags]?[bucket].map { $0.merged(with: cell, aggregation: aggregation) } ?? cell
             groups[tags, default: [:]][bucket] = merged
-            return true
         }
         if groups.isEmpty, q.groupBy.isEmpty { groups[[]] = [:] }
         let series: [JSONValue] = groups.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { tags, points in

@@ -66,7 +66,8 @@ enum CreditProjector {
                 if grant.remaining.isZero { close(grant, &pool, &sink) }
                 sink.setProjection(KeyLayout.grantKey(grantId), grant.encoded())
             }
-            pool.overdraft = pool.overdraft + e.uncovered
+            pool.overdraft = pool.overdraft - e.overdraftRepaid + e.uncovered
+            precondition(!pool.overdraft.isNegative, "overdraft below zero at \(event.sequence)")
             pool.ledgerBalance = pool.ledgerBalance - e.amount
             try save(pool, e.customerId, e.currencyId, e.resourceId, &sink)
             for granularity in [CalendarPeriod.hour, .day] {

@@ -118,13 +118,16 @@ extension KeyLayout {
         key("ut", [customerId, featureId, resourceId ?? ""]) + [0, periodTag(period), 0] + sortable(start)
     }
 
-    /// Prefix of every series cell of one granularity, for range scans by bucket start.
-    public static func usageSeriesPrefix(customerId: String, featureId: String, granularity: CalendarPeriod) -> [UInt8] {
-        key("us", [customerId, featureId]) + [0, periodTag(granularity), 0]
+    /// Prefix of every series cell of one granularity, for range scans by bucket start. `whole`
+    /// cells (UNIQUE_COUNT only) count each value once per bucket across all dimension sets; their
+    /// tag is the period's letter in upper case.
+    public static func usageSeriesPrefix(customerId: String, featureId: String, granularity: CalendarPeriod, whole: Bool = false) -> [UInt8] {
+        let tag = periodTag(granularity)
+        return key("us", [customerId, featureId]) + [0, whole ? tag - 32 : tag, 0]
     }
 
-    public static func usageSeriesKey(customerId: String, featureId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, dimensions: Dimensions) -> [UInt8] {
-        usageSeriesPrefix(customerId: customerId, featureId: featureId, granularity: granularity)
+    public static func usageSeriesKey(customerId: String, featureId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, dimensions: Dimensions, whole: Bool = false) -> [UInt8] {
+        usageSeriesPrefix(customerId: customerId, featureId: featureId, granularity: granularity, whole: whole)
             + sortable(start) + [0] + Array((resourceId ?? "").utf8) + [0] + dimensions.canonicalBytes
     }
 

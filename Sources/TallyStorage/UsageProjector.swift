@@ -89,6 +89,17 @@ enum UsageProjector {
             let key = KeyLayout.usageTotalKey(customerId: customerId, featureId: featureId, resourceId: resourceId, period: period, start: periodStart(period, timestamp))
             try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
         }
+        // Distinct counts cannot be summed across dimension sets or buckets, so UNIQUE_COUNT also
+        // keeps whole-bucket cells for ungrouped history, MONTH included.
+        if aggregation == .uniqueCount {
+            for granularity in UsageBuckets.wholeGranularities {
+                let key = KeyLayout.usageSeriesKey(
+                    customerId: customerId, featureId: featureId, granularity: granularity,
+                    start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, dimensions: .none, whole: true
+                )
+                try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
+            }
+        }
     }
 
     private static func addToCell(

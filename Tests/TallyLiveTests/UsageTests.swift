@@ -1,0 +1,788 @@
+import Foundation
+import RocksDB
+import TallyClient
+import TallyEngine
+import TallyProtocol
+import TallyStorage
+import Testing
+
+/// Catalog, usage and entitlements through the real daemon (PROTOCOL.md "Catalog and customers",
+/// "Usage", "Entitlements"). Every test uses its own customer, feature, plan and event names.
+///
+/// Serialized: tests compare `lastSequence` before and after a rejected command.
+@Suite("usage through the real daemon", .serialized, .sharedDaemon)
+struct UsageTests {
+    let daemon: LiveDaemon
+
+    init() throws { daemon = try SharedDaemon.get() }
+
+    // MARK: - Catalog
+
+    @Test("defineCurrency/defineFeature/definePlan: version 1 then 2, two *_DEFINED events, never edited in place")
+    func catalogVersions() throws {
+        let currency = uniqueID("cur"), feature = uniqueID("feat"), plan = uniqueID("plan")
+        let before = try daemon.lastSequence()
+
+        let c1 = try daemon.call("defineCurrency", ["currencyId": .string(currency), "displayName": "Tokens"])
+        let c2 = try daemon.call("defineCurrency", ["currencyId": .string(currency), "displayName": "Tokens v2", "symbol": "T"])
+        #expect(c1["version"] == 1 && c2["version"] == 2, "\(c1.jsonText) / \(c2.jsonText)")
+        #expect(c2["displayName"] == "Tokens v2" && c2["symbol"] == "T")
+
+        let f1 = try daemon.call("defineFeature", ["featureId": .string(feature), "type": "METERED", "unit": "call"])
+        let f2 = try daemon.call("defineFeature", ["featureId": .string(feature), "type": "METERED", "unit": "request",
+                                                   "creditCost": ["currencyId": .string(currency), "amountPerUnit": "0.5"]])
+        #expect(f1["version"] == 1 && f2["version"] == 2, "\(f1.jsonText) / \(f2.jsonText)")
+        #expect(f2.field("creditCost.amountPerUnit") == "0.5")
+
+        let entitlement: JSONValue = ["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]
+        let p1 = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "Basic", "entitlements": [entitlement]])
+        let p2 = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "Basic+", "entitlements": [["featureId": .string(feature), "usageLimit": "20"]]])
+        #expect(p1["version"] == 1 && p2["version"] == 2, "\(p1.jsonText) / \(p2.jsonText)")
+        #expect(p2["entitlements"]?.arrayValue?.first?["usageLimit"] == "20")
+
+        // Six events, each definition kept: the first versions are still in the log as they were.
+        let events = try daemon.events(after: before)
+        #expect(events.map { $0["type"]?.stringValue ?? "" } == [
+            "CURRENCY_DEFINED", "CURRENCY_DEFINED", "FEATURE_DEFINED", "FEATURE_DEFINED", "PLAN_DEFINED", "PLAN_DEFINED",
+        ], "\(events.map { $0["type"]?.jsonText ?? "?" })")
+        #expect(events.map { $0.field("data.version") } == [1, 2, 1, 2, 1, 2])
+        if events.count == 6 {
+            #expect(events[0].field("data.displayName") == "Tokens" && events[1].field("data.displayName") == "Tokens v2")
+            #expect(events[2].field("data.unit") == "call" && events[3].field("data.unit") == "request")
+            #expect(events[4].field("data.displayName") == "Basic" && events[5].field("data.displayName") == "Basic+")
+        }
+    }
+
+    @Test("catalog refusals: 1002 unknown feature in a plan, 1003 unknown currency, 1001/1005 subscription, 1013 second cancel")
+    func catalogRefusals() throws {
+        let feature = try daemon.newMeteredFeature()
+        try daemon.expectRejected("definePlan", [
+            "planId": .string(uniqueID("plan")), "displayName": "P",
+            "entitlements": [["featureId": .string(feature)], ["featureId": .string(uniqueID("nofeat"))]],
+        ], code: 1002, reason: "FEATURE_NOT_FOUND")
+        try daemon.expectRejected("defineFeature", [
+            "featureId": .string(uniqueID("feat")), "type": "METERED",
+            "creditCost": ["currencyId": .string(uniqueID("nocur")), "amountPerUnit": 1],
+        ], code: 1003, reason: "CURRENCY_NOT_FOUND")
+
+        let customer = try daemon.newCustomer()
+        let plan = uniqueID("plan")
+        _ = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "P", "entitlements": [["featureId": .string(feature), "hasUnlimitedUsage": true]]])
+        try daemon.expectRejected("provisionSubscription", ["customerId": .string(uniqueID("nocust")), "planId": .string(plan)], code: 1001, reason: "CUSTOMER_NOT_FOUND")
+        try daemon.expectRejected("provisionSubscription", ["customerId": .string(customer), "planId": .string(uniqueID("noplan"))], code: 1005, reason: "PLAN_NOT_FOUND")
+
+        let subscriptionId = uniqueID("sub")
+        let subscription = try daemon.call("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan), "subscriptionId": .string(subscriptionId)])
+        #expect(subscription["id"] == .string(subscriptionId) && subscription["status"] == "ACTIVE", "\(subscription.jsonText)")
+        let shown = try daemon.call("getCustomer", ["customerId": .string(customer)])["subscriptions"]?.arrayValue ?? []
+        #expect(shown.map { $0["id"] } == [.string(subscriptionId)] && shown.first?.field("plan.id") == .string(plan), "\(shown)")
+
+        let canceled = try daemon.call("cancelSubscription", ["subscriptionId": .string(subscriptionId)])
+        #expect(canceled["status"] == "CANCELED" && canceled["canceledAt"]?.stringValue != nil, "\(canceled.jsonText)")
+        try daemon.expectRejected("cancelSubscription", ["subscriptionId": .string(subscriptionId)], code: 1013, reason: "INVALID_STATE")
+        let after = try daemon.call("getCustomer", ["customerId": .string(customer)])["subscriptions"]?.arrayValue ?? []
+        #expect(after.first?["status"] == "CANCELED", "\(after)")
+    }
+
+    // MARK: - reportUsage
+
+    @Test("reportUsage DELTA adds, SET records the difference as measurement.delta and makes currentUsage the value")
+    func deltaAndSet() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        func report(_ value: JSONValue, _ behavior: String? = nil) throws -> JSONValue {
+            var params: JSONObject = ["customerId": .string(customer), "featureId": .string(feature), "value": value]
+            if let behavior { params["updateBehavior"] = .string(behavior) }
+            return try daemon.call("reportUsage", params)
+        }
+        let first = try report(5)
+        #expect(first["currentUsage"] == "5" && first.field("measurement.delta") == "5", "\(first.jsonText)")
+        #expect(first.field("measurement.updateBehavior") == "DELTA" && first.field("measurement.value") == .number("5"))
+        #expect(first.field("measurement.customerId") == .string(customer) && first.field("measurement.featureId") == .string(feature))
+        #expect(first.field("measurement.idempotencyKey") == .null, "no key: null, as the seed schema allows")
+
+        let second = try report("2.5", "DELTA")
+        #expect(second["currentUsage"] == "7.5" && second.field("measurement.delta") == "2.5", "\(second.jsonText)")
+
+        let set = try report(20, "SET")
+        #expect(set["currentUsage"] == "20", "\(set.jsonText)")
+        #expect(set.field("measurement.delta") == "12.5" && set.field("measurement.value") == .number("20") && set.field("measurement.updateBehavior") == "SET")
+
+        let down = try report("3", "SET")
+        #expect(down["currentUsage"] == "3" && down.field("measurement.delta") == "-17", "\(down.jsonText)")
+
+        let same = try report(3, "SET")
+        #expect(same["currentUsage"] == "3" && same.field("measurement.delta") == "0", "\(same.jsonText)")
+
+        // The log holds the deltas; the history sums them.
+        let history = try daemon.history(customer, feature, start: "2020-01-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(history["series"]?.arrayValue?.first?["total"] == "3", "\(history.jsonText)")
+        #expect(history["series"]?.arrayValue?.first?["eventCount"] == 5)
+    }
+
+    @Test("reportUsage idempotency: a retry returns the same result with duplicate: true; another payload is 1011")
+    func usageIdempotency() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let key = uniqueID("key")
+        let params: JSONObject = ["customerId": .string(customer), "featureId": .string(feature), "value": 4, "idempotencyKey": .string(key),
+                                  "dimensions": ["region": "us"]]
+        let first = try daemon.call("reportUsage", params)
+        #expect(first["duplicate"] == nil && first.field("measurement.idempotencyKey") == .string(key))
+        let sequence = try daemon.lastSequence()
+
+        let retry = try daemon.call("reportUsage", params)
+        #expect(retry["duplicate"] == true, "\(retry.jsonText)")
+        var withoutFlag = retry.objectValue ?? [:]
+        withoutFlag["duplicate"] = nil
+        #expect(JSONValue.object(withoutFlag) == first, "the original result: \(retry.jsonText) vs \(first.jsonText)")
+        #expect(try daemon.lastSequence() == sequence)
+
+        var other = params
+        other["value"] = 5
+        try daemon.expectRejected("reportUsage", other, code: 1011, reason: "IDEMPOTENCY_CONFLICT")
+        #expect(try daemon.entitlement(customer, feature)["currentUsage"] != nil)
+        let total = try daemon.history(customer, feature, start: "2020-01-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(total["series"]?.arrayValue?.first?["total"] == "4", "counted once: \(total.jsonText)")
+    }
+
+    @Test("reportUsage refusals: 1001 unknown customer, 1002 unknown feature, 1013 BOOLEAN feature")
+    func usageRefusals() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let boolean = uniqueID("flag")
+        _ = try daemon.call("defineFeature", ["featureId": .string(boolean), "type": "BOOLEAN"])
+        try daemon.expectRejected("reportUsage", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature), "value": 1], code: 1001, reason: "CUSTOMER_NOT_FOUND")
+        try daemon.expectRejected("reportUsage", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat")), "value": 1], code: 1002, reason: "FEATURE_NOT_FOUND")
+        try daemon.expectRejected("reportUsage", ["customerId": .string(customer), "featureId": .string(boolean), "value": 1], code: 1013, reason: "INVALID_STATE")
+    }
+
+    @Test("bad input is -32602 naming the field, and appends nothing")
+    func badInput() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let base: JSONObject = ["customerId": .string(customer), "featureId": .string(feature), "value": 1]
+        func with(_ key: String, _ value: JSONValue) -> JSONObject {
+            var p = base
+            p[key] = value
+            return p
+        }
+        try daemon.expectInvalidParams("reportUsage", with("value", "abc"), field: "value")
+        try daemon.expectInvalidParams("reportUsage", with("value", "1.1234567890123"), field: "value")
+        try daemon.expectInvalidParams("reportUsage", with("value", .number("1.1234567890123")), field: "value")
+        try daemon.expectInvalidParams("reportUsage", with("value", .number("1e-13")), field: "value")
+        try daemon.expectInvalidParams("reportUsage", with("timestamp", "26-11-20T00:00:00Z"), field: "timestamp")
+        try daemon.expectInvalidParams("reportUsage", with("timestamp", "2026-11-20T00:00:00"), field: "timestamp")
+        try daemon.expectInvalidParams("reportUsage", with("dimensions", ["bad key!": "x"]), field: "dimensions.bad key!")
+        var negativeSet = with("value", -1)
+        negativeSet["updateBehavior"] = "SET"
+        try daemon.expectInvalidParams("reportUsage", negativeSet, field: "value")
+        try daemon.expectInvalidParams("reportUsage", with("updateBehavior", "ADD"), field: "updateBehavior")
+        try daemon.expectInvalidParams("reportUsage", with("custmerId", "x"), field: "custmerId")
+        // 12 fractional digits are exact.
+        let exact = try daemon.call("reportUsage", with("value", "0.000000000001"))
+        #expect(exact["currentUsage"] == "0.000000000001", "\(exact.jsonText)")
+
+        try daemon.expectInvalidParams("getUsageHistory", [
+            "customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-01T00:00:00Z", "groupBy": ["a", "b", "c", "d"],
+        ], field: "groupBy")
+        try daemon.expectInvalidParams("getUsageHistory", [
+            "customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-01T00:00:00Z", "granularity": "WEEK",
+        ], field: "granularity")
+
+        try daemon.expectInvalidParams("reportEvent", ["events": []], field: "events")
+        // 100,000 events, each `{}` so the line stays under the 1 MiB frame limit: the count is refused first.
+        var line = #"{"jsonrpc":"2.0","id":7,"method":"reportEvent","params":{"events":["#
+        line += Array(repeating: "{}", count: 100_000).joined(separator: ",")
+        line += "]}}"
+        let before = try daemon.lastSequence()
+        expectError(try daemon.exchange(line), code: -32602, id: 7, field: "events")
+        #expect(try daemon.lastSequence() == before)
+        // The same with real events (2 MiB): over the frame limit, or refused on `events`; never applied.
+        let event = usageEvent(customer, uniqueID("evt"), key: "k")
+        let big: JSONValue = ["jsonrpc": "2.0", "id": 8, "method": "reportEvent", "params": ["events": .array(Array(repeating: event, count: 100_000))]]
+        let reply = try daemon.exchange(big.serialized())
+        #expect(reply["error"] != nil && reply["result"] == nil, "\(reply.jsonText.prefix(500))")
+        #expect(try daemon.lastSequence() == before)
+    }
+
+    // MARK: - The seed schema
+
+    @Test("result.measurement validates against the seed UsageMeasurement JSON Schema (Python jsonschema)")
+    func measurementMatchesSeedSchema() throws {
+        let seed = SchemaValidator.seedsDirectory + "/000_9f99bf2e1c0d5f11.txt"
+        let schema = try SchemaValidator.schema(fromSeed: seed)
+        let parsed = try parseJSON(schema)
+        #expect(parsed["title"] == "UsageMeasurement", "extracted the wrong schema: \(schema.prefix(200))")
+
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let directory = TemporaryDirectory("schema")
+        let reports: [JSONObject] = [
+            ["customerId": .string(customer), "featureId": .string(feature), "value": 3],
+            ["customerId": .string(customer), "featureId": .string(feature), "value": "0.25", "idempotencyKey": .string(uniqueID("k")),
+             "timestamp": "2026-10-01T10:00:00+02:00", "dimensions": ["region": "eu"], "resourceId": "r1"],
+            ["customerId": .string(customer), "featureId": .string(feature), "value": 10, "updateBehavior": "SET"],
+        ]
+        let measurements = try reports.map { try daemon.call("reportUsage", $0)["measurement"] ?? .null }
+        #expect(measurements.last?.field("timestamp")?.stringValue?.hasSuffix("Z") == true)
+        #expect(measurements[1].field("timestamp") == "2026-10-01T08:00:00.000Z", "UTC, milliseconds: \(measurements[1].jsonText)")
+
+        // The check can fail: broken copies of a valid measurement are refused.
+        guard case .object(let valid) = measurements.last ?? .null else { Issue.record("no measurement"); return }
+        var stringValue = valid
+        stringValue["value"] = "10"
+        var badTime = valid
+        badTime["timestamp"] = "26-11-20T00:00:00Z"
+        var noId = valid
+        noId["id"] = nil
+        var badBehavior = valid
+        badBehavior["updateBehavior"] = "ADD"
+        let broken: [JSONValue] = [.object(stringValue), .object(badTime), .object(noId), .object(badBehavior)]
+
+        let verdicts = try SchemaValidator.validate(schema: schema, instances: measurements + broken, in: directory)
+        for (measurement, verdict) in zip(measurements, verdicts) {
+            #expect(verdict == nil, "measurement \(measurement.jsonText) fails the seed schema: \(verdict ?? "")")
+        }
+        for (instance, verdict) in zip(broken, verdicts.dropFirst(measurements.count)) {
+            #expect(verdict != nil, "a broken measurement passed the schema: \(instance.jsonText)")
+        }
+    }
+
+    // MARK: - reportEvent and meters
+
+    @Test("reportEvent: COUNT with filters, SUM, MAX, MIN, LATEST, UNIQUE_COUNT; per-event rejections; duplicates")
+    func meters() throws {
+        let customer = try daemon.newCustomer()
+        let name = uniqueID("evt")
+        func meter(_ aggregation: String, field: String? = nil, filters: [JSONValue] = []) -> JSONValue {
+            var o: JSONObject = ["eventName": .string(name), "aggregation": .string(aggregation)]
+            if let field { o["field"] = .string(field) }
+            if !filters.isEmpty { o["filters"] = .array(filters) }
+            return .object(o)
+        }
+        let features: [(label: String, id: String)] = try [
+            ("count", daemon.newMeteredFeature("count", meter: meter("COUNT"))),
+            ("notEU", daemon.newMeteredFeature("noteu", meter: meter("COUNT", filters: [["key": "region", "op": "NOT_EQUALS", "values": ["eu"]]]))),
+            ("goldSilver", daemon.newMeteredFeature("in", meter: meter("COUNT", filters: [["key": "tier", "op": "IN", "values": ["gold", "silver"]]]))),
+            ("us", daemon.newMeteredFeature("eq", meter: meter("COUNT", filters: [["key": "region", "op": "EQUALS", "values": ["us"]]]))),
+            ("hasModel", daemon.newMeteredFeature("exists", meter: meter("COUNT", filters: [["key": "model", "op": "EXISTS"]]))),
+            ("usGold", daemon.newMeteredFeature("and", meter: meter("COUNT", filters: [["key": "region", "op": "EQUALS", "values": ["us"]], ["key": "tier", "op": "IN", "values": ["gold"]]]))),
+            ("sum", daemon.newMeteredFeature("sum", meter: meter("SUM", field: "tokens"))),
+            ("max", daemon.newMeteredFeature("max", meter: meter("MAX", field: "tokens"))),
+            ("min", daemon.newMeteredFeature("min", meter: meter("MIN", field: "tokens"))),
+            ("latest", daemon.newMeteredFeature("latest", meter: meter("LATEST", field: "tokens"))),
+            ("users", daemon.newMeteredFeature("uniq", meter: meter("UNIQUE_COUNT", field: "user"))),
+        ]
+        try daemon.subscribe(customer, entitlements: features.map { ["featureId": .string($0.id), "hasUnlimitedUsage": true] })
+        func usage() throws -> [String: String] {
+            var result: [String: String] = [:]
+            for (label, id) in features {
+                let e = try daemon.entitlement(customer, id)
+                #expect(e["hasAccess"] == true && e["isUnlimited"] == true, "\(e.jsonText)")
+                result[label] = e["currentUsage"]?.stringValue ?? "?"
+            }
+            return result
+        }
+
+        // Timestamps out of arrival order: LATEST takes the latest by event time (e3), not the last sent.
+        let events: [JSONValue] = [
+            usageEvent(customer, name, key: "e0", dimensions: ["region": "us", "tier": "gold", "model": "m1", "tokens": "10", "user": "u1"], timestamp: "2026-10-05T10:00:00Z"),
+            usageEvent(customer, name, key: "e1", dimensions: ["region": "eu", "tier": "silver", "tokens": "5", "user": "u2"], timestamp: "2026-10-05T10:00:01Z"),
+            usageEvent(customer, name, key: "e2", dimensions: ["region": "us", "tier": "bronze", "model": "m2", "tokens": "7.5", "user": "u1"], timestamp: "2026-10-05T10:00:02Z"),
+            usageEvent(customer, name, key: "e3", dimensions: ["region": "ap", "tier": "gold", "tokens": "3", "user": "u3"], timestamp: "2026-10-05T10:00:09Z"),
+            usageEvent(customer, name, key: "e4", dimensions: ["region": "eu", "tier": "silver", "model": "m1", "tokens": "20", "user": "u2"], timestamp: "2026-10-05T10:00:04Z"),
+        ]
+        let first = try daemon.call("reportEvent", ["events": .array(events)])
+        #expect(first["accepted"] == 5 && first["duplicates"] == 0 && first["rejected"] == [], "\(first.jsonText)")
+        #expect(try usage() == [
+            "count": "5", "notEU": "3", "goldSilver": "4", "us": "2", "hasModel": "3", "usGold": "1",
+            "sum": "45.5", "max": "20", "min": "3", "latest": "3", "users": "3",
+        ])
+
+        // The same call again: all duplicates, nothing appended, nothing counted twice.
+        let sequence = try daemon.lastSequence()
+        let again = try daemon.call("reportEvent", ["events": .array(events.reversed())])
+        #expect(again["accepted"] == 0 && again["duplicates"] == 5 && again["rejected"] == [], "\(again.jsonText)")
+        #expect(try daemon.lastSequence() == sequence)
+
+        // Mixed: good events are accepted while bad ones are rejected by index.
+        let mixed: [JSONValue] = [
+            usageEvent(customer, name, key: "g0", dimensions: ["region": "us", "tier": "gold", "tokens": "1", "user": "u4"], timestamp: "2026-10-05T10:00:05Z"),
+            usageEvent(uniqueID("nocust"), name, key: "x1", dimensions: ["tokens": "1"]),
+            usageEvent(customer, name, key: "x2", dimensions: ["region": "us", "tokens": "lots", "user": "u9"]),
+            usageEvent(customer, name, key: "e0", dimensions: ["region": "us", "tokens": "99"]),
+            events[1],
+            usageEvent(customer, name, key: "g5", dimensions: ["region": "eu", "tier": "copper", "tokens": "2", "user": "u1"], timestamp: "2026-10-05T10:00:06Z"),
+            ["customerId": .string(customer), "eventName": .string(name)],
+            usageEvent(customer, name, key: "x7", dimensions: ["region": "us"], timestamp: "2026-13-01T00:00:00Z"),
+        ]
+        let result = try daemon.call("reportEvent", ["events": .array(mixed)])
+        #expect(result["accepted"] == 2 && result["duplicates"] == 1, "\(result.jsonText)")
+        let rejected = result["rejected"]?.arrayValue ?? []
+        #expect(rejected.map { $0["index"]?.intValue ?? -1 } == [1, 2, 3, 6, 7], "\(result.jsonText)")
+        #expect(rejected.map { $0["code"]?.intValue ?? 0 } == [1001, -32602, 1011, -32602, -32602], "\(result.jsonText)")
+        #expect(rejected.allSatisfy { !($0["message"]?.stringValue ?? "").isEmpty })
+        if rejected.count == 5 {
+            #expect(rejected[1]["message"]?.stringValue?.contains("tokens") == true, "names the field: \(rejected[1].jsonText)")
+            #expect(rejected[3]["message"]?.stringValue?.contains("idempotencyKey") == true, "names the field: \(rejected[3].jsonText)")
+        }
+        #expect(try usage() == [
+            "count": "7", "notEU": "4", "goldSilver": "5", "us": "3", "hasModel": "3", "usGold": "2",
+            "sum": "48.5", "max": "20", "min": "1", "latest": "3", "users": "4",
+        ])
+
+        // History: SUM per day, the eventCount of the events that fed it.
+        let history = try daemon.history(customer, features[6].id, start: "2026-10-05T00:00:00Z", ["endDate": "2026-10-06T00:00:00Z"])
+        let points = history["series"]?.arrayValue?.first?["points"]?.arrayValue ?? []
+        #expect(points.map { $0["timestamp"] } == ["2026-10-05T00:00:00.000Z"], "\(history.jsonText)")
+        #expect(points.first?["value"] == "48.5" && points.first?["eventCount"] == 7, "\(history.jsonText)")
+        let maxHistory = try daemon.history(customer, features[7].id, start: "2026-10-05T00:00:00Z", ["granularity": "HOUR"])
+        #expect(maxHistory["series"]?.arrayValue?.first?["points"]?.arrayValue?.first?["value"] == "20", "\(maxHistory.jsonText)")
+        try daemon.expectLedgerConsistent()
+    }
+
+    @Test("UNIQUE_COUNT: the same user twice counts once, also across calls and days")
+    func uniqueCount() throws {
+        let customer = try daemon.newCustomer()
+        let name = uniqueID("login")
+        let feature = try daemon.newMeteredFeature("mau", meter: ["eventName": .string(name), "aggregation": "UNIQUE_COUNT", "field": "user"])
+        try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 3]])
+        var batch: [JSONValue] = []
+        for i in 0..<20 { batch.append(usageEvent(customer, name, key: "a\(i)", dimensions: ["user": "user-\(i % 2)", "device": "d\(i % 3)"])) }
+        #expect(try daemon.call("reportEvent", ["events": .array(batch)])["accepted"] == 20)
+        var e = try daemon.entitlement(customer, feature)
+        #expect(e["currentUsage"] == "2" && e["hasAccess"] == true, "\(e.jsonText)")
+        _ = try daemon.call("reportEvent", ["events": [usageEvent(customer, name, key: "b0", dimensions: ["user": "user-1"]), usageEvent(customer, name, key: "b1", dimensions: ["user": "user-2"])]])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["currentUsage"] == "3" && e["hasAccess"] == false && e["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED", "\(e.jsonText)")
+        // An event without the field counts nothing.
+        _ = try daemon.call("reportEvent", ["events": [usageEvent(customer, name, key: "c0", dimensions: ["device": "d1"])]])
+        #expect(try daemon.entitlement(customer, feature)["currentUsage"] == "3")
+    }
+
+    @Test("idempotency keys: the same key twice in one reportEvent call; keys are scoped per customer and method family")
+    func keyScopes() throws {
+        let a = try daemon.newCustomer(), b = try daemon.newCustomer()
+        let name = uniqueID("scope")
+        let feature = try daemon.newMeteredFeature("scope", meter: ["eventName": .string(name), "aggregation": "COUNT"])
+        let event = usageEvent(a, name, key: "k", dimensions: ["x": "1"])
+        let result = try daemon.call("reportEvent", ["events": [event, event, usageEvent(a, name, key: "k", dimensions: ["x": "2"]), usageEvent(b, name, key: "k", dimensions: ["x": "1"])]])
+        #expect(result["accepted"] == 2 && result["duplicates"] == 1, "\(result.jsonText)")
+        #expect(result["rejected"]?.arrayValue?.map { "\($0["index"]?.intValue ?? -1):\($0["code"]?.intValue ?? 0)" } == ["2:1011"], "\(result.jsonText)")
+        #expect(try daemon.history(a, feature, start: "2020-01-01T00:00:00Z", ["granularity": "MONTH"])["series"]?.arrayValue?.first?["total"] == "1")
+        #expect(try daemon.history(b, feature, start: "2020-01-01T00:00:00Z", ["granularity": "MONTH"])["series"]?.arrayValue?.first?["total"] == "1")
+
+        // The same reportUsage key for another customer is another command.
+        let plain = try daemon.newMeteredFeature()
+        let first = try daemon.call("reportUsage", ["customerId": .string(a), "featureId": .string(plain), "value": 1, "idempotencyKey": "k"])
+        let second = try daemon.call("reportUsage", ["customerId": .string(b), "featureId": .string(plain), "value": 2, "idempotencyKey": "k"])
+        #expect(first["duplicate"] == nil && second["duplicate"] == nil && second["currentUsage"] == "2", "\(second.jsonText)")
+    }
+
+    @Test("getUsageHistory of a UNIQUE_COUNT feature counts distinct values per point, whatever the other dimensions")
+    func uniqueCountHistory() throws {
+        let customer = try daemon.newCustomer()
+        let name = uniqueID("visit")
+        let feature = try daemon.newMeteredFeature("visitors", meter: ["eventName": .string(name), "aggregation": "UNIQUE_COUNT", "field": "user"])
+        try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "hasUnlimitedUsage": true]])
+        _ = try daemon.call("reportEvent", ["events": [
+            usageEvent(customer, name, key: "1", dimensions: ["user": "u1", "device": "phone"], timestamp: "2026-10-01T10:00:00Z"),
+            usageEvent(customer, name, key: "2", dimensions: ["user": "u1", "device": "laptop"], timestamp: "2026-10-01T10:05:00Z"),
+            usageEvent(customer, name, key: "3", dimensions: ["user": "u2", "device": "phone"], timestamp: "2026-10-01T10:10:00Z"),
+            usageEvent(customer, name, key: "4", dimensions: ["user": "u1", "device": "phone"], timestamp: "2026-10-02T10:00:00Z"),
+        ]])
+        #expect(try daemon.entitlement(customer, feature)["currentUsage"] == "2", "u1 and u2")
+        let day = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-03T00:00:00Z"])
+        let points = day["series"]?.arrayValue?.first?["points"]?.arrayValue ?? []
+        #expect(points.map { $0["value"] } == ["2", "1"], "Oct 1: u1, u2; Oct 2: u1 — \(day.jsonText)")
+        let month = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(month["series"]?.arrayValue?.first?["points"]?.arrayValue?.first?["value"] == "2", "October: u1, u2 — \(month.jsonText)")
+        let byDevice = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-02T00:00:00Z", "groupBy": ["device"]])
+        #expect(byDevice["series"]?.arrayValue?.map { $0["total"] } == ["1", "2"], "laptop: u1; phone: u1, u2 — \(byDevice.jsonText)")
+    }
+
+    // MARK: - reportUsageBulk and importRecords
+
+    @Test("reportUsageBulk: each item succeeds or fails on its own; a retry answers duplicates")
+    func bulk() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let key = uniqueID("bulk")
+        let usages: [JSONValue] = [
+            ["customerId": .string(customer), "featureId": .string(feature), "value": 2, "idempotencyKey": .string(key + "-0")],
+            ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature), "value": 1],
+            ["customerId": .string(customer), "featureId": .string(feature), "value": "abc"],
+            ["customerId": .string(customer), "featureId": .string(feature), "value": 3, "idempotencyKey": .string(key + "-3")],
+        ]
+        let result = try daemon.call("reportUsageBulk", ["usages": .array(usages)])
+        let items = result["results"]?.arrayValue ?? []
+        #expect(items.count == 4, "\(result.jsonText)")
+        guard items.count == 4 else { return }
+        #expect(items[0]["currentUsage"] == "2" && items[3]["currentUsage"] == "5", "\(result.jsonText)")
+        #expect(items[1].field("error.code") == 1001 && items[1]["index"] == 1)
+        #expect(items[2].field("error.code") == -32602 && items[2].field("error.data.field") == "usages[2].value", "\(items[2].jsonText)")
+        let sequence = try daemon.lastSequence()
+        let retry = try daemon.call("reportUsageBulk", ["usages": [usages[0], usages[3]]])
+        let retried = retry["results"]?.arrayValue ?? []
+        #expect(retried.map { $0["duplicate"] } == [true, true], "\(retry.jsonText)")
+        #expect(try daemon.lastSequence() == sequence)
+        try daemon.expectInvalidParams("reportUsageBulk", ["usages": []], field: "usages")
+    }
+
+    @Test("importRecords: STIGG, OCTANE, PAIGO and CLOUDEVENTS records; rejections by index; re-import is all duplicates")
+    func importRecords() throws {
+        let customer = try daemon.newCustomer()
+        let feature = try daemon.newMeteredFeature()
+        let name = uniqueID("ce")
+        let counted = try daemon.newMeteredFeature("cecount", meter: ["eventName": .string(name), "aggregation": "COUNT"])
+        let id = uniqueID("rec")
+        let formats: [(format: String, records: [JSONValue], rejectedIndex: Int, field: String)] = [
+            ("STIGG", [
+                ["id": .string(id + "-s1"), "customerId": .string(customer), "featureId": .string(feature), "value": .number("1.5"),
+                 "updateBehavior": "DELTA", "idempotencyKey": nil, "timestamp": "2026-10-10T00:00:00Z", "createdAt": "2026-10-10T00:00:01Z"],
+                ["id": .string(id + "-s2"), "customerId": .string(customer), "featureId": .string(feature), "value": "2", "timestamp": "2026-10-10T00:00:00Z"],
+            ], 1, "value"),
+            ("OCTANE", [
+                ["id": .string(id + "-o1"), "meter_name": .string(feature), "customer_name": .string(customer), "value": 2, "time": "2026-10-10T01:00:00Z", "labels": ["region": "us"]],
+                ["meter_name": .string(feature), "customer_name": .string(customer), "value": 1, "colour": "red"],
+            ], 1, "colour"),
+            ("PAIGO", [
+                ["timestamp": "2026-10-10T02:00:00Z", "customerId": .string(customer), "dimensionId": .string(feature), "recordValue": "0.5", "idempotencyKey": .string(id + "-p1"), "metadata": ["region": "eu"]],
+                ["timestamp": "2026-10-10T02:00:00Z", "customerId": .string(customer), "dimensionId": .string(feature), "recordValue": .number("0.5")],
+            ], 1, "recordValue"),
+            ("CLOUDEVENTS", [
+                ["specversion": "1.0", "id": .string(id + "-c1"), "source": "/tests", "type": .string(name), "subject": .string(customer), "time": "2026-10-10T03:00:00Z", "data": ["region": "eu"]],
+                ["specversion": "0.3", "id": .string(id + "-c2"), "source": "/tests", "type": .string(name), "subject": .string(customer)],
+            ], 1, "specversion"),
+        ]
+        for (format, records, rejectedIndex, field) in formats {
+            let result = try daemon.call("importRecords", ["format": .string(format), "records": .array(records)])
+            #expect(result["accepted"] == 1 && result["duplicates"] == 0, "\(format): \(result.jsonText)")
+            let rejected = result["rejected"]?.arrayValue ?? []
+            #expect(rejected.map { $0["index"]?.intValue } == [rejectedIndex] && rejected.first?["code"] == -32602, "\(format): \(result.jsonText)")
+            #expect(rejected.first?["message"]?.stringValue?.contains(field) == true, "\(format): the message names \(field): \(result.jsonText)")
+            let sequence = try daemon.lastSequence()
+            let again = try daemon.call("importRecords", ["format": .string(format), "records": [records[0]]])
+            #expect(again["accepted"] == 0 && again["duplicates"] == 1, "\(format) re-import: \(again.jsonText)")
+            #expect(try daemon.lastSequence() == sequence)
+        }
+        let history = try daemon.history(customer, feature, start: "2026-10-10T00:00:00Z", ["endDate": "2026-10-11T00:00:00Z"])
+        #expect(history["series"]?.arrayValue?.first?["total"] == "4", "1.5 + 2 + 0.5: \(history.jsonText)")
+        let events = try daemon.history(customer, counted, start: "2026-10-10T00:00:00Z", ["endDate": "2026-10-11T00:00:00Z"])
+        #expect(events["series"]?.arrayValue?.first?["total"] == "1", "\(events.jsonText)")
+        try daemon.expectInvalidParams("importRecords", ["format": "CSV", "records": [["a": 1]]], field: "format")
+    }
+
+    // MARK: - getUsageHistory
+
+    @Test("getUsageHistory: MINUTE/HOUR/DAY/MONTH, start/end bounds, groupBy 1 and 2 keys, resourceId, eventCount; listDimensionKeys")
+    func history() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        func report(_ value: Int, _ timestamp: String, _ dimensions: JSONValue, resource: String? = nil) throws {
+            var params: JSONObject = ["customerId": .string(customer), "featureId": .string(feature), "value": .integer(value), "timestamp": .string(timestamp), "dimensions": dimensions]
+            if let resource { params["resourceId"] = .string(resource) }
+            _ = try daemon.call("reportUsage", params)
+        }
+        try report(5, "2026-10-01T10:15:30Z", ["region": "us", "model": "a"])
+        try report(3, "2026-10-01T10:45:00Z", ["region": "eu", "model": "a"])
+        try report(2, "2026-10-01T11:05:00Z", ["region": "us", "model": "b"], resource: "r1")
+        try report(7, "2026-10-02T09:00:00.5Z", ["region": "us", "model": "a"])
+        try report(1, "2026-10-04T01:59:59.999+02:00", ["region": "eu", "model": "b"])  // 2026-10-03T23:59:59.999Z
+        try report(100, "2026-09-30T23:00:00Z", ["region": "us"])
+        try report(0, "2026-08-15T00:00:00Z", ["ModelVersion": "v2"])
+
+        func points(_ series: JSONValue?) -> [String] {
+            (series?["points"]?.arrayValue ?? []).map { "\($0["timestamp"]?.stringValue ?? "?")=\($0["value"]?.stringValue ?? "?")/\($0["eventCount"]?.intValue ?? -1)" }
+        }
+        func single(_ q: JSONValue) -> JSONValue? {
+            let series = q["series"]?.arrayValue ?? []
+            #expect(series.count == 1, "one series without groupBy: \(q.jsonText)")
+            #expect(series.first?["tags"] == [], "\(q.jsonText)")
+            return series.first
+        }
+
+        let day = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-04T00:00:00Z", "granularity": "DAY"])
+        #expect(points(single(day)) == ["2026-10-01T00:00:00.000Z=10/3", "2026-10-02T00:00:00.000Z=7/1", "2026-10-03T00:00:00.000Z=1/1"], "\(day.jsonText)")
+        #expect(day["series"]?.arrayValue?.first?["total"] == "18" && day["series"]?.arrayValue?.first?["eventCount"] == 5, "\(day.jsonText)")
+
+        // Default granularity is DAY; no endDate = up to now.
+        let open = try daemon.history(customer, feature, start: "2026-09-30T12:00:00Z")
+        #expect(points(single(open)) == ["2026-09-30T00:00:00.000Z=100/1", "2026-10-01T00:00:00.000Z=10/3", "2026-10-02T00:00:00.000Z=7/1", "2026-10-03T00:00:00.000Z=1/1"], "\(open.jsonText)")
+
+        // [startDate, endDate): the day of endDate is not in.
+        let bounded = try daemon.history(customer, feature, start: "2026-10-02T00:00:00Z", ["endDate": "2026-10-03T00:00:00Z"])
+        #expect(points(single(bounded)) == ["2026-10-02T00:00:00.000Z=7/1"], "\(bounded.jsonText)")
+
+        let hour = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-02T00:00:00Z", "granularity": "HOUR"])
+        #expect(points(single(hour)) == ["2026-10-01T10:00:00.000Z=8/2", "2026-10-01T11:00:00.000Z=2/1"], "\(hour.jsonText)")
+
+        let minute = try daemon.history(customer, feature, start: "2026-10-01T10:00:00Z", ["endDate": "2026-10-01T11:00:00Z", "granularity": "MINUTE"])
+        #expect(points(single(minute)) == ["2026-10-01T10:15:00.000Z=5/1", "2026-10-01T10:45:00.000Z=3/1"], "\(minute.jsonText)")
+
+        let month = try daemon.history(customer, feature, start: "2026-09-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(points(single(month)) == ["2026-09-01T00:00:00.000Z=100/1", "2026-10-01T00:00:00.000Z=18/5"], "\(month.jsonText)")
+
+        let empty = try daemon.history(customer, feature, start: "2025-01-01T00:00:00Z", ["endDate": "2025-02-01T00:00:00Z"])
+        #expect(points(single(empty)) == [], "\(empty.jsonText)")
+
+        func grouped(_ q: JSONValue) -> [String: [String]] {
+            var result: [String: [String]] = [:]
+            for series in q["series"]?.arrayValue ?? [] {
+                let tags = (series["tags"]?.arrayValue ?? []).map { "\($0["key"]?.stringValue ?? "?")=\($0["value"]?.stringValue ?? "?")" }.joined(separator: ",")
+                result[tags] = points(series)
+            }
+            return result
+        }
+        let byRegion = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-04T00:00:00Z", "groupBy": ["region"]])
+        #expect(grouped(byRegion) == [
+            "region=eu": ["2026-10-01T00:00:00.000Z=3/1", "2026-10-03T00:00:00.000Z=1/1"],
+            "region=us": ["2026-10-01T00:00:00.000Z=7/2", "2026-10-02T00:00:00.000Z=7/1"],
+        ], "\(byRegion.jsonText)")
+
+        let byTwo = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-04T00:00:00Z", "groupBy": ["region", "model"]])
+        #expect(grouped(byTwo) == [
+            "region=eu,model=a": ["2026-10-01T00:00:00.000Z=3/1"],
+            "region=eu,model=b": ["2026-10-03T00:00:00.000Z=1/1"],
+            "region=us,model=a": ["2026-10-01T00:00:00.000Z=5/1", "2026-10-02T00:00:00.000Z=7/1"],
+            "region=us,model=b": ["2026-10-01T00:00:00.000Z=2/1"],
+        ], "\(byTwo.jsonText)")
+        let totals = (byTwo["series"]?.arrayValue ?? []).map { $0["total"]?.stringValue ?? "?" }
+        #expect(totals == ["3", "1", "12", "2"], "series sorted by tags, each with its total: \(byTwo.jsonText)")
+
+        let resource = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["resourceId": "r1"])
+        #expect(points(single(resource)) == ["2026-10-01T00:00:00.000Z=2/1"], "\(resource.jsonText)")
+
+        // Errors are errors here (unlike getEntitlement).
+        expectRPCError(code: 1001) { _ = try daemon.history(uniqueID("nocust"), feature, start: "2026-10-01T00:00:00Z") }
+        expectRPCError(code: 1002) { _ = try daemon.history(customer, uniqueID("nofeat"), start: "2026-10-01T00:00:00Z") }
+        try daemon.expectInvalidParams("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-02T00:00:00Z", "endDate": "2026-10-01T00:00:00Z"], field: "endDate")
+
+        func keys(_ search: String?) throws -> Set<String> {
+            var params: JSONObject = ["customerId": .string(customer)]
+            if let search { params["search"] = .string(search) }
+            return Set(try daemon.call("listDimensionKeys", params)["keys"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+        }
+        #expect(try keys(nil) == ["region", "model", "ModelVersion"])
+        #expect(try keys("MODEL") == ["model", "ModelVersion"])
+        #expect(try keys("gIo") == ["region"])
+        #expect(try keys("version") == ["ModelVersion"])
+        #expect(try keys("zzz") == [])
+    }
+
+    // MARK: - Entitlements
+
+    @Test("plan limit with MONTH reset: access until usage + requestedUsage exceeds the limit; the period is the UTC calendar month")
+    func monthlyLimit() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]])
+        let month = utcMonthBounds()
+        var e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == true && e["accessDeniedReason"] == nil && e["isUnlimited"] == false, "\(e.jsonText)")
+        #expect(e["usageLimit"] == "10" && e["currentUsage"] == "0" && e["requestedUsage"] == "1" && e["resetPeriod"] == "MONTH", "\(e.jsonText)")
+        #expect(e["usagePeriodStart"] == .string(month.start) && e["usagePeriodEnd"] == .string(month.end), "\(e.jsonText)")
+
+        let reported = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 8])
+        #expect(reported["currentUsage"] == "8" && reported["usageLimit"] == "10" && reported["usagePeriodEnd"] == .string(month.end), "\(reported.jsonText)")
+        // Usage recorded in an earlier month does not count in this one.
+        _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 50, "timestamp": "2026-01-15T00:00:00Z"])
+
+        e = try daemon.entitlement(customer, feature, requested: 2)
+        #expect(e["hasAccess"] == true && e["currentUsage"] == "8" && e["requestedUsage"] == "2", "8 + 2 = 10 is within the limit: \(e.jsonText)")
+        e = try daemon.entitlement(customer, feature, requested: "2.000000000001")
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED", "\(e.jsonText)")
+        e = try daemon.entitlement(customer, feature, requested: 3)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED" && e["currentUsage"] == "8", "\(e.jsonText)")
+
+        _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 2])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED" && e["currentUsage"] == "10", "\(e.jsonText)")
+        e = try daemon.entitlement(customer, feature, requested: 0)
+        #expect(e["hasAccess"] == true, "10 + 0 ≤ 10: \(e.jsonText)")
+        try daemon.expectInvalidParams("getEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "requestedUsage": -1], field: "requestedUsage")
+    }
+
+    @Test("unlimited, no subscription, canceled subscription, unknown customer or feature: reasons, not errors")
+    func accessReasons() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        var e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "\(e.jsonText)")
+
+        let (_, subscription) = try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "hasUnlimitedUsage": true]])
+        _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": "1000000"])
+        e = try daemon.entitlement(customer, feature, requested: "99999999999999999999")
+        #expect(e["hasAccess"] == true && e["isUnlimited"] == true && e["usageLimit"] == nil && e["currentUsage"] == "1000000", "\(e.jsonText)")
+
+        _ = try daemon.call("cancelSubscription", ["subscriptionId": .string(subscription)])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "after cancel: \(e.jsonText)")
+
+        e = try daemon.entitlement(uniqueID("nocust"), feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "CUSTOMER_NOT_FOUND", "\(e.jsonText)")
+        e = try daemon.entitlement(customer, uniqueID("nofeat"))
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "FEATURE_NOT_FOUND", "\(e.jsonText)")
+
+        // BOOLEAN: access without usage.
+        let flag = uniqueID("flag")
+        _ = try daemon.call("defineFeature", ["featureId": .string(flag), "type": "BOOLEAN"])
+        let other = try daemon.newCustomer()
+        try daemon.subscribe(other, entitlements: [["featureId": .string(flag)], ["featureId": .string(feature), "hasAccess": false]])
+        e = try daemon.entitlement(other, flag)
+        #expect(e["hasAccess"] == true, "\(e.jsonText)")
+        e = try daemon.entitlement(other, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "hasAccess false in the plan: \(e.jsonText)")
+    }
+
+    @Test("promotional entitlements replace the plan's; a new grant replaces the old; expired ones are inactive; revoke restores the plan")
+    func promotional() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature(), extra = try daemon.newMeteredFeature()
+        try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]])
+        _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 10])
+        var e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == false && e["usageLimit"] == "10", "\(e.jsonText)")
+
+        func grant(_ params: JSONObject, feature id: String) throws -> JSONValue {
+            var p: JSONObject = ["customerId": .string(customer), "featureId": .string(id)]
+            for (k, v) in params { p[k] = v }
+            return try daemon.call("grantPromotionalEntitlement", p)
+        }
+        let granted = try grant(["usageLimit": 100, "resetPeriod": "MONTH"], feature: feature)
+        #expect(granted["usageLimit"] == "100", "\(granted.jsonText)")
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == true && e["usageLimit"] == "100" && e["currentUsage"] == "10", "\(e.jsonText)")
+
+        _ = try grant(["usageLimit": 50, "endDate": "2099-01-01T00:00:00Z"], feature: feature)
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "50" && e["hasAccess"] == true, "the second grant replaces the first: \(e.jsonText)")
+
+        _ = try grant(["hasUnlimitedUsage": true], feature: feature)
+        e = try daemon.entitlement(customer, feature, requested: 1_000_000)
+        #expect(e["isUnlimited"] == true && e["hasAccess"] == true, "\(e.jsonText)")
+
+        _ = try grant(["usageLimit": 1000, "endDate": "2026-01-01T00:00:00Z"], feature: feature)
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "10" && e["hasAccess"] == false, "an ended grant is not active; it replaced the unlimited one; the plan applies: \(e.jsonText)")
+
+        _ = try grant(["usageLimit": 30], feature: feature)
+        _ = try grant(["usageLimit": 5], feature: extra)
+        let listed = try daemon.call("getEntitlements", ["customerId": .string(customer)])["entitlements"]?.arrayValue ?? []
+        let byFeature = Dictionary(listed.compactMap { item in item["featureId"]?.stringValue.map { ($0, item) } }, uniquingKeysWith: { a, _ in a })
+        #expect(Set(byFeature.keys) == [feature, extra], "\(listed)")
+        #expect(byFeature[feature]?["usageLimit"] == "30" && byFeature[feature]?["currentUsage"] == "10", "\(listed)")
+        #expect(byFeature[extra]?["usageLimit"] == "5" && byFeature[extra]?["hasAccess"] == true, "a grant without a plan gives access: \(listed)")
+
+        _ = try daemon.call("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature)])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "10" && e["hasAccess"] == false, "back to the plan: \(e.jsonText)")
+        _ = try daemon.call("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(extra)])
+        e = try daemon.entitlement(customer, extra)
+        #expect(e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "\(e.jsonText)")
+        try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(extra)], code: 1013, reason: "INVALID_STATE")
+        try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature), "usageLimit": 1], code: 1001, reason: "CUSTOMER_NOT_FOUND")
+        try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat")), "usageLimit": 1], code: 1002, reason: "FEATURE_NOT_FOUND")
+        try daemon.expectLedgerConsistent()
+    }
+}
+
+// MARK: - Rebuild equals stored
+
+/// The projections are a fold of the log: verifyLedger agrees, a restart answers the same, and a
+/// start with every projection deleted rebuilds them to the same answers.
+@Suite("usage projections rebuild from the log", .serialized)
+struct UsageRebuildTests {
+    @Test("verifyLedger, restart, and a full rebuild give identical usage and entitlement answers")
+    func rebuildEqualsStored() throws {
+        let daemon = try LiveDaemon().start()
+        let customer = try daemon.newCustomer(), other = try daemon.newCustomer()
+        let plain = try daemon.newMeteredFeature()
+        let name = uniqueID("evt")
+        let count = try daemon.newMeteredFeature("count", meter: ["eventName": .string(name), "aggregation": "COUNT", "filters": [["key": "region", "op": "IN", "values": ["us", "eu"]]]])
+        let sum = try daemon.newMeteredFeature("sum", meter: ["eventName": .string(name), "aggregation": "SUM", "field": "tokens"])
+        let latest = try daemon.newMeteredFeature("latest", meter: ["eventName": .string(name), "aggregation": "LATEST", "field": "tokens"])
+        let users = try daemon.newMeteredFeature("users", meter: ["eventName": .string(name), "aggregation": "UNIQUE_COUNT", "field": "user"])
+        let features = [plain, count, sum, latest, users]
+        try daemon.subscribe(customer, entitlements: features.map { ["featureId": .string($0), "usageLimit": 1000, "resetPeriod": "MONTH"] })
+        let (_, canceled) = try daemon.subscribe(other, entitlements: [["featureId": .string(plain), "hasUnlimitedUsage": true]])
+        _ = try daemon.call("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(sum), "hasUnlimitedUsage": true])
+        _ = try daemon.call("grantPromotionalEntitlement", ["customerId": .string(other), "featureId": .string(count), "usageLimit": 7, "resetPeriod": "DAY"])
+        _ = try daemon.call("cancelSubscription", ["subscriptionId": .string(canceled)])
+
+        let now = Date()
+        let formatter = ISO8601DateFormatter()
+        var events: [JSONValue] = []
+        for i in 0..<300 {
+            let who = i % 5 == 0 ? other : customer
+            let at = i % 2 == 0 ? formatter.string(from: now.addingTimeInterval(-Double(i))) : "2026-10-0\(1 + i % 9)T\(10 + i % 10):0\(i % 6):00Z"
+            events.append(usageEvent(who, name, key: "e\(i)", dimensions: ["region": ["us", "eu", "ap"][i % 3], "tokens": "\(i % 17).\(i % 4)", "user": "u\(i % 23)", "model": "m\(i % 2)"],
+                                     timestamp: at, resourceId: i % 7 == 0 ? "r\(i % 3)" : nil))
+        }
+        #expect(try daemon.call("reportEvent", ["events": .array(events)])["accepted"] == 300)
+        for i in 0..<40 {
+            _ = try daemon.call("reportUsage", [
+                "customerId": .string(i % 4 == 0 ? other : customer), "featureId": .string(plain), "value": .string("\(i).5"),
+                "updateBehavior": i % 9 == 8 ? "SET" : "DELTA", "dimensions": ["region": .string(["us", "eu"][i % 2])],
+                "timestamp": i % 3 == 0 ? .string("2026-10-1\(i % 10)T08:00:00Z") : .null, "idempotencyKey": .string("u\(i)"),
+            ])
+        }
+
+        func answers() throws -> [String: JSONValue] {
+            var result: [String: JSONValue] = [:]
+            for who in [customer, other] {
+                result["customer \(who)"] = try daemon.call("getCustomer", ["customerId": .string(who)])
+                result["entitlements \(who)"] = try daemon.call("getEntitlements", ["customerId": .string(who)])
+                result["keys \(who)"] = try daemon.call("listDimensionKeys", ["customerId": .string(who)])
+                for feature in features {
+                    result["entitlement \(who) \(feature)"] = try daemon.entitlement(who, feature)
+                    result["entitlement r1 \(who) \(feature)"] = try daemon.call("getEntitlement", ["customerId": .string(who), "featureId": .string(feature), "resourceId": "r1"])
+                    for granularity in ["MINUTE", "HOUR", "DAY", "MONTH"] {
+                        result["history \(who) \(feature) \(granularity)"] = try daemon.history(who, feature, start: "2026-09-01T00:00:00Z", ["granularity": .string(granularity)])
+                    }
+                    result["history by region+model \(who) \(feature)"] = try daemon.history(who, feature, start: "2026-09-01T00:00:00Z", ["groupBy": ["region", "model"]])
+                    result["history r0 \(who) \(feature)"] = try daemon.history(who, feature, start: "2026-09-01T00:00:00Z", ["resourceId": "r0", "granularity": "HOUR"])
+                }
+            }
+            return result
+        }
+        func compare(_ after: [String: JSONValue], _ before: [String: JSONValue], _ when: String) {
+            #expect(after.count == before.count)
+            for (key, value) in before where after[key] != value {
+                Issue.record("\(when): \(key) differs:\n before \(value.jsonText.prefix(1500))\n after  \(after[key]?.jsonText.prefix(1500) ?? "missing")")
+            }
+        }
+
+        let report = try daemon.expectLedgerConsistent()
+        let lastSequence = try daemon.lastSequence()
+        #expect(report["lastSequence"]?.intValue == lastSequence)
+        let before = try answers()
+        #expect(before["entitlement \(customer) \(users)"]?["currentUsage"] == "23", "\(before["entitlement \(customer) \(users)"]?.jsonText ?? "")")
+
+        // A plain restart: the stored projections answer the same.
+        #expect(try daemon.terminate() == 0)
+        let replay = try runProgram(Binaries.tallyd, ["replay", "--verify", "--data-dir", daemon.dataDirectory])
+        #expect(replay.status == 0, "tallyd replay --verify: \(replay.stdout)\(replay.stderr)")
+        try daemon.start()
+        compare(try answers(), before, "after a restart")
+
+        // Every projection and the projection mark deleted: the next start rebuilds from the log.
+        #expect(try daemon.terminate() == 0)
+        var deleted = 0
+        do {
+            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
+            let projections = database.columnFamily(KeyLayout.projectionsFamily)
+            let batch = WriteBatch()
+            let iterator = database.makeIterator(in: projections)
+            iterator.seekToFirst()
+            while iterator.isValid {
+                batch.delete(iterator.key, in: projections)
+                deleted += 1
+                iterator.next()
+            }
+            try iterator.check()
+            let meta = database.columnFamily(KeyLayout.metaFamily)
+            batch.delete(KeyLayout.projectionSequenceKey, in: meta)
+            batch.delete(KeyLayout.projectionVersionKey, in: meta)
+            try database.write(batch, sync: true)
+        }
+        #expect(deleted > 100, "the usage projections were there to delete (\(deleted))")
+        try daemon.start()
+        #expect(daemon.log.contains("rebuilding projections"), "the start rebuilt the projections")
+        compare(try answers(), before, "after a rebuild from the log")
+        #expect(try daemon.lastSequence() == lastSequence)
+        try daemon.expectLedgerConsistent()
+        #expect(try daemon.terminate() == 0)
+    }
+}

@@ -34,9 +34,28 @@ let package = Package(
             path: "Benchmarks/AppendPath",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        // `swift package benchmark --target JSONDecode`: JSONParser vs JSONDecoder vs JSONSerialization.
+        .executableTarget(
+            name: "JSONDecode",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TallyClient", package: "Tally"), // carries TallyProtocol
+            ],
+            path: "Benchmarks/JSONDecode",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         // `tally-load`: pipelining socket clients against a running tallyd, plus a same-disk baseline.
         .executableTarget(
             name: "tally-load",
+            dependencies: [
+                "BenchSupport",
+                .product(name: "TallyClient", package: "Tally"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // `tally-scenarios`: usage, credit, replay and snapshot benchmarks (run-scenarios.sh).
+        .executableTarget(
+            name: "tally-scenarios",
             dependencies: [
                 "BenchSupport",
                 .product(name: "TallyClient", package: "Tally"),

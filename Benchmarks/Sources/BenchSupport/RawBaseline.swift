@@ -12,6 +12,11 @@ public struct SampleRecords: Sendable {
     /// Customer projection records, keyed `c\0<id>`, one per command.
     public let customers: [(key: [UInt8], value: [UInt8])]
 
+    init(events: [[UInt8]], customers: [(key: [UInt8], value: [UInt8])]) {
+        self.events = events
+        self.customers = customers
+    }
+
     /// `count` distinct records, shaped like what the benchmarks submit: a customer with an id, a
     /// name and an email.
     public init(count: Int) {

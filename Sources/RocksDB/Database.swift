@@ -113,6 +113,21 @@ public final class Database: @unchecked Sendable {
         if let size = databaseOptions.writeBufferSizeBytes {
             rocksdb_options_set_write_buffer_size(options, size)
         }
+        if databaseOptions.bloomFilterBitsPerKey != nil || databaseOptions.blockCacheBytes != nil {
+            // The options keep their own references (shared_ptr) to the filter policy, the cache
+            // and the table factory, so the C handles made here are released at once.
+            let table = rocksdb_block_based_options_create()
+            if let bits = databaseOptions.bloomFilterBitsPerKey {
+                rocksdb_block_based_options_set_filter_policy(table, rocksdb_filterpolicy_create_bloom(bits))
+            }
+            if let bytes = databaseOptions.blockCacheBytes {
+                let cache = rocksdb_cache_create_lru(bytes)
+                rocksdb_block_based_options_set_block_cache(table, cache)
+                rocksdb_cache_destroy(cache)
+            }
+            rocksdb_options_set_block_based_table_factory(options, table)
+            rocksdb_block_based_options_destroy(table)
+        }
         return options
     }
 

@@ -26,6 +26,11 @@ public struct DatabaseOptions: Sendable {
     public var maxOpenFiles: Int32 = -1
     /// `rocksdb_options_set_write_buffer_size` per column family; `nil` keeps RocksDB's default (64 MiB).
     public var writeBufferSizeBytes: Int? = nil
+    /// Bloom filter bits per key on every column family's SST files: point reads of keys that are
+    /// not there (a new idempotency key, a new customer) skip the files. nil = no filter.
+    public var bloomFilterBitsPerKey: Double? = 10
+    /// Shared LRU cache for SST blocks. nil = RocksDB's default (8 MiB per column family).
+    public var blockCacheBytes: Int? = 64 << 20
 
     public init() {}
 }

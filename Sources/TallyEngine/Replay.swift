@@ -87,11 +87,11 @@ extension Replay {
         var expected = outcome.projections.records
         try store.forEachProjection(snapshot: snapshot) { key, value in
             counts[Projections.describe(key: key).projection, default: 0] += 1
-            let replayed = expected.removeValue(forKey: key)
+            let replayed = expected.removeValue(forKey: ByteKey(key))
             if replayed != value { note(key, expected: replayed, stored: value) }
         }
-        for (key, value) in expected.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
-            note(key, expected: value, stored: nil)
+        for (key, value) in expected.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) {
+            note(key.bytes, expected: value, stored: nil)
         }
         let mark = try store.projectionMark(snapshot: snapshot)
         if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence, mismatches.count < mismatchesMax {

@@ -206,7 +206,7 @@ extension GroupState {
                 continue
             }
             let key = KeyLayout.idempotencyKey(family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
-            var seen = idempotencyRecords[key]
+            var seen = idempotencyRecords[ByteKey(key)]
             if seen == nil { seen = try store.idempotencyRecord(family: "event", customerId: raw.customerId, key: raw.idempotencyKey) }
             if let seen {
                 if seen.fingerprint == raw.fingerprint {
@@ -227,7 +227,7 @@ extension GroupState {
             try append([.eventReceived(received)], now: now)
             try deductForMeters(received, now: now)
             let record = IdempotencyRecord(fingerprint: raw.fingerprint, result: .events(EventsOutcome(accepted: 1, duplicates: 0, rejected: [])))
-            idempotencyRecords[key] = record
+            idempotencyRecords[ByteKey(key)] = record
             batch.put(record, family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
             outcome.accepted += 1
         }

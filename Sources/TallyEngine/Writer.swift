@@ -106,6 +106,7 @@ final class Writer: @unchecked Sendable {
         if let failure { return (pendings.map { _ in .unavailable(failure) }, nil) }
         var group = GroupState(store: store, head: head)
         let replies = pendings.map { group.decide($0.command, idempotency: $0.idempotency, now: clock.now()) }
+        group.writeProjections()
         guard !group.batch.isEmpty else { return (replies, nil) }
         if group.head.sequence > head.sequence { group.batch.setProjectionMark(sequence: group.head.sequence) }
         do {
@@ -146,8 +147,8 @@ struct GroupState: ProjectionSink {
     let store: LedgerStore
     let batch: StoreBatch
     var head: Head
-    private var overlay: [[UInt8]: [UInt8]?] = [:]
-    var idempotencyRecords: [[UInt8]: IdempotencyRecord] = [:]
+    private var overlay: [ByteKey: [UInt8]?] = [:]
+    var idempotencyRecords: [ByteKey: IdempotencyRecord] = [:]
 
     init(store: LedgerStore, head: Head) {
         self.store = store
@@ -156,24 +157,32 @@ struct GroupState: ProjectionSink {
     }
 
     func projection(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
-        if let known = overlay[key] { return known }
+        if let known = overlay[ByteKey(key)] { return known }
         return try store.projection(key)
     }
 
     /// The records this group has set or removed (nil), for scans.
-    var overlayEntries: [(key: [UInt8], value: [UInt8]?)] { overlay.map { ($0.key, $0.value) } }
+    var overlayEntries: [(key: [UInt8], value: [UInt8]?)] { overlay.map { ($0.key.bytes, $0.value) } }
 
+    /// Records the change in the group's overlay; `writeProjections()` puts the final value of each
+    /// key into the batch once, however often the group changed it (a batch of events on one
+    /// customer updates the same usage cells again and again).
     mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) {
-        overlay[key] = .some(value)
-        batch.setProjection(key, value)
+        overlay[ByteKey(key)] = .some(value)
+    }
+
+    /// Puts every projection record the group changed into the batch. Called once, before commit.
+    func writeProjections() {
+        // `value` nil means the group removed the record.
+        for (key, value) in overlay { batch.setProjection(key.bytes, value) }
     }
 
     mutating func decide(_ command: Command, idempotency: IdempotencyClaim?, now: Timestamp) -> CommandReply {
         do {
-            let scope = command.idempotencyScope
+            let scope = try idempotencyScope(of: command)
             if let claim = idempotency {
                 let key = KeyLayout.idempotencyKey(family: scope.family, customerId: scope.customerId, key: claim.key)
-                let seen = try idempotencyRecords[key] ?? store.idempotencyRecord(family: scope.family, customerId: scope.customerId, key: claim.key)
+                let seen = try idempotencyRecords[ByteKey(key)] ?? store.idempotencyRecord(family: scope.family, customerId: scope.customerId, key: claim.key)
                 if let seen {
                     guard seen.fingerprint == claim.fingerprint else {
                         return .rejected(Rejection(.idempotencyConflict, "idempotency key \"\(claim.key)\" was already used with different params"))
@@ -197,13 +206,28 @@ struct GroupState: ProjectionSink {
             }
             if let claim = idempotency {
                 let record = IdempotencyRecord(fingerprint: claim.fingerprint, result: result)
-                idempotencyRecords[KeyLayout.idempotencyKey(family: scope.family, customerId: scope.customerId, key: claim.key)] = record
+                idempotencyRecords[ByteKey(KeyLayout.idempotencyKey(family: scope.family, customerId: scope.customerId, key: claim.key))] = record
                 batch.put(record, family: scope.family, customerId: scope.customerId, key: claim.key)
             }
             return .applied(result)
         } catch {
             return .unavailable("could not read the ledger state: \(error)")
         }
+    }
+
+    /// Keys are scoped per method family and customer. Void and cancel name no customer, so their
+    /// scope is the customer of the grant or subscription they name.
+    private func idempotencyScope(of command: Command) throws(StorageError) -> (family: String, customerId: String) {
+        var scope = command.idempotencyScope
+        switch command {
+        case .voidCreditGrant(let grantId):
+            if let grant = try Projections.grant(grantId, in: self) { scope.customerId = grant.customerId }
+        case .cancelSubscription(let subscriptionId):
+            if let subscription = try Projections.subscription(subscriptionId, in: self) { scope.customerId = subscription.customerId }
+        default:
+            break
+        }
+        return scope
     }
 
     /// Appends events to the batch, chained to the group's head, and folds each into the projections.

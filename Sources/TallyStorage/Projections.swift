@@ -17,17 +17,17 @@ public protocol ProjectionSink: ProjectionSource {
 
 /// Projections held in memory: what a replay of the log builds.
 public struct MemoryProjections: ProjectionSink, Sendable {
-    public private(set) var records: [[UInt8]: [UInt8]] = [:]
+    public private(set) var records: [ByteKey: [UInt8]] = [:]
 
     public init() {}
 
-    public func projection(_ key: [UInt8]) -> [UInt8]? { records[key] }
+    public func projection(_ key: [UInt8]) -> [UInt8]? { records[ByteKey(key)] }
 
-    public mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) { records[key] = value }
+    public mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) { records[ByteKey(key)] = value }
 
     /// Every record in key order (byte-wise), as RocksDB orders them.
     public var sortedRecords: [(key: [UInt8], value: [UInt8])] {
-        records.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { ($0.key, $0.value) }
+        records.sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }.map { ($0.key.bytes, $0.value) }
     }
 }
 

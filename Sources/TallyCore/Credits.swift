@@ -239,8 +239,11 @@ public struct CreditLedgerEntry: Sendable, Equatable {
     public var idempotencyKey: String?
     public var timestamp: Timestamp
     public var breakdown: [(String, Amount)]
+    /// The part of the breakdown that repaid an earlier overdraft (CREDITS_CONSUMED).
+    public var overdraftRepaid: Amount
 
-    public init(sequence: UInt64, eventType: CreditEntryType, currencyId: String, resourceId: String?, amount: Amount, balanceAfter: Amount, grantId: String?, featureId: String?, idempotencyKey: String?, timestamp: Timestamp, breakdown: [(String, Amount)]) {
+    public init(sequence: UInt64, eventType: CreditEntryType, currencyId: String, resourceId: String?, amount: Amount, balanceAfter: Amount, grantId: String?, featureId: String?, idempotencyKey: String?, timestamp: Timestamp, breakdown: [(String, Amount)], overdraftRepaid: Amount = .zero) {
+        self.overdraftRepaid = overdraftRepaid
         self.sequence = sequence
         self.eventType = eventType
         self.currencyId = currencyId
@@ -272,6 +275,7 @@ public struct CreditLedgerEntry: Sendable, Equatable {
                 w.writeString(item.0)
                 w.writeAmount(item.1)
             }
+            w.writeAmount(overdraftRepaid)
         }
     }
 
@@ -285,7 +289,8 @@ public struct CreditLedgerEntry: Sendable, Equatable {
                 featureId: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() },
                 idempotencyKey: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() },
                 timestamp: try r.readTimestamp(),
-                breakdown: try r.readArray { (r: inout ByteReader) throws(DecodingError) in (try r.readString(), try r.readAmount()) }
+                breakdown: try r.readArray { (r: inout ByteReader) throws(DecodingError) in (try r.readString(), try r.readAmount()) },
+                overdraftRepaid: try r.readAmount()
             )
         }
     }

@@ -157,9 +157,21 @@ struct GroupState: ProjectionSink {
     }
 
     func projection(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
-        if let known = overlay[ByteKey(key)] { return known }
-        return try store.projection(key)
+        let byteKey = ByteKey(key)
+        if let known = overlay[byteKey] { return known }
+        if let cached = reads.values[byteKey] { return cached }
+        let stored = try store.projection(key)
+        reads.values[byteKey] = .some(stored)
+        return stored
     }
+
+    /// Records this group read and did not change: the customer, the feature and its meter index
+    /// are read for every event of a batch. A class, so that reading stays non-mutating.
+    private final class ReadCache {
+        var values: [ByteKey: [UInt8]?] = [:]
+    }
+
+    private let reads = ReadCache()
 
     /// The records this group has set or removed (nil), for scans.
     var overlayEntries: [(key: [UInt8], value: [UInt8]?)] { overlay.map { ($0.key.bytes, $0.value) } }

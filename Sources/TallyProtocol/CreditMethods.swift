@@ -222,6 +222,7 @@ public enum CreditMethods {
         if !e.breakdown.isEmpty {
             o["breakdown"] = .array(e.breakdown.map { .object(["creditGrantId": .string($0.0), "amount": .string($0.1.description)]) })
         }
+        if e.overdraftRepaid.isPositive { o["overdraftRepaid"] = .string(e.overdraftRepaid.description) }
         return .object(o)
     }
 }

@@ -82,7 +82,7 @@ enum CreditProjector {
                 let indexKey = KeyLayout.dimensionKeyKey(customerId: e.customerId, key: key)
                 if try sink.projection(indexKey) == nil { sink.setProjection(indexKey, []) }
             }
-            entry(event, .consumed, e.customerId, e.currencyId, e.resourceId, -e.amount, pool.ledgerBalance, nil, e.featureId, e.idempotencyKey, e.breakdown, &sink)
+            entry(event, .consumed, e.customerId, e.currencyId, e.resourceId, -e.amount, pool.ledgerBalance, nil, e.featureId, e.idempotencyKey, e.breakdown, &sink, overdraftRepaid: e.overdraftRepaid)
 
         case .creditsExpired(let e):
             try remove(e.removal, event, .expired, &sink)
@@ -128,11 +128,12 @@ enum CreditProjector {
     private static func entry(
         _ event: Event, _ type: CreditEntryType, _ customerId: String, _ currencyId: String, _ resourceId: String?, _ amount: Amount,
         _ balanceAfter: Amount, _ grantId: String?, _ featureId: String?, _ idempotencyKey: String?, _ breakdown: [(String, Amount)],
-        _ sink: inout some ProjectionSink
+        _ sink: inout some ProjectionSink, overdraftRepaid: Amount = .zero
     ) {
         let entry = CreditLedgerEntry(
             sequence: event.sequence, eventType: type, currencyId: currencyId, resourceId: resourceId, amount: amount, balanceAfter: balanceAfter,
-            grantId: grantId, featureId: featureId, idempotencyKey: idempotencyKey, timestamp: event.recordedAt, breakdown: breakdown
+            grantId: grantId, featureId: featureId, idempotencyKey: idempotencyKey, timestamp: event.recordedAt, breakdown: breakdown,
+            overdraftRepaid: overdraftRepaid
         )
         sink.setProjection(KeyLayout.creditLedgerKey(customerId: customerId, sequence: event.sequence), entry.encoded())
     }

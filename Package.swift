@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // RocksDB's C API, found through pkg-config. Only the RocksDB wrapper imports it.
@@ -88,7 +89,10 @@ let package = Package(
         .testTarget(name: "RocksDBTests", dependencies: ["RocksDB"]),
         .testTarget(name: "TallyCoreTests", dependencies: ["TallyCore"]),
         .testTarget(name: "TallyProtocolTests", dependencies: ["TallyProtocol", "TallyCore"]),
-        .testTarget(name: "TallyEngineTests", dependencies: ["TallyEngine", "TallyStorage", "TallyCore", "RocksDB"]),
+        .testTarget(
+            name: "TallyEngineTests",
+            dependencies: ["TallyEngine", "TallyStorage", "TallyCore", "RocksDB", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "TallyServerTests", dependencies: ["TallyServer", "TallyProtocol", "TallyCore"]),
         .testTarget(
             name: "TallyLiveTests",

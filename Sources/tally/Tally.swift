@@ -22,6 +22,7 @@ struct Tally: ParsableCommand {
             CustomersCommand.self,
             CurrenciesCommand.self, FeaturesCommand.self, PlansCommand.self, SubscriptionsCommand.self,
             UsageCommand.self, EventsCommand.self, EntitlementsCommand.self,
+            CreditsCommand.self,
             LedgerCommand.self,
             SnapshotCommand.self,
             CallCommand.self,

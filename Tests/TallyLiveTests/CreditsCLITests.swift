@@ -1,0 +1,219 @@
+import Foundation
+import Synchronization
+import TallyProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tally credits …` against the real daemon (a --test-clock one: timestamps are fixed).
+@Suite("tally credits CLI against the real daemon", .serialized, SharedDaemonTrait(extraArguments: CreditClock.daemonArguments))
+struct CreditsCLITests {
+    let daemon: LiveDaemon
+
+    init() throws { daemon = try SharedDaemon.get() }
+
+    /// Runs `tally ARGS --socket <daemon>`.
+    func tally(_ arguments: [String]) throws -> ProcessResult {
+        try runProgram(Binaries.tally, arguments + ["--socket", daemon.socketPath], timeoutSeconds: 30)
+    }
+
+    /// Runs and expects exit `status` (0 by default), returning stdout.
+    @discardableResult
+    func tallyOK(_ arguments: [String], status: Int32 = 0, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let result = try tally(arguments)
+        #expect(result.status == status, "tally \(arguments.joined(separator: " ")) exited \(result.status), expected \(status):\n\(result.stdout)\n\(result.stderr)", sourceLocation: sourceLocation)
+        return result.stdout
+    }
+
+    func json(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
+        try parseJSON(try tallyOK(arguments + ["--json"], sourceLocation: sourceLocation), sourceLocation: sourceLocation)
+    }
+
+    @Test("credits grant: every option reaches grantCredits; human and --json output; refusals exit 1 or 64")
+    func grant() throws {
+        let f = try CreditFixture(daemon, prefix: "cli")
+        let expire = "2031-03-01T00:00:00.000Z", effective = "2031-02-01T00:00:00.000Z"
+        let scheduled = try json([
+            "credits", "grant", f.customer, f.currency, "12.5", "--type", "promotional", "--priority", "7", "--expire-at", expire,
+            "--effective-at", effective, "--resource", "r1", "--name", "Welcome", "--comment", "hi", "--idempotency-key", "cli-g1",
+        ])
+        #expect(scheduled["grantType"] == "PROMOTIONAL" && scheduled["priority"] == 7 && scheduled["amount"] == "12.5", "\(scheduled.jsonText)")
+        #expect(scheduled["expireAt"] == .string(expire) && scheduled["effectiveAt"] == .string(effective) && scheduled["status"] == "SCHEDULED")
+        #expect(scheduled["resourceId"] == "r1" && scheduled["displayName"] == "Welcome" && scheduled["comment"] == "hi")
+        let grants = try f.grants()
+        #expect(grants.count == 1 && grants.first?["grantId"] == scheduled["grantId"], "\(grants)")
+
+        let again = try tallyOK([
+            "credits", "grant", f.customer, f.currency, "12.5", "--type", "PROMOTIONAL", "--priority", "7", "--expire-at", expire,
+            "--effective-at", effective, "--resource", "r1", "--name", "Welcome", "--comment", "hi", "--idempotency-key", "cli-g1",
+        ])
+        #expect(again.contains("duplicate") && again.contains(scheduled["grantId"]?.stringValue ?? "?"), "\(again)")
+        #expect(try f.grants().count == 1)
+
+        let human = try tallyOK(["credits", "grant", f.customer, f.currency, "30"])
+        #expect(human.contains("ACTIVE") && human.contains("PAID") && human.contains("remainingAmount") && human.contains("30"), "\(human)")
+        #expect(try f.balance() == "30")
+
+        for bad in [["credits", "grant", f.customer, f.currency, "ten"], ["credits", "grant", f.customer, f.currency, "1", "--priority", "101"],
+                    ["credits", "grant", f.customer, f.currency, "1", "--type", "FREE"]] {
+            let result = try tally(bad)
+            #expect(result.status == 64, "\(bad): \(result.status) \(result.stderr)")
+        }
+        let zero = try tally(["credits", "grant", f.customer, f.currency, "0"])
+        #expect(zero.status == 1 && zero.stderr.contains("amount"), "\(zero.status) \(zero.stderr)")
+        let missing = try tally(["credits", "grant", uniqueID("nocust"), f.currency, "1"])
+        #expect(missing.status == 1 && missing.stderr.contains("CUSTOMER_NOT_FOUND"), "\(missing.stderr)")
+    }
+
+    @Test("credits void: VOIDED with the amount removed; again exits 1 with GRANT_NOT_ACTIVE")
+    func void() throws {
+        let f = try CreditFixture(daemon, prefix: "cli")
+        let id = try f.grantId("10")
+        _ = try f.use("4")
+        let text = try tallyOK(["credits", "void", id, "--idempotency-key", "cli-v1"])
+        #expect(text.contains("VOIDED") && text.contains("voidedAmount") && text.contains("6"), "\(text)")
+        #expect(try f.balance() == "0")
+        let duplicate = try json(["credits", "void", id, "--idempotency-key", "cli-v1"])
+        #expect(duplicate["duplicate"] == true)
+        let again = try tally(["credits", "void", id])
+        #expect(again.status == 1 && again.stderr.contains("GRANT_NOT_ACTIVE") && again.stderr.contains("1012"), "\(again.stderr)")
+        let unknown = try tally(["credits", "void", uniqueID("grant")])
+        #expect(unknown.status == 1 && unknown.stderr.contains("GRANT_NOT_FOUND"), "\(unknown.stderr)")
+    }
+
+    @Test("credits balance: per pool, --currency/--resource, --as-of-sequence and --as-of")
+    func balance() throws {
+        let f = try CreditFixture(daemon, prefix: "cli")
+        try f.grant("10")
+        try f.grant("4", "PAID", ["resourceId": "gpu"])
+        let before = try daemon.lastSequence()
+        _ = try f.use("3")
+        let table = try tallyOK(["credits", "balance", f.customer])
+        let lines = table.split(separator: "\n").map(String.init)
+        #expect(lines.first?.contains("BALANCE") == true && lines.first?.contains("OVERDRAFT") == true, "\(table)")
+        #expect(lines.contains { $0.contains("(global)") && $0.contains(" 7 ") } && lines.contains { $0.contains("gpu") && $0.contains(" 4 ") }, "\(table)")
+
+        let gpu = try json(["credits", "balance", f.customer, "--currency", f.currency, "--resource", "gpu"])
+        #expect(gpu["balances"]?.arrayValue?.map { $0["balance"] } == ["4"], "\(gpu.jsonText)")
+        let then = try json(["credits", "balance", f.customer, "--currency", f.currency, "--as-of-sequence", String(before)])
+        #expect(then["balances"]?.arrayValue?.first?["balance"] == "10" && then.field("asOf.sequence") == .integer(before), "\(then.jsonText)")
+        let human = try tallyOK(["credits", "balance", f.customer, "--currency", f.currency, "--as-of-sequence", String(before)])
+        #expect(human.contains("as of sequence \(before)"), "\(human)")
+        let now = try json(["credits", "balance", f.customer, "--currency", f.currency, "--as-of", "2100-01-01T00:00:00Z"])
+        #expect(now["balances"]?.arrayValue?.first?["balance"] == "7", "\(now.jsonText)")
+        let both = try tally(["credits", "balance", f.customer, "--as-of", "2031-01-01T00:00:00Z", "--as-of-sequence", "3"])
+        #expect(both.status == 64, "\(both.stderr)")
+    }
+
+    @Test("credits grants: a table of every grant, --status filters")
+    func grants() throws {
+        let f = try CreditFixture(daemon, prefix: "cli")
+        let active = try f.grantId("10", "PAID", ["displayName": "Main"])
+        let voided = try f.grantId("3")
+        _ = try daemon.call("voidCreditGrant", ["grantId": .string(voided)])
+        let table = try tallyOK(["credits", "grants", f.customer])
+        #expect(table.contains("GRANT") && table.contains("REMAINING") && table.contains(active) && table.contains(voided) && table.contains("Main"), "\(table)")
+        let onlyVoided = try json(["credits", "grants", f.customer, "--status", "voided"])
+        #expect(onlyVoided["grants"]?.arrayValue?.map { $0["grantId"] } == [.string(voided)], "\(onlyVoided.jsonText)")
+        let activeTable = try tallyOK(["credits", "grants", f.customer, "--status", "ACTIVE"])
+        #expect(activeTable.contains(active) && !activeTable.contains(voided), "\(activeTable)")
+        #expect(try tally(["credits", "grants", f.customer, "--status", "GONE"]).status == 64)
+    }
+
+    @Test("credits ledger: every entry with its breakdown; --json is getCreditLedger's entries; --currency filters")
+    func ledger() throws {
+        let f = try CreditFixture(daemon, prefix: "cli")
+        let a = try f.grantId("2", "PROMOTIONAL")
+        let b = try f.grantId("10")
+        _ = try f.use("5")
+        let table = try tallyOK(["credits", "ledger", f.customer])
+        #expect(table.contains("CONSUMED") && table.contains("\(a)=2 \(b)=3") && table.contains(f.feature), "\(table)")
+        let result = try json(["credits", "ledger", f.customer])
+        #expect(result["entries"]?.arrayValue == (try f.ledger()), "\(result.jsonText)")
+        let other = try json(["credits", "ledger", f.customer, "--currency", uniqueID("nocur")])
+        #expect(other["entries"] == [])
+        let consumed = try json(["credits", "ledger", f.customer, "--type", "consumed"])
+        #expect(consumed["entries"]?.arrayValue?.count == 1)
+    }
+
+    @Test("credits ledger --follow prints new entries as they are appended")
+    func ledgerFollow() throws {
+        let f = try CreditFixture(daemon, prefix: "cli")
+        let first = try f.grantId("5")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.tally)
+        process.arguments = ["credits", "ledger", f.customer, "--follow", "--interval-ms", "50", "--socket", daemon.socketPath]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        // SIGKILL: a child spawned from a test thread inherits a signal mask that blocks SIGTERM.
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        let text = Mutex("")
+        let reader = Thread {
+            while true {
+                let data = out.fileHandleForReading.availableData
+                if data.isEmpty { return }
+                text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+        }
+        reader.start()
+        func waitFor(_ needle: String) -> Bool {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                if text.withLock({ $0.contains(needle) }) { return true }
+                usleep(20_000)
+            }
+            return false
+        }
+        #expect(waitFor(first), "the existing entry is printed first: \(text.withLock { $0 })")
+        let second = try f.grantId("7")
+        _ = try f.use("2")
+        #expect(waitFor(second) && waitFor("CONSUMED"), "new entries follow: \(text.withLock { $0 })")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        reader.cancel()
+        let lines = text.withLock { $0 }.split(separator: "\n")
+        #expect(lines.filter { $0.contains("SEQ") }.count == 1, "one header: \(lines)")
+        #expect(lines.filter { $0.contains("GRANTED") }.count == 2 && lines.filter { $0.contains("CONSUMED") }.count == 1, "each entry once: \(lines)")
+    }
+
+    @Test("credits usage: per feature by default, --group-by a dimension, --range")
+    func usage() throws {
+        let f = try CreditFixture(daemon, amountPerUnit: "2", prefix: "cli")
+        try f.grant("100")
+        _ = try f.use("3", ["dimensions": ["model": "small"]])
+        _ = try f.use("4", ["dimensions": ["model": "large"]])
+        let table = try tallyOK(["credits", "usage", f.customer])
+        #expect(table.contains("FEATURE") && table.contains(f.feature) && table.contains("14") && table.contains("totals"), "\(table)")
+        let grouped = try tallyOK(["credits", "usage", f.customer, "--group-by", "model", "--range", "LAST_DAY"])
+        #expect(grouped.contains("MODEL") && grouped.contains("small") && grouped.contains("large") && grouped.contains("6") && grouped.contains("8"), "\(grouped)")
+        let result = try json(["credits", "usage", f.customer, "--range", "last-week", "--group-by", "featureId"])
+        #expect(result["series"]?.arrayValue?.map { $0["totalCredits"] } == ["14"], "\(result.jsonText)")
+        #expect(try tally(["credits", "usage", f.customer, "--range", "LAST_CENTURY"]).status == 64)
+    }
+
+    @Test("credits auto-recharge: show, set, --disable keeps the configuration")
+    func autoRecharge() throws {
+        let f = try CreditFixture(daemon, prefix: "cli")
+        let none = try tallyOK(["credits", "auto-recharge", f.customer, f.currency])
+        #expect(none.contains("not configured"), "\(none)")
+        let incomplete = try tally(["credits", "auto-recharge", f.customer, f.currency, "--enable"])
+        #expect(incomplete.status == 64 && incomplete.stderr.contains("--threshold"), "\(incomplete.stderr)")
+        let set = try json(["credits", "auto-recharge", f.customer, f.currency, "--enable", "--threshold", "10", "--target", "100", "--max-spend", "500"])
+        #expect(set["isEnabled"] == true && set["thresholdValue"] == "10" && set["targetBalance"] == "100" && set["maxSpendLimit"] == "500", "\(set.jsonText)")
+        let disabled = try tallyOK(["credits", "auto-recharge", f.customer, f.currency, "--disable"])
+        #expect(disabled.contains("false") && disabled.contains("100"), "\(disabled)")
+        let shown = try json(["credits", "auto-recharge", f.customer, f.currency])
+        #expect(shown["isEnabled"] == false && shown["thresholdValue"] == "10" && shown["targetBalance"] == "100" && shown["maxSpendLimit"] == "500", "\(shown.jsonText)")
+        let target = try json(["credits", "auto-recharge", f.customer, f.currency, "--target", "200"])
+        #expect(target["isEnabled"] == false && target["targetBalance"] == "200" && target["thresholdValue"] == "10", "changes only the target: \(target.jsonText)")
+        #expect(try tally(["credits", "auto-recharge", f.customer, f.currency, "--enable", "--disable"]).status == 64)
+        let refused = try tally(["credits", "auto-recharge", f.customer, f.currency, "--threshold", "300"])
+        #expect(refused.status == 1 && refused.stderr.contains("targetBalance"), "\(refused.stderr)")
+    }
+}

@@ -72,8 +72,7 @@ extension GroupState {
         let due = try scan(from: KeyLayout.expiryPrefix, to: KeyLayout.expiryPrefix + KeyLayout.sortable(now.adding(microseconds: 1)))
         var count = 0
         for (key, _) in due {
-            guard let separator = key[(KeyLayout.expiryPrefix.count + 8)...].firstIndex(of: 0) else { continue }
-            let grantId = String(decoding: key[(separator + 1)...], as: UTF8.self)
+            guard let grantId = KeyLayout.grantId(fromExpiryKey: key) else { throw .corrupt("expiry schedule key of \(key.count) bytes does not parse") }
             guard let grant = try Projections.grant(grantId, in: self), grant.expiredAt == nil, grant.voidedAt == nil else { continue }
             try append([.creditsExpired(CreditsExpired(removal: CreditsRemoved(
                 grantId: grantId, customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId,

@@ -44,7 +44,7 @@ enum CreditProjector {
             pool.overdraft = pool.overdraft - grant.repaid
             if grant.remaining.isPositive {
                 pool.openGrants.append(grant.grantId)
-                if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, grantId: grant.grantId), []) }
+                if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, sequence: grant.sequence, grantId: grant.grantId), []) }
             }
             pool.ledgerBalance = pool.ledgerBalance + grant.amount
             try save(pool, grant.customerId, grant.currencyId, grant.resourceId, &sink)
@@ -118,7 +118,7 @@ enum CreditProjector {
     /// A grant with nothing left leaves its pool's open list and the expiry schedule.
     private static func close(_ grant: CreditGrant, _ pool: inout CreditPool, _ sink: inout some ProjectionSink) {
         pool.openGrants.removeAll { $0 == grant.grantId }
-        if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, grantId: grant.grantId), nil) }
+        if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, sequence: grant.sequence, grantId: grant.grantId), nil) }
     }
 
     private static func save(_ pool: CreditPool, _ customerId: String, _ currencyId: String, _ resourceId: String?, _ sink: inout some ProjectionSink) throws(StorageError) {

@@ -34,4 +34,31 @@ struct CreditLedgerEntryTests {
         #expect(try ledger.verify().isValid)
         ledger.shutdown()
     }
+
+    @Test("grants that expire at the same instant expire in the order they were granted (grant_9 before grant_10)")
+    func sameInstantExpiryOrder() async throws {
+        let dir = TempDir()
+        let clock = ManualClock(Timestamp(secondsSinceEpoch: 1_790_000_000))
+        let ledger = try openLedger(dir, clock: clock)
+        _ = await ledger.execute(provision("c"))
+        _ = await ledger.execute(.defineCurrency(DefineCurrency(currencyId: "t", displayName: "T", symbol: nil)))
+        let expireAt = clock.now().adding(microseconds: 3_600_000_000)
+        func grant() async -> String? {
+            let reply = await ledger.execute(.grantCredits(GrantCredits(customerId: "c", currencyId: "t", amount: Amount(1), grantType: .paid, displayName: nil, priority: 50, effectiveAt: nil, expireAt: expireAt, resourceId: nil, cost: nil, metadata: [], comment: nil, idempotencyKey: nil)))
+            if case .applied(.grant(let g)) = reply { return g.grantId }
+            return nil
+        }
+        // Events 1 and 2 are the customer and the currency; filler customers bring the first grant to sequence 9.
+        for i in 0..<6 { _ = await ledger.execute(provision("filler\(i)")) }
+        let first = try #require(await grant())
+        let second = try #require(await grant())
+        #expect([first, second] == ["grant_9", "grant_10"])
+        clock.advance(seconds: 7200)
+        _ = await ledger.execute(.expireCredits)
+        let expired = try ledger.store.scan(prefix: KeyLayout.creditLedgerPrefix(customerId: "c")).map { try CreditLedgerEntry.decode($0.value) }
+            .filter { $0.eventType == .expired }.compactMap(\.grantId)
+        #expect(expired == [first, second])
+        #expect(try ledger.verify().isValid)
+        ledger.shutdown()
+    }
 }

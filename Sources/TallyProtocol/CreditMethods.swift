@@ -35,11 +35,7 @@ public enum CreditMethods {
     }
 
     public static func grantID(_ object: JSONObject) throws(RPCFailure) -> String {
-        var p = Params(object)
-        let id = try p.requiredID("grantId")
-        _ = try p.optionalID("idempotencyKey")
-        try p.finish()
-        return id
+        try Params.singleID("grantId", in: object)
     }
 
     public static func setAutoRecharge(_ object: JSONObject) throws(RPCFailure) -> SetAutoRecharge {

@@ -148,6 +148,16 @@ public struct Params {
         }
     }
 
+    /// Params that are one required id and an optional idempotencyKey (voidCreditGrant,
+    /// cancelSubscription): the id.
+    public static func singleID(_ name: String, in object: JSONObject) throws(RPCFailure) -> String {
+        var p = Params(object)
+        let id = try p.requiredID(name)
+        _ = try p.optionalID("idempotencyKey")
+        try p.finish()
+        return id
+    }
+
     /// Rejects any field that no getter asked for.
     public func finish() throws(RPCFailure) {
         for key in object.keys where !read.contains(key) {

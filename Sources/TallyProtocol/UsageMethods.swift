@@ -112,11 +112,7 @@ public enum UsageMethods {
     }
 
     public static func cancelSubscription(_ object: JSONObject) throws(RPCFailure) -> String {
-        var p = Params(object)
-        let id = try p.requiredID("subscriptionId")
-        _ = try p.optionalID("idempotencyKey")
-        try p.finish()
-        return id
+        try Params.singleID("subscriptionId", in: object)
     }
 
     public static func reportUsage(_ object: JSONObject, path: String = "") throws(RPCFailure) -> ReportUsage {

@@ -32,6 +32,9 @@ final class Dispatcher: Sendable {
         case query(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
         /// Long reads (a full replay) run off the event loops so they starve no one.
         case slowQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
+        /// A read that is slow only with some params (`asOf` replays the log): those run like a
+        /// slowQuery, the rest inline.
+        case queryOffloadedWhen(@Sendable (JSONObject) -> Bool, @Sendable (Dispatcher, JSONObject) throws -> JSONValue)
         /// Several commands that succeed or fail each on their own (reportUsageBulk, importRecords),
         /// combined into one result in their order.
         case fanOut(@Sendable (JSONObject) throws(RPCFailure) -> FanOut)
@@ -162,6 +165,14 @@ final class Dispatcher: Sendable {
         case .slowQuery(let run):
             session.runQuery { [self] in
                 DispatchQueue.global().async { [self] in respond(runQuery(run, request)) }
+            }
+        case .queryOffloadedWhen(let isSlow, let run):
+            if isSlow(request.params) {
+                session.runQuery { [self] in
+                    DispatchQueue.global().async { [self] in respond(runQuery(run, request)) }
+                }
+            } else {
+                session.runQuery { [self] in respond(runQuery(run, request)) }
             }
         }
     }

@@ -25,7 +25,7 @@ extension MethodTable {
             }
             return CreditMethods.json(config)
         },
-        "getCreditBalance": .query { dispatcher, params in
+        "getCreditBalance": .queryOffloadedWhen({ $0["asOf"] != nil }) { dispatcher, params in
             let q = try CreditMethods.balanceParams(params)
             guard let asOf = q.asOf else {
                 return try CreditQueries.balances(q, at: dispatcher.ledger.now, in: dispatcher.ledger.store)

@@ -63,7 +63,7 @@ extension MethodTable {
         "importRecords": .fanOut { params throws(RPCFailure) in
             try ImportRecords.plan(params)
         },
-        "getUsageHistory": .query { dispatcher, params in
+        "getUsageHistory": .queryOffloadedWhen({ $0["asOf"] != nil }) { dispatcher, params in
             var params = params
             let asOf = try UsageQueries.asOf(&params)
             let q = try UsageMethods.historyParams(params)

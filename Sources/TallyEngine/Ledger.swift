@@ -115,7 +115,7 @@ public final class Ledger: Sendable {
 
     // MARK: Reads
 
-    public func customer(_ id: String) throws(StorageError) -> Customer? { try store.customer(id) }
+    public func customer(_ id: String) throws(StorageError) -> Customer? { try Projections.customer(id, in: store) }
 
     public func customers(after: String?, limit: Int) throws(StorageError) -> [Customer] {
         try store.customers(after: after, limit: limit)

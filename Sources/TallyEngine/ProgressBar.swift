@@ -11,7 +11,7 @@ import Glibc
 public final class ProgressBar {
     let label: String
     let unit: String
-    let isTerminal: Bool
+    public let isTerminal: Bool
     private let started = Date()
     private var lastDrawn = Date.distantPast
     private var drewInPlace = false
@@ -23,21 +23,30 @@ public final class ProgressBar {
         self.isTerminal = isTerminal ?? (isatty(2) == 1)
     }
 
-    /// Reports `done` of `total` units (`total` 0 when unknown).
-    public func update(_ done: UInt64, of total: UInt64) {
+    /// Seconds since the bar was made.
+    public var elapsedSeconds: Double { Date().timeIntervalSince(started) }
+
+    /// Reports `done` of `total` units (`total` 0 when unknown). `detail` replaces the default
+    /// text after the percentage (counts, rate, ETA) for callers that report their own figures.
+    public func update(_ done: UInt64, of total: UInt64, detail: String? = nil) {
         let now = Date()
         guard now.timeIntervalSince(lastDrawn) >= (isTerminal ? 0.1 : 5) else { return }
         lastDrawn = now
-        draw(done, total, now: now)
+        draw(done, total, detail: detail, now: now)
     }
 
     /// Ends the bar with a final line.
-    public func finish(_ done: UInt64, of total: UInt64) {
-        draw(done, total, now: Date())
+    public func finish(_ done: UInt64, of total: UInt64, detail: String? = nil) {
+        draw(done, total, detail: detail, now: Date())
         if isTerminal { emit("\n") }
     }
 
-    private func draw(_ done: UInt64, _ total: UInt64, now: Date) {
+    /// Removes the in-place line on a terminal (so a summary can start on a clean line).
+    public func clear() {
+        if isTerminal, drewInPlace { emit("\r\u{1B}[K") }
+    }
+
+    private func draw(_ done: UInt64, _ total: UInt64, detail: String?, now: Date) {
         let elapsed = max(now.timeIntervalSince(started), 0.001)
         let rate = Double(done) / elapsed
         var text = label
@@ -49,16 +58,21 @@ public final class ProgressBar {
                 text += " [" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "]"
             }
             text += " " + String(format: "%3.0f%%", fraction * 100)
-            text += "  \(Self.short(done))/\(Self.short(total)) \(unit)"
-        } else {
+            if detail == nil { text += "  \(Self.short(done))/\(Self.short(total)) \(unit)" }
+        } else if detail == nil {
             text += "  \(Self.short(done)) \(unit)"
         }
-        text += "  \(Self.short(UInt64(rate)))/s"
-        if total > done, rate > 0 {
-            text += "  ETA \(Int((Double(total - done) / rate).rounded(.up)))s"
+        if let detail {
+            text += "  " + detail
+        } else {
+            text += "  \(Self.short(UInt64(rate)))/s"
+            if total > done, rate > 0 {
+                text += "  ETA \(Int((Double(total - done) / rate).rounded(.up)))s"
+            }
         }
         if isTerminal {
             emit("\r\u{1B}[K" + text)
+            drewInPlace = true
         } else {
             emit(text + "\n")
         }
@@ -66,7 +80,15 @@ public final class ProgressBar {
 
     private func emit(_ text: String) {
         let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            offset += written
+        }
     }
 
     static func short(_ value: UInt64) -> String {

@@ -205,10 +205,7 @@ extension GroupState {
                 outcome.rejected.append(EventRejection(index: index, code: Rejection.Code.customerNotFound.rawValue, message: "customer \"\(raw.customerId)\" does not exist"))
                 continue
             }
-            let key = KeyLayout.idempotencyKey(family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
-            var seen = idempotencyRecords[ByteKey(key)]
-            if seen == nil { seen = try store.idempotencyRecord(family: "event", customerId: raw.customerId, key: raw.idempotencyKey) }
-            if let seen {
+            if let seen = try idempotencyRecord(family: "event", customerId: raw.customerId, key: raw.idempotencyKey) {
                 if seen.fingerprint == raw.fingerprint {
                     outcome.duplicates += 1
                 } else {
@@ -226,9 +223,8 @@ extension GroupState {
             )
             try append([.eventReceived(received)], now: now)
             try deductForMeters(received, now: now)
-            let record = IdempotencyRecord(fingerprint: raw.fingerprint, result: .events(EventsOutcome(accepted: 1, duplicates: 0, rejected: [])))
-            idempotencyRecords[ByteKey(key)] = record
-            batch.put(record, family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
+            remember(IdempotencyRecord(fingerprint: raw.fingerprint, result: .events(EventsOutcome(accepted: 1, duplicates: 0, rejected: []))),
+                     family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
             outcome.accepted += 1
         }
         outcome.rejected.sort { $0.index < $1.index }

@@ -148,7 +148,7 @@ struct GroupState: ProjectionSink {
     let batch: StoreBatch
     var head: Head
     private var overlay: [ByteKey: [UInt8]?] = [:]
-    var idempotencyRecords: [ByteKey: IdempotencyRecord] = [:]
+    private var idempotencyRecords: [ByteKey: IdempotencyRecord] = [:]
 
     init(store: LedgerStore, head: Head) {
         self.store = store
@@ -193,9 +193,7 @@ struct GroupState: ProjectionSink {
         do {
             let scope = try idempotencyScope(of: command)
             if let claim = idempotency {
-                let key = KeyLayout.idempotencyKey(family: scope.family, customerId: scope.customerId, key: claim.key)
-                let seen = try idempotencyRecords[ByteKey(key)] ?? store.idempotencyRecord(family: scope.family, customerId: scope.customerId, key: claim.key)
-                if let seen {
+                if let seen = try idempotencyRecord(family: scope.family, customerId: scope.customerId, key: claim.key) {
                     guard seen.fingerprint == claim.fingerprint else {
                         return .rejected(Rejection(.idempotencyConflict, "idempotency key \"\(claim.key)\" was already used with different params"))
                     }
@@ -217,14 +215,24 @@ struct GroupState: ProjectionSink {
                 }
             }
             if let claim = idempotency {
-                let record = IdempotencyRecord(fingerprint: claim.fingerprint, result: result)
-                idempotencyRecords[ByteKey(KeyLayout.idempotencyKey(family: scope.family, customerId: scope.customerId, key: claim.key))] = record
-                batch.put(record, family: scope.family, customerId: scope.customerId, key: claim.key)
+                remember(IdempotencyRecord(fingerprint: claim.fingerprint, result: result), family: scope.family, customerId: scope.customerId, key: claim.key)
             }
             return .applied(result)
         } catch {
             return .unavailable("could not read the ledger state: \(error)")
         }
+    }
+
+    /// The record of an idempotency key: decided earlier in this group, or committed before.
+    func idempotencyRecord(family: String, customerId: String, key: String) throws(StorageError) -> IdempotencyRecord? {
+        if let decided = idempotencyRecords[ByteKey(KeyLayout.idempotencyKey(family: family, customerId: customerId, key: key))] { return decided }
+        return try store.idempotencyRecord(family: family, customerId: customerId, key: key)
+    }
+
+    /// Records a key's answer in the batch, and for the group's later commands.
+    mutating func remember(_ record: IdempotencyRecord, family: String, customerId: String, key: String) {
+        idempotencyRecords[ByteKey(KeyLayout.idempotencyKey(family: family, customerId: customerId, key: key))] = record
+        batch.put(record, family: family, customerId: customerId, key: key)
     }
 
     /// Keys are scoped per method family and customer. Void and cancel name no customer, so their

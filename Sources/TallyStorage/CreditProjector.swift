@@ -78,10 +78,7 @@ enum CreditProjector {
                 let cell = try Projections.usageCell(key, in: sink) ?? UsageCell()
                 sink.setProjection(key, (cell.adding(e.amount, at: e.timestamp, aggregation: .sum) ?? cell).encoded())
             }
-            for (key, _) in e.dimensions.pairs {
-                let indexKey = KeyLayout.dimensionKeyKey(customerId: e.customerId, key: key)
-                if try sink.projection(indexKey) == nil { sink.setProjection(indexKey, []) }
-            }
+            try UsageProjector.indexDimensionKeys(e.customerId, e.dimensions, &sink)
             entry(event, .consumed, e.customerId, e.currencyId, e.resourceId, -e.amount, pool.ledgerBalance, nil, e.featureId, e.idempotencyKey, e.breakdown, &sink, overdraftRepaid: e.overdraftRepaid)
 
         case .creditsExpired(let e):

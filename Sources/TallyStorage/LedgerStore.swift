@@ -123,15 +123,6 @@ public final class LedgerStore: Sendable {
 
     // MARK: Projections
 
-    public func customer(_ id: String, snapshot: Snapshot? = nil) throws(StorageError) -> Customer? {
-        guard let bytes = try get(KeyLayout.customerKey(id), in: projections, snapshot: snapshot) else { return nil }
-        do {
-            return try Customer.decode(bytes)
-        } catch {
-            throw .corrupt("customer \(id): \(error.reason)")
-        }
-    }
-
     /// Customers in id order (by UTF-8 bytes), starting after `after`.
     public func customers(after: String?, limit: Int, snapshot: Snapshot? = nil) throws(StorageError) -> [Customer] {
         var result: [Customer] = []

@@ -124,7 +124,8 @@ enum UsageProjector {
         sink.setProjection(key, next.encoded())
     }
 
-    private static func indexDimensionKeys(_ customerId: String, _ dimensions: Dimensions, _ sink: inout some ProjectionSink) throws(StorageError) {
+    /// Records the dimension keys of a customer's usage (listDimensionKeys), usage and credit usage alike.
+    static func indexDimensionKeys(_ customerId: String, _ dimensions: Dimensions, _ sink: inout some ProjectionSink) throws(StorageError) {
         for (key, _) in dimensions.pairs {
             let indexKey = KeyLayout.dimensionKeyKey(customerId: customerId, key: key)
             if try sink.projection(indexKey) == nil { sink.setProjection(indexKey, []) }

@@ -59,10 +59,11 @@ public enum Daemon {
             } catch {
                 logger.warning("flush at shutdown failed; the next start replays the WAL", metadata: ["error": "\(error)"])
             }
+            logger.info("tallyd stopped", metadata: ["lastSequence": "\(ledger.head.sequence)"])
             withExtendedLifetime(lock) {}
         }
         try await group.run()
-        logger.info("tallyd stopped", metadata: ["lastSequence": "\(ledger.head.sequence)"])
+        logger.info("tallyd stopping: writer and expiry timer", metadata: ["lastSequence": "\(ledger.head.sequence)"])
     }
 }
 

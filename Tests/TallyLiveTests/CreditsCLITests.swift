@@ -141,25 +141,30 @@ struct CreditsCLITests {
     func ledgerFollow() throws {
         let f = try CreditFixture(daemon, prefix: "cli")
         let first = try f.grantId("5")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.tally)
-        process.arguments = ["credits", "ledger", f.customer, "--follow", "--interval-ms", "50", "--socket", daemon.socketPath]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        // SIGKILL: a child spawned from a test thread inherits a signal mask that blocks SIGTERM.
+        let out = try ProcessPipe()
+        let process: ChildProcess
+        do {
+            process = try ChildProcess(Binaries.tally, ["credits", "ledger", f.customer, "--follow", "--interval-ms", "50", "--socket", daemon.socketPath], stdout: out.write)
+        } catch {
+            close(out.read)
+            close(out.write)
+            throw error
+        }
+        close(out.write)
         defer {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning { process.signal(SIGKILL) }
             process.waitUntilExit()
         }
         let text = Mutex("")
         let reader = Thread {
+            var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
-                let data = out.fileHandleForReading.availableData
-                if data.isEmpty { return }
-                text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                let count = buffer.withUnsafeMutableBytes { read(out.read, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                text.withLock { $0 += String(decoding: buffer[0..<count], as: UTF8.self) }
             }
+            close(out.read)
         }
         reader.start()
         func waitFor(_ needle: String) -> Bool {
@@ -174,9 +179,9 @@ struct CreditsCLITests {
         let second = try f.grantId("7")
         _ = try f.use("2")
         #expect(waitFor(second) && waitFor("CONSUMED"), "new entries follow: \(text.withLock { $0 })")
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        reader.cancel()
+        // SIGTERM: the child starts with a clean signal mask, so the CLI's own handling is exercised.
+        process.signal(SIGTERM)
+        #expect(process.wait(timeoutSeconds: 10) != nil, "tally credits ledger --follow stops on SIGTERM")
         let lines = text.withLock { $0 }.split(separator: "\n")
         #expect(lines.filter { $0.contains("SEQ") }.count == 1, "one header: \(lines)")
         #expect(lines.filter { $0.contains("GRANTED") }.count == 2 && lines.filter { $0.contains("CONSUMED") }.count == 1, "each entry once: \(lines)")

@@ -1037,34 +1037,23 @@ struct CreditsTests {
 /// A second `tallyd serve` on a LiveDaemon's data directory with other arguments (LiveDaemon's
 /// arguments are fixed when it is made).
 final class TallydProcess {
-    let process = Process()
+    let process: ChildProcess
     let socketPath: String
     let logPath: String
 
     init(dataDirectory: String, socketPath: String, logPath: String, extraArguments: [String]) throws {
         self.socketPath = socketPath
         self.logPath = logPath
-        process.executableURL = URL(fileURLWithPath: Binaries.tallyd)
-        process.arguments = ["serve", "--data-dir", dataDirectory, "--socket", socketPath, "--log-level", "debug"] + extraArguments
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)!
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let log = try openLogFile(logPath)
+        defer { close(log) }
+        process = try ChildProcess(Binaries.tallyd, ["serve", "--data-dir", dataDirectory, "--socket", socketPath, "--log-level", "debug"] + extraArguments, stdout: log, stderr: log)
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            guard process.isRunning else { throw LiveTestError("tallyd exited with \(process.terminationStatus):\n\(self.log)") }
+            if let status = process.poll() { throw LiveTestError("tallyd exited with \(status):\n\(self.log)") }
             if let connection = try? TallyConnection(socketPath: socketPath, timeoutSeconds: 10), (try? connection.call("getStatus")) != nil { return }
             usleep(20_000)
         }
         throw LiveTestError("tallyd did not answer within 20 s:\n\(self.log)")
-    }
-
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -1076,9 +1065,8 @@ final class TallydProcess {
     }
 
     func terminate() -> Int32 {
-        kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
-        return process.terminationStatus
+        process.signal(SIGTERM)
+        return process.waitUntilExit()
     }
 }
 

@@ -40,31 +40,38 @@ struct ProcessResult {
 
 /// Runs a program to completion, with optional stdin and environment additions.
 func runProgram(_ path: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], timeoutSeconds: Double = 60) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for (k, v) in environment { env[k] = v }
-    process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    let input = Pipe()
-    process.standardInput = input
-    try process.run()
-    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-    try? input.fileHandleForWriting.close()
+    let input = try ProcessPipe(), out = try ProcessPipe(), err = try ProcessPipe()
+    let child: ChildProcess
+    do {
+        child = try ChildProcess(path, arguments, environment: environment, stdin: input.read, stdout: out.write, stderr: err.write)
+    } catch {
+        for fd in [input.read, input.write, out.read, out.write, err.read, err.write] { close(fd) }
+        throw error
+    }
+    for fd in [input.read, out.write, err.write] { close(fd) }
     // Read both pipes concurrently so a chatty child cannot block on a full pipe.
     nonisolated(unsafe) var outData = Data(), errData = Data()
     let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
-    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: group) { outData = out.readToEnd() }
+    DispatchQueue.global().async(group: group) { errData = err.readToEnd() }
+    if let stdin {
+        let bytes = Array(stdin.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(input.write, $0.baseAddress, $0.count) }
+            if written > 0 { offset += written } else if errno != EINTR { break }
+        }
+    }
+    close(input.write)
     if group.wait(timeout: .now() + timeoutSeconds) == .timedOut {
-        process.terminate()
+        child.signal(SIGKILL)
         throw LiveTestError("\(path) \(arguments) did not finish within \(timeoutSeconds) s")
     }
-    process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    guard let status = child.wait(timeoutSeconds: timeoutSeconds) else {
+        child.signal(SIGKILL)
+        throw LiveTestError("\(path) \(arguments) closed its output but did not exit within \(timeoutSeconds) s")
+    }
+    return ProcessResult(status: status, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
 }
 
 struct LiveTestError: Error, CustomStringConvertible {
@@ -77,7 +84,7 @@ final class LiveDaemon {
     let directory: TemporaryDirectory
     let dataDirectory: String
     let socketPath: String
-    private(set) var process: Process?
+    private(set) var process: ChildProcess?
     private let logPath: String
     let extraArguments: [String]
 
@@ -90,32 +97,28 @@ final class LiveDaemon {
         self.extraArguments = extraArguments
     }
 
+
+    var arguments: [String] { ["serve", "--data-dir", dataDirectory, "--socket", socketPath, "--log-level", "debug"] + extraArguments }
+
     deinit {
+        // Before the temporary directory goes: a daemon still running is killed first.
         if let process, process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            process.signal(SIGKILL)
             process.waitUntilExit()
         }
     }
 
-    var arguments: [String] { ["serve", "--data-dir", dataDirectory, "--socket", socketPath, "--log-level", "debug"] + extraArguments }
-
     /// Launches tallyd and waits until it answers getStatus.
     @discardableResult
     func start(timeoutSeconds: Double = 20) throws -> LiveDaemon {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.tallyd)
-        process.arguments = arguments
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)!
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
+        let log = try openLogFile(logPath)
+        defer { close(log) }
+        let process = try ChildProcess(Binaries.tallyd, arguments, stdout: log, stderr: log)
         self.process = process
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
-            if !process.isRunning {
-                throw LiveTestError("tallyd exited with \(process.terminationStatus) during start:\n\(self.log)")
+            if let status = process.poll() {
+                throw LiveTestError("tallyd exited with \(status) during start:\n\(self.log)")
             }
             if let connection = try? connect(), (try? connection.call("getStatus")) != nil { return self }
             usleep(20_000)
@@ -134,11 +137,11 @@ final class LiveDaemon {
         return try connection.call(method, params)
     }
 
-    var pid: Int32 { process?.processIdentifier ?? 0 }
+    var pid: Int32 { process?.pid ?? 0 }
 
     func kill9() {
         guard let process else { return }
-        kill(process.processIdentifier, SIGKILL)
+        process.signal(SIGKILL)
         process.waitUntilExit()
     }
 
@@ -146,15 +149,27 @@ final class LiveDaemon {
     @discardableResult
     func terminate(timeoutSeconds: Double = 20) throws -> Int32 {
         guard let process else { return 0 }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+        process.signal(SIGTERM)
+        guard let status = process.wait(timeoutSeconds: timeoutSeconds) else {
+            let threads = Self.threadStates(process.pid)
+            process.signal(SIGKILL)
             process.waitUntilExit()
-            throw LiveTestError("tallyd did not stop within \(timeoutSeconds) s of SIGTERM:\n\(log)")
+            throw LiveTestError("tallyd did not stop within \(timeoutSeconds) s of SIGTERM; its threads were:\n\(threads)\n\(log)")
         }
-        return process.terminationStatus
+        return status
+    }
+
+    /// Each thread's name, state and kernel wait channel, for a daemon that does not stop.
+    private static func threadStates(_ pid: pid_t) -> String {
+        let directory = "/proc/\(pid)/task"
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return tasks.sorted().map { task in
+            func read(_ name: String) -> String {
+                ((try? String(contentsOfFile: "\(directory)/\(task)/\(name)", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let state = read("status").split(separator: "\n").first { $0.hasPrefix("State:") } ?? "?"
+            return "  \(task) \(read("comm")) \(state) wchan=\(read("wchan"))"
+        }.joined(separator: "\n")
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }

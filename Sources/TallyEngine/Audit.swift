@@ -114,7 +114,7 @@ public enum Audit {
 
     static func counts(_ projections: MemoryProjections) -> [String: Int] {
         var counts: [String: Int] = [:]
-        for key in projections.records.keys { counts[Projections.describe(key: key.bytes).projection, default: 0] += 1 }
+        for key in projections.keys { counts[Projections.projectionName(of: key.bytes), default: 0] += 1 }
         return counts
     }
 

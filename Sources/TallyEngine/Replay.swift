@@ -1,3 +1,4 @@
+import Foundation
 public import RocksDB
 import TallyCore
 public import TallyStorage
@@ -18,24 +19,108 @@ public enum Replay {
     /// the number of events read every 65,536 events.
     /// - Throws: `StorageError` when an event cannot be read or decoded.
     public static func run(store: LedgerStore, snapshot: Snapshot?, through last: UInt64 = .max, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> Outcome {
-        var outcome = Outcome(projections: MemoryProjections(), eventsRead: 0, lastSequence: 0, headHash: EventRecord.genesisHash, chainProblem: nil)
-        try store.forEachEvent(after: 0, through: last, snapshot: snapshot) { record throws(StorageError) in
-            let sequence = record.event.sequence
-            if outcome.chainProblem == nil {
-                if sequence != outcome.lastSequence + 1 {
-                    outcome.chainProblem = "event \(outcome.lastSequence + 1) is missing (next is \(sequence))"
-                } else if record.prevHash != outcome.headHash {
-                    outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))…"
+        let expected = min(store.estimatedProjectionRecords + store.estimatedProjectionRecords / 8, 1 << 24)
+        var outcome = Outcome(projections: MemoryProjections(expectedRecords: expected), eventsRead: 0, lastSequence: 0, headHash: EventRecord.genesisHash, chainProblem: nil)
+        // Two stages on two threads: one reads and decodes the log (hashing each record), the
+        // other (this one) checks the chain and folds. Chunks keep the hand-offs rare.
+        let handoff = Handoff<[EventRecord]>(capacity: 4)
+        let reader = JoinableThread {
+            var chunk: [EventRecord] = []
+            chunk.reserveCapacity(Self.chunkEvents)
+            do throws(StorageError) {
+                try store.forEachEvent(after: 0, through: last, snapshot: snapshot) { record throws(StorageError) in
+                    chunk.append(record)
+                    if chunk.count == Self.chunkEvents {
+                        guard handoff.put(chunk) else { return false }
+                        chunk.removeAll(keepingCapacity: true)
+                    }
+                    return true
                 }
+                if !chunk.isEmpty { _ = handoff.put(chunk) }
+                handoff.finish(nil)
+            } catch {
+                handoff.finish(error)
             }
-            try Projector.apply(record.event, to: &outcome.projections)
-            outcome.eventsRead += 1
-            outcome.lastSequence = sequence
-            outcome.headHash = record.hash
-            if outcome.eventsRead % 65_536 == 0 { progress?(outcome.eventsRead) }
-            return true
+        }
+        defer {
+            handoff.cancel()
+            reader.join()
+        }
+        while let chunk = try handoff.take() {
+            for record in chunk {
+                let sequence = record.event.sequence
+                if outcome.chainProblem == nil {
+                    if sequence != outcome.lastSequence + 1 {
+                        outcome.chainProblem = "event \(outcome.lastSequence + 1) is missing (next is \(sequence))"
+                    } else if record.prevHash != outcome.headHash {
+                        outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))…"
+                    }
+                }
+                try Projector.apply(record.event, to: &outcome.projections)
+                outcome.eventsRead += 1
+                outcome.lastSequence = sequence
+                outcome.headHash = record.hash
+                if outcome.eventsRead % 65_536 == 0 { progress?(outcome.eventsRead) }
+            }
         }
         return outcome
+    }
+
+    static let chunkEvents = 2048
+}
+
+/// A bounded queue between one producer thread and one consumer: `put` waits while it is full,
+/// `take` while it is empty; the producer ends it with `finish` (nil or the error that stopped
+/// it), the consumer with `cancel` (the producer's next `put` returns false).
+final class Handoff<Element>: @unchecked Sendable {
+    // @unchecked: every field is guarded by `condition`.
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private let capacity: Int
+    private var finished = false
+    private var failure: StorageError?
+    private var cancelled = false
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func put(_ item: Element) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.count >= capacity && !cancelled { condition.wait() }
+        guard !cancelled else { return false }
+        items.append(item)
+        condition.broadcast()
+        return true
+    }
+
+    func finish(_ error: StorageError?) {
+        condition.lock()
+        finished = true
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        items.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next item; nil when the producer finished and everything was taken.
+    func take() throws(StorageError) -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !finished { condition.wait() }
+        if !items.isEmpty {
+            let item = items.removeFirst()
+            condition.broadcast()
+            return item
+        }
+        if let failure { throw failure }
+        return nil
     }
 }
 
@@ -84,14 +169,19 @@ extension Replay {
                 stored: stored.map { Projections.describe(key: key, value: $0) } ?? "nothing"
             ))
         }
-        var expected = outcome.projections.records
+        let replayed = outcome.projections
+        var found = 0
         try store.forEachProjection(snapshot: snapshot) { key, value in
-            counts[Projections.describe(key: key).projection, default: 0] += 1
-            let replayed = expected.removeValue(forKey: ByteKey(key))
-            if replayed != value { note(key, expected: replayed, stored: value) }
+            counts[Projections.projectionName(of: key), default: 0] += 1
+            let expected = replayed.projection(key)
+            if expected != nil { found += 1 }
+            if expected != value { note(key, expected: expected, stored: value) }
         }
-        for (key, value) in expected.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) {
-            note(key.bytes, expected: value, stored: nil)
+        if found < replayed.count {
+            // Records the replay built that are not stored: only a damaged ledger gets here.
+            for (key, value) in replayed.sortedRecords where try store.projection(key, snapshot: snapshot) == nil {
+                note(key, expected: value, stored: nil)
+            }
         }
         let mark = try store.projectionMark(snapshot: snapshot)
         if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence, mismatches.count < mismatchesMax {

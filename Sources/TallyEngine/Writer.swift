@@ -147,7 +147,8 @@ struct GroupState: ProjectionSink {
     let store: LedgerStore
     let batch: StoreBatch
     var head: Head
-    private var overlay: [ByteKey: [UInt8]?] = [:]
+    /// What the group set (nil: removed), as set: bytes or decoded values.
+    private var overlay: [ByteKey: ProjectionRecord?] = [:]
     private var idempotencyRecords: [ByteKey: IdempotencyRecord] = [:]
 
     init(store: LedgerStore, head: Head) {
@@ -157,36 +158,52 @@ struct GroupState: ProjectionSink {
     }
 
     func projection(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
+        try projectionRecord(key)?.bytes
+    }
+
+    func projectionRecord(_ key: [UInt8]) throws(StorageError) -> ProjectionRecord? {
         let byteKey = ByteKey(key)
         if let known = overlay[byteKey] { return known }
         if let cached = reads.values[byteKey] { return cached }
-        let stored = try store.projection(key)
+        let stored = try store.projection(key).map { ProjectionRecord.bytes($0) }
         reads.values[byteKey] = .some(stored)
         return stored
+    }
+
+    /// A record decoded from the store's bytes is kept decoded for the rest of the group.
+    func rememberDecoded(_ key: [UInt8], _ value: DecodedProjection) {
+        let byteKey = ByteKey(key)
+        guard overlay[byteKey] == nil, reads.values[byteKey] != nil else { return }
+        reads.values[byteKey] = .some(.decoded(value))
     }
 
     /// Records this group read and did not change: the customer, the feature and its meter index
     /// are read for every event of a batch. A class, so that reading stays non-mutating.
     private final class ReadCache {
-        var values: [ByteKey: [UInt8]?] = [:]
+        var values: [ByteKey: ProjectionRecord?] = [:]
     }
 
     private let reads = ReadCache()
 
     /// The records this group has set or removed (nil), for scans.
-    var overlayEntries: [(key: [UInt8], value: [UInt8]?)] { overlay.map { ($0.key.bytes, $0.value) } }
+    var overlayEntries: [(key: [UInt8], value: [UInt8]?)] { overlay.map { ($0.key.bytes, $0.value?.bytes) } }
 
     /// Records the change in the group's overlay; `writeProjections()` puts the final value of each
     /// key into the batch once, however often the group changed it (a batch of events on one
     /// customer updates the same usage cells again and again).
     mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) {
-        overlay[ByteKey(key)] = .some(value)
+        overlay[ByteKey(key)] = .some(value.map { .bytes($0) })
     }
 
-    /// Puts every projection record the group changed into the batch. Called once, before commit.
+    mutating func setProjection(_ key: [UInt8], decoded value: DecodedProjection) {
+        overlay[ByteKey(key)] = .some(.decoded(value))
+    }
+
+    /// Puts every projection record the group changed into the batch, encoded once. Called once,
+    /// before commit.
     func writeProjections() {
         // `value` nil means the group removed the record.
-        for (key, value) in overlay { batch.setProjection(key.bytes, value) }
+        for (key, value) in overlay { batch.setProjection(key.bytes, value?.bytes) }
     }
 
     mutating func decide(_ command: Command, idempotency: IdempotencyClaim?, now: Timestamp) -> CommandReply {

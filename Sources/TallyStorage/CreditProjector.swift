@@ -38,7 +38,7 @@ enum CreditProjector {
         switch event.payload {
         case .creditsGranted(let e):
             let grant = e.grant
-            sink.setProjection(KeyLayout.grantKey(grant.grantId), grant.encoded())
+            sink.setProjection(KeyLayout.grantKey(grant.grantId), decoded: .grant(grant))
             sink.setProjection(KeyLayout.customerGrantKey(customerId: grant.customerId, grantId: grant.grantId), [])
             var pool = try Projections.creditPool(customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId, in: sink)
             pool.overdraft = pool.overdraft - grant.repaid
@@ -64,7 +64,7 @@ enum CreditProjector {
                 grant.consumed = grant.consumed + amount
                 precondition(!grant.remaining.isNegative, "grant \(grantId) overdrawn at \(event.sequence)")
                 if grant.remaining.isZero { close(grant, &pool, &sink) }
-                sink.setProjection(KeyLayout.grantKey(grantId), grant.encoded())
+                sink.setProjection(KeyLayout.grantKey(grantId), decoded: .grant(grant))
             }
             pool.overdraft = pool.overdraft - e.overdraftRepaid + e.uncovered
             precondition(!pool.overdraft.isNegative, "overdraft below zero at \(event.sequence)")
@@ -75,8 +75,10 @@ enum CreditProjector {
                     customerId: e.customerId, currencyId: e.currencyId, granularity: granularity,
                     start: CalendarUTC.periodStart(granularity, containing: e.timestamp), resourceId: e.resourceId, featureId: e.featureId, dimensions: e.dimensions
                 )
-                let cell = try Projections.usageCell(key, in: sink) ?? UsageCell()
-                sink.setProjection(key, (cell.adding(e.amount, at: e.timestamp, aggregation: .sum) ?? cell).encoded())
+                try sink.updateUsageCell(key) { current in
+                    let cell = current ?? UsageCell()
+                    return cell.adding(e.amount, at: e.timestamp, aggregation: .sum) ?? cell
+                }
             }
             try UsageProjector.indexDimensionKeys(e.customerId, e.dimensions, &sink)
             entry(event, .consumed, e.customerId, e.currencyId, e.resourceId, -e.amount, pool.ledgerBalance, nil, e.featureId, e.idempotencyKey, e.breakdown, &sink, overdraftRepaid: e.overdraftRepaid)
@@ -106,7 +108,7 @@ enum CreditProjector {
         }
         precondition(grant.remaining.isZero, "\(type.rawValue) of \(r.amount) leaves grant \(r.grantId) with \(grant.remaining) at \(event.sequence)")
         close(grant, &pool, &sink)
-        sink.setProjection(KeyLayout.grantKey(grant.grantId), grant.encoded())
+        sink.setProjection(KeyLayout.grantKey(grant.grantId), decoded: .grant(grant))
         pool.ledgerBalance = pool.ledgerBalance - r.amount
         try save(pool, r.customerId, r.currencyId, r.resourceId, &sink)
         entry(event, type, r.customerId, r.currencyId, r.resourceId, -r.amount, pool.ledgerBalance, r.grantId, nil, r.idempotencyKey, [], &sink)
@@ -119,7 +121,7 @@ enum CreditProjector {
     }
 
     private static func save(_ pool: CreditPool, _ customerId: String, _ currencyId: String, _ resourceId: String?, _ sink: inout some ProjectionSink) throws(StorageError) {
-        sink.setProjection(KeyLayout.creditPoolKey(customerId: customerId, currencyId: currencyId, resourceId: resourceId), pool.encoded())
+        sink.setProjection(KeyLayout.creditPoolKey(customerId: customerId, currencyId: currencyId, resourceId: resourceId), decoded: .pool(pool))
     }
 
     private static func entry(
@@ -150,11 +152,15 @@ public struct PoolBalance: Sendable, Equatable {
 
 extension Projections {
     public static func grant(_ id: String, in source: some ProjectionSource) throws(StorageError) -> CreditGrant? {
-        try decoded(KeyLayout.grantKey(id), in: source, "grant \(id)") { (b: [UInt8]) throws(DecodingError) in try CreditGrant.decode(b) }
+        try decoded(KeyLayout.grantKey(id), in: source, "grant \(id)", DecodedProjection.grant) { (b: [UInt8]) throws(DecodingError) in try CreditGrant.decode(b) } extract: {
+            if case .grant(let value) = $0 { value } else { nil }
+        }
     }
 
     public static func creditPool(customerId: String, currencyId: String, resourceId: String?, in source: some ProjectionSource) throws(StorageError) -> CreditPool {
-        try decoded(KeyLayout.creditPoolKey(customerId: customerId, currencyId: currencyId, resourceId: resourceId), in: source, "credit pool \(customerId)/\(currencyId)") { (b: [UInt8]) throws(DecodingError) in try CreditPool.decode(b) } ?? CreditPool()
+        try decoded(KeyLayout.creditPoolKey(customerId: customerId, currencyId: currencyId, resourceId: resourceId), in: source, "credit pool \(customerId)/\(currencyId)", DecodedProjection.pool) { (b: [UInt8]) throws(DecodingError) in try CreditPool.decode(b) } extract: {
+            if case .pool(let value) = $0 { value } else { nil }
+        } ?? CreditPool()
     }
 
     public static func autoRecharge(customerId: String, currencyId: String, in source: some ProjectionSource) throws(StorageError) -> AutoRecharge? {

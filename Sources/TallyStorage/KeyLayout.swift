@@ -34,7 +34,7 @@ public enum KeyLayout {
 
     static let customerPrefix: [UInt8] = [UInt8(ascii: "c"), 0]
 
-    public static func customerKey(_ customerId: String) -> [UInt8] { customerPrefix + Array(customerId.utf8) }
+    public static func customerKey(_ customerId: String) -> [UInt8] { KeyBuilder("c").part(customerId).bytes }
 
     /// The half-open range of all customer keys.
     public static let customerRange: (lower: [UInt8], upper: [UInt8]) = (customerPrefix, [UInt8(ascii: "c"), 1])
@@ -45,11 +45,18 @@ public enum KeyLayout {
     }
 
     public static func idempotencyKey(family: String, customerId: String, key: String) -> [UInt8] {
-        Array(family.utf8) + [0] + Array(customerId.utf8) + [0] + Array(key.utf8)
+        KeyBuilder(family).part(customerId).part(key).bytes
     }
 
     public static func bigEndian(_ value: UInt64) -> [UInt8] {
-        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8)
+        appendBigEndian(value, to: &bytes)
+        return bytes
+    }
+
+    static func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     public static func uint64(bigEndian bytes: [UInt8]) -> UInt64? {
@@ -74,12 +81,9 @@ public enum KeyLayout {
 /// - `dk\0<customerId>\0<dimension key>` → empty: dimension keys seen on the customer's usage
 extension KeyLayout {
     static func key(_ tag: String, _ parts: [String]) -> [UInt8] {
-        var bytes = Array(tag.utf8)
-        for part in parts {
-            bytes.append(0)
-            bytes.append(contentsOf: part.utf8)
-        }
-        return bytes
+        var key = KeyBuilder(tag)
+        for part in parts { key = key.part(part) }
+        return key.bytes
     }
 
     public static func currencyKey(_ id: String) -> [UInt8] { key("$", [id]) }
@@ -95,8 +99,10 @@ extension KeyLayout {
 
     /// A timestamp as 8 bytes that sort like the instants (sign bit flipped, big-endian).
     public static func sortable(_ t: Timestamp) -> [UInt8] {
-        bigEndian(UInt64(bitPattern: t.microsecondsSinceEpoch) ^ (1 << 63))
+        bigEndian(sortableBits(t))
     }
+
+    static func sortableBits(_ t: Timestamp) -> UInt64 { UInt64(bitPattern: t.microsecondsSinceEpoch) ^ (1 << 63) }
 
     public static func timestamp(sortable bytes: ArraySlice<UInt8>) -> Timestamp? {
         guard bytes.count == 8 else { return nil }
@@ -118,20 +124,30 @@ extension KeyLayout {
     }
 
     public static func usageTotalKey(customerId: String, featureId: String, resourceId: String?, period: CalendarPeriod?, start: Timestamp) -> [UInt8] {
-        key("ut", [customerId, featureId, resourceId ?? ""]) + [0, periodTag(period), 0] + sortable(start)
+        KeyBuilder("ut").part(customerId).part(featureId).part(resourceId ?? "").part(tag: periodTag(period)).separator().sortable(start).bytes
     }
 
     /// Prefix of every series cell of one granularity, for range scans by bucket start. `whole`
     /// cells (UNIQUE_COUNT only) count each value once per bucket across all dimension sets; their
     /// tag is the period's letter in upper case.
     public static func usageSeriesPrefix(customerId: String, featureId: String, granularity: CalendarPeriod, whole: Bool = false) -> [UInt8] {
+        seriesPrefix(customerId: customerId, featureId: featureId, granularity: granularity, whole: whole).bytes
+    }
+
+    private static func seriesPrefix(customerId: String, featureId: String, granularity: CalendarPeriod, whole: Bool) -> KeyBuilder {
         let tag = periodTag(granularity)
-        return key("us", [customerId, featureId]) + [0, whole ? tag - 32 : tag, 0]
+        return KeyBuilder("us").part(customerId).part(featureId).part(tag: whole ? tag - 32 : tag).separator()
     }
 
     public static func usageSeriesKey(customerId: String, featureId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, dimensions: Dimensions, whole: Bool = false) -> [UInt8] {
-        usageSeriesPrefix(customerId: customerId, featureId: featureId, granularity: granularity, whole: whole)
-            + sortable(start) + [0] + Array((resourceId ?? "").utf8) + [0] + dimensions.canonicalBytes
+        usageSeriesKey(customerId: customerId, featureId: featureId, granularity: granularity, start: start, resourceId: resourceId, canonicalDimensions: dimensions.canonicalBytes, whole: whole)
+    }
+
+    /// The same, with the dimensions already encoded (`Dimensions.canonicalBytes`), for the
+    /// several cells one contribution updates.
+    public static func usageSeriesKey(customerId: String, featureId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, canonicalDimensions: [UInt8], whole: Bool = false) -> [UInt8] {
+        seriesPrefix(customerId: customerId, featureId: featureId, granularity: granularity, whole: whole)
+            .sortable(start).part(resourceId ?? "").part(canonicalDimensions).bytes
     }
 
     /// Splits the part of a series key after its prefix: bucket start, resource, dimensions.
@@ -146,7 +162,7 @@ extension KeyLayout {
     }
 
     public static func uniqueMemberKey(cell: [UInt8], value: String) -> [UInt8] {
-        Array("uu".utf8) + [0] + cell + [0] + Array(value.utf8)
+        KeyBuilder("uu", capacity: cell.count + value.utf8.count + 8).part(cell).part(value).bytes
     }
 }
 
@@ -166,13 +182,15 @@ extension KeyLayout {
     public static func customerGrantPrefix(customerId: String) -> [UInt8] { key("cgl", [customerId]) + [0] }
     public static func creditPoolKey(customerId: String, currencyId: String, resourceId: String?) -> [UInt8] { key("cp", [customerId, currencyId, resourceId ?? ""]) }
     public static func creditPoolPrefix(customerId: String) -> [UInt8] { key("cp", [customerId]) + [0] }
-    public static func creditLedgerKey(customerId: String, sequence: UInt64) -> [UInt8] { key("cl", [customerId]) + [0] + bigEndian(sequence) }
+    public static func creditLedgerKey(customerId: String, sequence: UInt64) -> [UInt8] { KeyBuilder("cl").part(customerId).separator().bigEndian(sequence).bytes }
     public static func creditLedgerPrefix(customerId: String) -> [UInt8] { key("cl", [customerId]) + [0] }
     public static let expiryPrefix: [UInt8] = Array("cx".utf8) + [0]
     /// Ordered by expireAt, then by the grant's sequence: grants expiring at the same instant
     /// expire in the order they were granted (their ids do not sort numerically).
     public static func expiryKey(expireAt: Timestamp, sequence: UInt64, grantId: String) -> [UInt8] {
-        expiryPrefix + sortable(expireAt) + bigEndian(sequence) + Array(grantId.utf8)
+        var key = KeyBuilder("cx").separator().sortable(expireAt).bigEndian(sequence)
+        key.bytes.append(contentsOf: grantId.utf8)
+        return key.bytes
     }
 
     /// The grant id of an expiry schedule key.
@@ -182,11 +200,14 @@ extension KeyLayout {
         return String(validating: key[start...], as: UTF8.self)
     }
     public static func creditUsagePrefix(customerId: String, currencyId: String, granularity: CalendarPeriod) -> [UInt8] {
-        key("cu", [customerId, currencyId]) + [0, periodTag(granularity), 0]
+        KeyBuilder("cu").part(customerId).part(currencyId).part(tag: periodTag(granularity)).separator().bytes
     }
     public static func creditUsageKey(customerId: String, currencyId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, featureId: String, dimensions: Dimensions) -> [UInt8] {
-        creditUsagePrefix(customerId: customerId, currencyId: currencyId, granularity: granularity)
-            + sortable(start) + [0] + Array((resourceId ?? "").utf8) + [0] + Array(featureId.utf8) + [0] + dimensions.canonicalBytes
+        creditUsageKey(customerId: customerId, currencyId: currencyId, granularity: granularity, start: start, resourceId: resourceId, featureId: featureId, canonicalDimensions: dimensions.canonicalBytes)
+    }
+    public static func creditUsageKey(customerId: String, currencyId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, featureId: String, canonicalDimensions: [UInt8]) -> [UInt8] {
+        KeyBuilder("cu").part(customerId).part(currencyId).part(tag: periodTag(granularity)).separator()
+            .sortable(start).part(resourceId ?? "").part(featureId).part(canonicalDimensions).bytes
     }
 
     /// Splits a credit usage key after its prefix: bucket start, resource, feature, dimensions.
@@ -205,7 +226,52 @@ extension KeyLayout {
 
     public static func autoRechargeKey(customerId: String, currencyId: String) -> [UInt8] { key("ar", [customerId, currencyId]) }
     public static func rechargeSpendKey(customerId: String, currencyId: String, monthStart: Timestamp) -> [UInt8] {
-        key("arm", [customerId, currencyId]) + [0] + sortable(monthStart)
+        KeyBuilder("arm").part(customerId).part(currencyId).separator().sortable(monthStart).bytes
+    }
+}
+
+/// Builds a key in one buffer: a tag, then parts each after a NUL (no intermediate arrays).
+struct KeyBuilder {
+    var bytes: [UInt8]
+
+    init(_ tag: String, capacity: Int = 96) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+        bytes.append(contentsOf: tag.utf8)
+    }
+
+    // `consuming`: a chain of calls on a temporary appends to one buffer, never copying it.
+
+    /// A NUL, then the part's bytes.
+    consuming func part(_ text: String) -> KeyBuilder {
+        bytes.append(0)
+        bytes.append(contentsOf: text.utf8)
+        return self
+    }
+
+    consuming func part(_ raw: [UInt8]) -> KeyBuilder {
+        bytes.append(0)
+        bytes.append(contentsOf: raw)
+        return self
+    }
+
+    /// A NUL, then one tag byte.
+    consuming func part(tag: UInt8) -> KeyBuilder {
+        bytes.append(0)
+        bytes.append(tag)
+        return self
+    }
+
+    consuming func separator() -> KeyBuilder {
+        bytes.append(0)
+        return self
+    }
+
+    consuming func sortable(_ t: Timestamp) -> KeyBuilder { bigEndian(KeyLayout.sortableBits(t)) }
+
+    consuming func bigEndian(_ value: UInt64) -> KeyBuilder {
+        KeyLayout.appendBigEndian(value, to: &bytes)
+        return self
     }
 }
 

@@ -7,27 +7,122 @@ public import TallyCore
 public protocol ProjectionSource {
     /// The record at `key` in the projections keyspace, or nil.
     func projection(_ key: [UInt8]) throws(StorageError) -> [UInt8]?
+    /// The record at `key` as the source holds it: bytes, or a value it keeps decoded. Sources
+    /// that keep nothing decoded need not implement this.
+    func projectionRecord(_ key: [UInt8]) throws(StorageError) -> ProjectionRecord?
+    /// Offers a record the caller just decoded from this source's bytes, so a source with a read
+    /// cache (the writer's group) decodes it once. Others ignore it.
+    func rememberDecoded(_ key: [UInt8], _ value: DecodedProjection)
+}
+
+extension ProjectionSource {
+    public func projectionRecord(_ key: [UInt8]) throws(StorageError) -> ProjectionRecord? {
+        try projection(key).map { .bytes($0) }
+    }
+
+    public func rememberDecoded(_ key: [UInt8], _ value: DecodedProjection) {}
 }
 
 /// A projection store that can be written: the writer's group (into the WriteBatch) or memory.
 public protocol ProjectionSink: ProjectionSource {
     /// Sets (or with nil, removes) the record at `key`.
     mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?)
+    /// Sets the record at `key` to a decoded value; a sink that keeps values decoded (memory, the
+    /// writer's group) encodes it only when the bytes are needed.
+    mutating func setProjection(_ key: [UInt8], decoded value: DecodedProjection)
+    /// Replaces the usage cell at `key` (nil when there is none) with what `body` makes of it.
+    mutating func updateUsageCell(_ key: [UInt8], _ body: (UsageCell?) -> UsageCell) throws(StorageError)
+}
+
+extension ProjectionSink {
+    public mutating func setProjection(_ key: [UInt8], decoded value: DecodedProjection) {
+        setProjection(key, value.encoded())
+    }
+
+    public mutating func updateUsageCell(_ key: [UInt8], _ body: (UsageCell?) -> UsageCell) throws(StorageError) {
+        let cell = try Projections.usageCell(key, in: self)
+        setProjection(key, decoded: .usageCell(body(cell)))
+    }
+}
+
+/// The records that change with nearly every event (usage cells, grants, pools) or are read for
+/// every event (features, meter indexes), held decoded so a run of events decodes and encodes
+/// each of them once, not once per event. Encoding one gives exactly the stored bytes.
+public enum DecodedProjection: Sendable {
+    case usageCell(UsageCell)
+    case strings([String])
+    indirect case feature(Feature)
+    indirect case grant(CreditGrant)
+    indirect case pool(CreditPool)
+
+    public func encoded() -> [UInt8] {
+        switch self {
+        case .usageCell(let cell): cell.encoded()
+        case .strings(let strings): Projections.encodeStrings(strings)
+        case .feature(let feature): feature.encoded()
+        case .grant(let grant): grant.encoded()
+        case .pool(let pool): pool.encoded()
+        }
+    }
+}
+
+/// A projection record as a source holds it.
+public enum ProjectionRecord: Sendable {
+    case bytes([UInt8])
+    case decoded(DecodedProjection)
+
+    public var bytes: [UInt8] {
+        switch self {
+        case .bytes(let bytes): bytes
+        case .decoded(let value): value.encoded()
+        }
+    }
 }
 
 /// Projections held in memory: what a replay of the log builds.
 public struct MemoryProjections: ProjectionSink, Sendable {
-    public private(set) var records: [ByteKey: [UInt8]] = [:]
+    private var slots: [ByteKey: ProjectionRecord] = [:]
 
     public init() {}
 
-    public func projection(_ key: [UInt8]) -> [UInt8]? { records[ByteKey(key)] }
+    /// Room for `expectedRecords` without growing (a replay knows about how many it will build).
+    public init(expectedRecords: Int) {
+        slots.reserveCapacity(expectedRecords)
+    }
 
-    public mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) { records[ByteKey(key)] = value }
+    /// Every record, encoded.
+    public var records: [ByteKey: [UInt8]] { slots.mapValues(\.bytes) }
+
+    public var count: Int { slots.count }
+
+    public var keys: Dictionary<ByteKey, ProjectionRecord>.Keys { slots.keys }
+
+    public func projection(_ key: [UInt8]) -> [UInt8]? { slots[ByteKey(key)]?.bytes }
+
+    public func projectionRecord(_ key: [UInt8]) -> ProjectionRecord? { slots[ByteKey(key)] }
+
+    public mutating func setProjection(_ key: [UInt8], _ value: [UInt8]?) { slots[ByteKey(key)] = value.map { .bytes($0) } }
+
+    public mutating func setProjection(_ key: [UInt8], decoded value: DecodedProjection) { slots[ByteKey(key)] = .decoded(value) }
+
+    /// In place: one hash lookup for a cell that exists (most updates), no decoding or encoding.
+    public mutating func updateUsageCell(_ key: [UInt8], _ body: (UsageCell?) -> UsageCell) throws(StorageError) {
+        let byteKey = ByteKey(key)
+        guard let index = slots.index(forKey: byteKey) else {
+            slots[byteKey] = .decoded(.usageCell(body(nil)))
+            return
+        }
+        if case .decoded(.usageCell(let cell)) = slots.values[index] {
+            slots.values[index] = .decoded(.usageCell(body(cell)))
+        } else {
+            let cell = try Projections.usageCell(key, in: self)
+            slots.values[index] = .decoded(.usageCell(body(cell)))
+        }
+    }
 
     /// Every record in key order (byte-wise), as RocksDB orders them.
     public var sortedRecords: [(key: [UInt8], value: [UInt8])] {
-        records.sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }.map { ($0.key.bytes, $0.value) }
+        slots.sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }.map { ($0.key.bytes, $0.value.bytes) }
     }
 }
 
@@ -66,15 +161,25 @@ public enum Projections {
 
     /// A readable name for the projection a key belongs to, for verification reports.
     public static func describe(key: [UInt8]) -> (projection: String, key: String) {
-        if let id = KeyLayout.customerId(fromKey: key) { return ("customers", id) }
-        guard let separator = key.firstIndex(of: 0) else { return ("unknown", key.hexString) }
+        let projection = projectionName(of: key)
+        if projection == "customers", let id = KeyLayout.customerId(fromKey: key) { return (projection, id) }
+        guard let separator = key.firstIndex(of: 0) else { return (projection, key.hexString) }
         let rest = String(decoding: key[(separator + 1)...].map { $0 == 0 ? UInt8(ascii: "/") : $0 }, as: UTF8.self)
-        let names = ["$": "currencies", "f": "features", "m": "meterIndex", "p": "plans", "s": "subscriptions", "cs": "customerSubscriptions",
-                     "pe": "promotionalEntitlements", "ut": "usageTotals", "us": "usageSeries", "uu": "uniqueMembers", "dk": "dimensionKeys",
-                     "cg": "creditGrants", "cgl": "customerGrants", "cp": "creditPools", "cl": "creditLedger", "cx": "expirySchedule",
-                     "cu": "creditUsage", "ar": "autoRecharge", "arm": "rechargeSpend"]
-        return (names[String(decoding: key[..<separator], as: UTF8.self)] ?? "unknown", rest)
+        return (projection, rest)
     }
+
+    /// The projection a key belongs to, from its tag alone (cheap enough to count every record).
+    public static func projectionName(of key: [UInt8]) -> String {
+        guard let separator = key.firstIndex(of: 0) else { return "unknown" }
+        return projectionNames[String(decoding: key[..<separator], as: UTF8.self)] ?? "unknown"
+    }
+
+    private static let projectionNames = [
+        "c": "customers", "$": "currencies", "f": "features", "m": "meterIndex", "p": "plans", "s": "subscriptions", "cs": "customerSubscriptions",
+        "pe": "promotionalEntitlements", "ut": "usageTotals", "us": "usageSeries", "uu": "uniqueMembers", "dk": "dimensionKeys",
+        "cg": "creditGrants", "cgl": "customerGrants", "cp": "creditPools", "cl": "creditLedger", "cx": "expirySchedule",
+        "cu": "creditUsage", "ar": "autoRecharge", "arm": "rechargeSpend",
+    ]
 
     /// A readable form of a record, for verification reports.
     public static func describe(key: [UInt8], value: [UInt8]) -> String {
@@ -88,6 +193,16 @@ public enum Projections {
 extension LedgerStore: ProjectionSource {
     public func projection(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
         try get(key, in: projections, snapshot: nil)
+    }
+
+    /// RocksDB's estimate of how many projection records are stored (a capacity hint).
+    public var estimatedProjectionRecords: Int {
+        database.property("rocksdb.estimate-num-keys", in: projections).flatMap { Int($0) } ?? 0
+    }
+
+    /// The stored record at `key` as of `snapshot`.
+    public func projection(_ key: [UInt8], snapshot: Snapshot?) throws(StorageError) -> [UInt8]? {
+        try get(key, in: projections, snapshot: snapshot)
     }
 
     /// Calls `body` with every stored projection record in key order, as of `snapshot`.

@@ -16,7 +16,7 @@ enum UsageProjector {
             if let new = e.feature.meter?.eventName {
                 try updateMeterIndex(new, add: e.feature.id, &sink)
             }
-            sink.setProjection(KeyLayout.featureKey(e.feature.id), e.feature.encoded())
+            sink.setProjection(KeyLayout.featureKey(e.feature.id), decoded: .feature(e.feature))
         case .planDefined(let e):
             sink.setProjection(KeyLayout.planKey(e.plan.id), e.plan.encoded())
         case .subscriptionProvisioned(let e):
@@ -78,10 +78,11 @@ enum UsageProjector {
         customerId: String, featureId: String, resourceId: String?, timestamp: Timestamp, dimensions: Dimensions,
         contribution: Amount, uniqueValue: String?, aggregation: Aggregation, _ sink: inout some ProjectionSink
     ) throws(StorageError) {
+        let canonicalDimensions = dimensions.canonicalBytes
         for granularity in UsageBuckets.seriesGranularities {
             let key = KeyLayout.usageSeriesKey(
                 customerId: customerId, featureId: featureId, granularity: granularity,
-                start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, dimensions: dimensions
+                start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, canonicalDimensions: canonicalDimensions
             )
             try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
         }
@@ -95,7 +96,7 @@ enum UsageProjector {
             for granularity in UsageBuckets.wholeGranularities {
                 let key = KeyLayout.usageSeriesKey(
                     customerId: customerId, featureId: featureId, granularity: granularity,
-                    start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, dimensions: .none, whole: true
+                    start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, canonicalDimensions: Dimensions.none.canonicalBytes, whole: true
                 )
                 try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
             }
@@ -106,7 +107,6 @@ enum UsageProjector {
         _ key: [UInt8], _ contribution: Amount, _ uniqueValue: String?, _ timestamp: Timestamp, _ aggregation: Aggregation,
         _ sink: inout some ProjectionSink
     ) throws(StorageError) {
-        let cell = try Projections.usageCell(key, in: sink) ?? UsageCell()
         var amount = contribution
         if let uniqueValue {
             // UNIQUE_COUNT keeps its members in RocksDB, one record per distinct value per cell, so
@@ -120,8 +120,10 @@ enum UsageProjector {
         }
         // A sum beyond Int128 (over 10^26 units of usage) leaves the cell as it was: replay does
         // the same, so the projections stay equal to the log.
-        let next = cell.adding(amount, at: timestamp, aggregation: aggregation) ?? cell
-        sink.setProjection(key, next.encoded())
+        try sink.updateUsageCell(key) { current in
+            let cell = current ?? UsageCell()
+            return cell.adding(amount, at: timestamp, aggregation: aggregation) ?? cell
+        }
     }
 
     /// Records the dimension keys of a customer's usage (listDimensionKeys), usage and credit usage alike.
@@ -136,7 +138,11 @@ enum UsageProjector {
         var ids = try Projections.meteredFeatureIDs(eventName: eventName, in: sink)
         if let removed { ids.removeAll { $0 == removed } }
         if let featureId, !ids.contains(featureId) { ids.append(featureId) }
-        sink.setProjection(KeyLayout.meterIndexKey(eventName: eventName), ids.isEmpty ? nil : Projections.encodeStrings(ids.sorted()))
+        if ids.isEmpty {
+            sink.setProjection(KeyLayout.meterIndexKey(eventName: eventName), nil)
+        } else {
+            sink.setProjection(KeyLayout.meterIndexKey(eventName: eventName), decoded: .strings(ids.sorted()))
+        }
     }
 }
 
@@ -171,7 +177,9 @@ public struct MeterReading: Sendable {
 
 extension Projections {
     public static func feature(_ id: String, in source: some ProjectionSource) throws(StorageError) -> Feature? {
-        try decoded(KeyLayout.featureKey(id), in: source, "feature \(id)") { (b: [UInt8]) throws(DecodingError) in try Feature.decode(b) }
+        try decoded(KeyLayout.featureKey(id), in: source, "feature \(id)", DecodedProjection.feature) { (b: [UInt8]) throws(DecodingError) in try Feature.decode(b) } extract: {
+            if case .feature(let value) = $0 { value } else { nil }
+        }
     }
 
     public static func currency(_ id: String, in source: some ProjectionSource) throws(StorageError) -> Currency? {
@@ -203,11 +211,15 @@ extension Projections {
     }
 
     public static func meteredFeatureIDs(eventName: String, in source: some ProjectionSource) throws(StorageError) -> [String] {
-        try decoded(KeyLayout.meterIndexKey(eventName: eventName), in: source, "meter index \(eventName)") { (b: [UInt8]) throws(DecodingError) in try decodeStrings(b) } ?? []
+        try decoded(KeyLayout.meterIndexKey(eventName: eventName), in: source, "meter index \(eventName)", DecodedProjection.strings) { (b: [UInt8]) throws(DecodingError) in try decodeStrings(b) } extract: {
+            if case .strings(let value) = $0 { value } else { nil }
+        } ?? []
     }
 
     public static func usageCell(_ key: [UInt8], in source: some ProjectionSource) throws(StorageError) -> UsageCell? {
-        try decoded(key, in: source, "usage cell") { (b: [UInt8]) throws(DecodingError) in try UsageCell.decode(b) }
+        try decoded(key, in: source, "usage cell", DecodedProjection.usageCell) { (b: [UInt8]) throws(DecodingError) in try UsageCell.decode(b) } extract: {
+            if case .usageCell(let value) = $0 { value } else { nil }
+        }
     }
 
     /// The total of a customer's feature in the period (nil = all time) containing `t`.
@@ -220,6 +232,31 @@ extension Projections {
         guard let bytes = try source.projection(key) else { return nil }
         do {
             return try decode(bytes)
+        } catch {
+            throw .corrupt("\(what): \(error.reason)")
+        }
+    }
+
+    /// A record the source may hold decoded (`DecodedProjection`): taken as it is when it does;
+    /// otherwise decoded from bytes and offered back to the source's read cache.
+    static func decoded<T>(
+        _ key: [UInt8], in source: some ProjectionSource, _ what: String, _ wrap: (T) -> DecodedProjection,
+        _ decode: ([UInt8]) throws(DecodingError) -> T, extract: (DecodedProjection) -> T?
+    ) throws(StorageError) -> T? {
+        let bytes: [UInt8]
+        switch try source.projectionRecord(key) {
+        case nil:
+            return nil
+        case .decoded(let value)?:
+            if let typed = extract(value) { return typed }
+            bytes = value.encoded()
+        case .bytes(let raw)?:
+            bytes = raw
+        }
+        do {
+            let value = try decode(bytes)
+            source.rememberDecoded(key, wrap(value))
+            return value
         } catch {
             throw .corrupt("\(what): \(error.reason)")
         }

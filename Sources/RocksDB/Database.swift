@@ -113,6 +113,10 @@ public final class Database: @unchecked Sendable {
         if let size = databaseOptions.writeBufferSizeBytes {
             rocksdb_options_set_write_buffer_size(options, size)
         }
+        if let ratio = databaseOptions.memtableBloomSizeRatio {
+            rocksdb_options_set_memtable_prefix_bloom_size_ratio(options, ratio)
+            rocksdb_options_set_memtable_whole_key_filtering(options, 1)
+        }
         if databaseOptions.bloomFilterBitsPerKey != nil || databaseOptions.blockCacheBytes != nil {
             // The options keep their own references (shared_ptr) to the filter policy, the cache
             // and the table factory, so the C handles made here are released at once.

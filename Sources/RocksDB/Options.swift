@@ -29,6 +29,10 @@ public struct DatabaseOptions: Sendable {
     /// Bloom filter bits per key on every column family's SST files: point reads of keys that are
     /// not there (a new idempotency key, a new customer) skip the files. nil = no filter.
     public var bloomFilterBitsPerKey: Double? = 10
+    /// A bloom filter over each memtable's whole keys, this fraction of the write buffer in size:
+    /// a point read of a key that is not there (every new idempotency key) skips the memtable's
+    /// skiplist search. nil = none.
+    public var memtableBloomSizeRatio: Double? = 0.02
     /// Shared LRU cache for SST blocks. nil = RocksDB's default (8 MiB per column family).
     public var blockCacheBytes: Int? = 64 << 20
 

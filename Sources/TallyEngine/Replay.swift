@@ -56,7 +56,7 @@ public enum Replay {
                         outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))…"
                     }
                 }
-                try Projector.apply(record.event, to: &outcome.projections)
+                try Projector.fold(record.event, into: &outcome.projections)
                 outcome.eventsRead += 1
                 outcome.lastSequence = sequence
                 outcome.headHash = record.hash

@@ -142,6 +142,12 @@ public enum Projector {
         }
     }
 
+    /// `apply` into memory, specialized in this module for MemoryProjections: a replay folds
+    /// millions of events, and the generic call from another module is not specialized.
+    public static func fold(_ event: Event, into projections: inout MemoryProjections) throws(StorageError) {
+        try apply(event, to: &projections)
+    }
+
     private static func updateCustomer(_ id: String, _ event: Event, _ sink: inout some ProjectionSink) throws(StorageError) {
         let current = try Projections.customer(id, in: sink)
         sink.setProjection(KeyLayout.customerKey(id), CustomerProjection.apply(event, to: current)?.encoded())

@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // RocksDB's C API, found through pkg-config. Only the RocksDB wrapper imports it.
@@ -41,7 +42,10 @@ let package = Package(
         // Key layout, the event log with its hash chain, projection and idempotency storage.
         .target(
             name: "TallyStorage",
-            dependencies: ["RocksDB", "TallyCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "RocksDB", "TallyCore", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
             swiftSettings: strict
         ),
         // The single writer with group commit, reads, startup recovery and projection rebuild.

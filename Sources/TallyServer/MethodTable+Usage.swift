@@ -98,7 +98,7 @@ enum UsageQueries {
         return try CreditMethods.asOf(value)
     }
 
-    static func history(_ q: UsageMethods.HistoryQuery, in store: some ProjectionScanner) throws -> JSONValue {
+    static func history(_ q: UsageMethods.HistoryQuery, in store: some ProjectionScanner & MemberCursors) throws -> JSONValue {
         guard try Projections.customer(q.customerId, in: store) != nil else {
             throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(q.customerId)\" does not exist"))
         }
@@ -108,12 +108,15 @@ enum UsageQueries {
         let aggregation = feature.aggregation
         // MONTH is summed from day cells; the rest are stored as they are asked for. Ungrouped
         // UNIQUE_COUNT reads its whole-bucket cells, which count each value once per bucket.
-        let whole = aggregation == .uniqueCount && q.groupBy.isEmpty
+        let unique = aggregation == .uniqueCount
+        let whole = unique && q.groupBy.isEmpty
         let stored: CalendarPeriod = q.granularity == .month && !whole ? .day : q.granularity
         let prefix = KeyLayout.usageSeriesPrefix(customerId: q.customerId, featureId: q.featureId, granularity: stored, whole: whole)
         let first = CalendarUTC.periodStart(stored, containing: q.startDate)
         let end = q.endDate ?? Timestamp.distantFuture  // endDate is exclusive
         var groups: [[String]: [Int64: UsageCell]] = [:]
+        // UNIQUE_COUNT: the cells behind each point, whose counted values are merged exactly.
+        var cellsOf: [[String]: [Int64: [[UInt8]]]] = [:]
         for (key, value) in try store.scan(from: prefix + KeyLayout.sortable(first), to: prefix + KeyLayout.sortable(end)) {
             guard let parts = KeyLayout.usageSeriesParts(key, prefixCount: prefix.count) else {
                 throw StorageError.corrupt("usage series key of \(key.count) bytes does not parse")
@@ -125,12 +128,23 @@ enum UsageQueries {
             let bucket = CalendarUTC.periodStart(q.granularity, containing: parts.start).microsecondsSinceEpoch
             let merged = groups[tags]?[bucket].map { $0.merged(with: cell, aggregation: aggregation) } ?? cell
             groups[tags, default: [:]][bucket] = merged
+            if unique { cellsOf[tags, default: [:]][bucket, default: []].append(key) }
         }
         if groups.isEmpty, q.groupBy.isEmpty { groups[[]] = [:] }
-        let series: [JSONValue] = groups.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { tags, points in
+        var series: [JSONValue] = []
+        for (tags, var points) in groups.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
             var total = UsageCell()
             for cell in points.values { total = total.merged(with: cell, aggregation: aggregation) }
-            return .object([
+            if unique, let cells = cellsOf[tags] {
+                // A value seen in several of a point's cells (dimension sets, days of a month,
+                // resources) counts once; the series total counts each value once over the range.
+                for (bucket, keys) in cells where keys.count > 1 {
+                    points[bucket]?.value = Amount(Int(try store.distinctMembers(of: keys)))
+                }
+                let all = cells.values.flatMap { $0 }
+                if all.count > 1 { total.value = Amount(Int(try store.distinctMembers(of: all))) }
+            }
+            series.append(.object([
                 "tags": .array(zip(q.groupBy, tags).map { .object(["key": .string($0.0), "value": .string($0.1)]) }),
                 "points": .array(points.sorted { $0.key < $1.key }.map { start, cell in
                     .object([
@@ -141,7 +155,7 @@ enum UsageQueries {
                 }),
                 "total": .string(total.value.description),
                 "eventCount": .integer(total.eventCount),
-            ])
+            ]))
         }
         return .object([
             "customerId": .string(q.customerId), "featureId": .string(q.featureId), "granularity": .string(q.granularity.rawValue),

@@ -397,6 +397,53 @@ struct UsageTests {
         #expect(byDevice["series"]?.arrayValue?.map { $0["total"] } == ["1", "2"], "laptop: u1; phone: u1, u2 — \(byDevice.jsonText)")
     }
 
+    @Test("UNIQUE_COUNT history is exact when a point merges cells: groupBy fewer dimensions, a month of days, several resources, the series total")
+    func uniqueCountMergedCells() throws {
+        let customer = try daemon.newCustomer()
+        let name = uniqueID("active")
+        let feature = try daemon.newMeteredFeature("actives", meter: ["eventName": .string(name), "aggregation": "UNIQUE_COUNT", "field": "user"])
+        try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "hasUnlimitedUsage": true]])
+        _ = try daemon.call("reportEvent", ["events": [
+            // eu: u1 on two devices and two days, u2 once; us: u1 and u3.
+            usageEvent(customer, name, key: "1", dimensions: ["user": "u1", "device": "phone", "region": "eu"], timestamp: "2026-10-01T10:00:00Z"),
+            usageEvent(customer, name, key: "2", dimensions: ["user": "u1", "device": "laptop", "region": "eu"], timestamp: "2026-10-01T11:00:00Z"),
+            usageEvent(customer, name, key: "3", dimensions: ["user": "u2", "device": "phone", "region": "eu"], timestamp: "2026-10-01T12:00:00Z"),
+            usageEvent(customer, name, key: "4", dimensions: ["user": "u1", "device": "tablet", "region": "eu"], timestamp: "2026-10-02T10:00:00Z"),
+            usageEvent(customer, name, key: "5", dimensions: ["user": "u1", "device": "phone", "region": "us"], timestamp: "2026-10-02T11:00:00Z"),
+            usageEvent(customer, name, key: "6", dimensions: ["user": "u3", "device": "phone", "region": "us"], timestamp: "2026-10-02T12:00:00Z"),
+        ]])
+        let range: JSONObject = ["endDate": "2026-10-03T00:00:00Z"]
+        func series(_ extra: JSONObject) throws -> [JSONValue] {
+            var params = range
+            for (key, value) in extra { params[key] = value }
+            return try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", params)["series"]?.arrayValue ?? []
+        }
+        let byRegion = try series(["groupBy": ["region"]])
+        #expect(byRegion.map { $0["total"] } == ["2", "2"], "eu: u1, u2; us: u1, u3 — \(byRegion)")
+        #expect(byRegion.first?["points"]?.arrayValue?.map { $0["value"] } == ["2", "1"], "eu Oct 1: u1 (two devices), u2; Oct 2: u1 — \(byRegion)")
+        #expect(byRegion.first?["eventCount"] == 4, "events still add up: \(byRegion)")
+        let monthByRegion = try series(["groupBy": ["region"], "granularity": "MONTH"])
+        #expect(monthByRegion.map { $0["points"]?.arrayValue?.first?["value"] } == ["2", "2"], "a month of day cells merged: \(monthByRegion)")
+        let ungrouped = try series([:])
+        #expect(ungrouped.first?["points"]?.arrayValue?.map { $0["value"] } == ["2", "2"], "Oct 1: u1, u2; Oct 2: u1, u3 — \(ungrouped)")
+        #expect(ungrouped.first?["total"] == "3", "the total counts u1, u2, u3 once each over the range: \(ungrouped)")
+
+        // Several resources: one user on two resources is one user when no resource is asked for.
+        _ = try daemon.call("reportEvent", ["events": [
+            usageEvent(customer, name, key: "7", dimensions: ["user": "u9"], timestamp: "2026-10-05T10:00:00Z", resourceId: "r1"),
+            usageEvent(customer, name, key: "8", dimensions: ["user": "u9"], timestamp: "2026-10-05T11:00:00Z", resourceId: "r2"),
+        ]])
+        let day5 = try daemon.history(customer, feature, start: "2026-10-05T00:00:00Z", ["endDate": "2026-10-06T00:00:00Z"])
+        #expect(day5["series"]?.arrayValue?.first?["total"] == "1", "\(day5.jsonText)")
+        let r1 = try daemon.history(customer, feature, start: "2026-10-05T00:00:00Z", ["endDate": "2026-10-06T00:00:00Z", "resourceId": "r1"])
+        #expect(r1["series"]?.arrayValue?.first?["total"] == "1", "\(r1.jsonText)")
+
+        // Time travel answers through a replay in memory: the same numbers.
+        let sequence = try daemon.lastSequence()
+        let replayed = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-03T00:00:00Z", "groupBy": ["region"], "asOf": ["sequence": .integer(Int64(sequence))]])
+        #expect(replayed["series"]?.arrayValue == byRegion, "\(replayed.jsonText)")
+    }
+
     // MARK: - reportUsageBulk and importRecords
 
     @Test("reportUsageBulk: each item succeeds or fails on its own; a retry answers duplicates")

@@ -88,7 +88,7 @@ enum Recovery {
         }
         let batch = store.makeBatch()
         batch.clearProjections()
-        for (key, value) in outcome.projections.records { batch.setProjection(key.bytes, value) }
+        outcome.projections.forEachRecord { key, value in batch.setProjection(key, value) }
         batch.setProjectionMark(sequence: head.sequence)
         try store.commit(batch)
     }

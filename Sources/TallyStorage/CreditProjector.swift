@@ -15,9 +15,7 @@ extension ProjectionScanner {
 
 extension MemoryProjections: ProjectionScanner {
     public func scan(from lower: [UInt8], to upper: [UInt8]) -> [(key: [UInt8], value: [UInt8])] {
-        records.filter { !$0.key.bytes.lexicographicallyPrecedes(lower) && $0.key.bytes.lexicographicallyPrecedes(upper) }
-            .sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }
-            .map { ($0.key.bytes, $0.value) }
+        records(from: lower, to: upper)
     }
 }
 

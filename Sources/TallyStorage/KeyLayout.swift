@@ -200,14 +200,14 @@ extension KeyLayout {
         return String(validating: key[start...], as: UTF8.self)
     }
     public static func creditUsagePrefix(customerId: String, currencyId: String, granularity: CalendarPeriod) -> [UInt8] {
-        KeyBuilder("cu").part(customerId).part(currencyId).part(tag: periodTag(granularity)).separator().bytes
+        creditUsagePrefixBuilder(customerId: customerId, currencyId: currencyId, granularity: granularity).bytes
+    }
+    private static func creditUsagePrefixBuilder(customerId: String, currencyId: String, granularity: CalendarPeriod) -> KeyBuilder {
+        KeyBuilder("cu").part(customerId).part(currencyId).part(tag: periodTag(granularity)).separator()
     }
     public static func creditUsageKey(customerId: String, currencyId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, featureId: String, dimensions: Dimensions) -> [UInt8] {
-        creditUsageKey(customerId: customerId, currencyId: currencyId, granularity: granularity, start: start, resourceId: resourceId, featureId: featureId, canonicalDimensions: dimensions.canonicalBytes)
-    }
-    public static func creditUsageKey(customerId: String, currencyId: String, granularity: CalendarPeriod, start: Timestamp, resourceId: String?, featureId: String, canonicalDimensions: [UInt8]) -> [UInt8] {
-        KeyBuilder("cu").part(customerId).part(currencyId).part(tag: periodTag(granularity)).separator()
-            .sortable(start).part(resourceId ?? "").part(featureId).part(canonicalDimensions).bytes
+        creditUsagePrefixBuilder(customerId: customerId, currencyId: currencyId, granularity: granularity)
+            .sortable(start).part(resourceId ?? "").part(featureId).part(dimensions.canonicalBytes).bytes
     }
 
     /// Splits a credit usage key after its prefix: bucket start, resource, feature, dimensions.

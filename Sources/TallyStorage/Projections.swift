@@ -90,8 +90,10 @@ public struct MemoryProjections: ProjectionSink, Sendable {
         slots.reserveCapacity(expectedRecords)
     }
 
-    /// Every record, encoded.
-    public var records: [ByteKey: [UInt8]] { slots.mapValues(\.bytes) }
+    /// Calls `body` with every record, encoded, in no particular order.
+    public func forEachRecord(_ body: ([UInt8], [UInt8]) -> Void) {
+        for (key, record) in slots { body(key.bytes, record.bytes) }
+    }
 
     public var count: Int { slots.count }
 
@@ -118,6 +120,13 @@ public struct MemoryProjections: ProjectionSink, Sendable {
             let cell = try Projections.usageCell(key, in: self)
             slots.values[index] = .decoded(.usageCell(body(cell)))
         }
+    }
+
+    /// The records with `lower` ≤ key < `upper`, in key order (byte-wise), as RocksDB orders them.
+    public func records(from lower: [UInt8], to upper: [UInt8]) -> [(key: [UInt8], value: [UInt8])] {
+        slots.filter { !$0.key.bytes.lexicographicallyPrecedes(lower) && $0.key.bytes.lexicographicallyPrecedes(upper) }
+            .sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }
+            .map { ($0.key.bytes, $0.value.bytes) }
     }
 
     /// Every record in key order (byte-wise), as RocksDB orders them.

@@ -47,6 +47,11 @@ public enum Audit {
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
             throw .corrupt("there is no database in \(path) (no CURRENT file)")
         }
+        // The anchor is read before the database is opened: a running daemon moves it forward
+        // after each commit, and never ahead of its database, so an anchor read first can only
+        // stand at or behind the read-only view opened next.
+        let anchor: Result<Anchor?, StorageError>
+        do throws(StorageError) { anchor = .success(try Anchor.read(dataDirectory: dataDirectory)) } catch { anchor = .failure(error) }
         let store: LedgerStore
         do {
             store = try LedgerStore(path: path, readOnly: true)
@@ -97,7 +102,7 @@ public enum Audit {
         for mismatch in report.mismatches { report.problems.append("projection mismatch: \(mismatch)") }
         if verify {
             do {
-                report.anchor = try Anchor.read(dataDirectory: dataDirectory)
+                report.anchor = try anchor.get()
                 if let anchor = report.anchor, report.problems.isEmpty {
                     if anchor.sequence > report.lastSequence {
                         report.problems.append("the log ends at sequence \(report.lastSequence), but the anchor says it reached \(anchor): the database was rolled back or truncated. \(Recovery.restoreAdvice)")

@@ -179,8 +179,14 @@ public enum Projections {
         let projection = projectionName(of: key)
         if projection == "customers", let id = KeyLayout.customerId(fromKey: key) { return (projection, id) }
         guard let separator = key.firstIndex(of: 0) else { return (projection, key.hexString) }
-        let rest = String(decoding: key[(separator + 1)...].map { $0 == 0 ? UInt8(ascii: "/") : $0 }, as: UTF8.self)
-        return (projection, rest)
+        // Parts are separated by 0. A part that is not readable text (a period tag, a sortable
+        // timestamp, a big-endian sequence) is shown in hex, so the ids around it stay readable.
+        let parts = key[(separator + 1)...].split(separator: 0, omittingEmptySubsequences: false).map { part in
+            if let text = String(validating: part, as: UTF8.self), !text.unicodeScalars.contains(where: { $0.value < 0x20 }) { return text }
+            return "<" + Array(part).hexString + ">"
+        }
+        let text = parts.joined(separator: "/")
+        return (projection, text)
     }
 
     /// The projection a key belongs to, from its tag alone (cheap enough to count every record).
@@ -200,6 +206,27 @@ public enum Projections {
     public static func describe(key: [UInt8], value: [UInt8]) -> String {
         if KeyLayout.customerId(fromKey: key) != nil, let customer = try? Customer.decode(value) {
             return "{name: \(customer.name ?? "nil"), email: \(customer.email ?? "nil"), metadata: \(customer.metadata.count) keys, createdAt: \(customer.createdAt), updatedAt: \(customer.updatedAt), lastSequence: \(customer.lastSequence)}"
+        }
+        // The money and usage records, as an auditor reads them: amounts, not bytes.
+        switch projectionName(of: key) {
+        case "creditPools":
+            if let pool = try? CreditPool.decode(value) {
+                return "{balance: \(pool.ledgerBalance), overdraft: \(pool.overdraft), openGrants: \(pool.openGrants.count)}"
+            }
+        case "creditGrants":
+            if let grant = try? CreditGrant.decode(value) {
+                return "{customer: \(grant.customerId), currency: \(grant.currencyId), amount: \(grant.amount), consumed: \(grant.consumed), expired: \(grant.expiredAmount), voided: \(grant.voidedAmount), remaining: \(grant.remaining)}"
+            }
+        case "usageTotals", "usageSeries", "creditUsage":
+            if let cell = try? UsageCell.decode(value) {
+                return "{value: \(cell.value), eventCount: \(cell.eventCount)}"
+            }
+        case "autoRecharge":
+            if let config = try? AutoRecharge.decode(value) {
+                return "{isEnabled: \(config.isEnabled), threshold: \(config.thresholdValue), target: \(config.targetBalance), maxSpendLimit: \(config.maxSpendLimit.map { "\($0)" } ?? "none")}"
+            }
+        default:
+            break
         }
         return "\(value.count) bytes \(Array(value.prefix(16)).hexString)…"
     }

@@ -298,6 +298,7 @@ enum ImportRecords {
         return Dispatcher.FanOut(items: items) { results in
             var accepted = 0, duplicates = 0
             var allRejected = rejectedBeforeRun
+            var measurements: [JSONValue] = []  // of usage records, in record order
             for (i, result) in results.enumerated() {
                 if i == eventsItem {
                     if case .success(let value) = result {
@@ -312,12 +313,19 @@ enum ImportRecords {
                     continue
                 }
                 switch result {
-                case .success(let value): if value["duplicate"] == true { duplicates += 1 } else { accepted += 1 }
+                case .success(let value):
+                    if value["duplicate"] == true { duplicates += 1 } else { accepted += 1 }
+                    if let measurement = value["measurement"] {
+                        measurements.append(.object(["index": .integer(Int64(itemRecords[i])), "measurement": measurement]))
+                    }
                 case .failure(let failure): allRejected.append(EventRejection(index: itemRecords[i], code: failure.code, message: failure.message))
                 }
             }
             allRejected.sort { $0.index < $1.index }
-            return UsageMethods.json(EventsOutcome(accepted: accepted, duplicates: duplicates, rejected: allRejected))
+            guard case .object(var outcome) = UsageMethods.json(EventsOutcome(accepted: accepted, duplicates: duplicates, rejected: allRejected)) else { return .null }
+            // What each usage record became, in the seed UsageMeasurement shape (as reportUsage answers).
+            outcome["measurements"] = .array(measurements)
+            return .object(outcome)
         }
     }
 }

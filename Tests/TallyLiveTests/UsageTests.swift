@@ -515,6 +515,100 @@ struct UsageTests {
         try daemon.expectInvalidParams("importRecords", ["format": "CSV", "records": [["a": 1]]], field: "format")
     }
 
+    @Test("importRecords: each usage record's measurement validates against the seed UsageMeasurement schema; the Octane records against the seed Measurement schema")
+    func importedMeasurementsMatchSeedSchemas() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let id = uniqueID("imp")
+        let octane: [JSONValue] = [
+            ["id": .string(id + "-o1"), "meter_name": .string(feature), "customer_name": .string(customer), "event_name": "batch",
+             "value": 2, "time": "2026-10-12T01:00:00Z", "labels": ["region": "us"]],
+            ["id": .string(id + "-o2"), "meter_name": .string(feature), "customer_name": .string(customer), "value": .number("0.125")],
+        ]
+        let imports: [(format: String, records: [JSONValue])] = [
+            ("STIGG", [["id": .string(id + "-s1"), "customerId": .string(customer), "featureId": .string(feature), "value": 3,
+                        "updateBehavior": "SET", "timestamp": "2026-10-12T00:00:00+02:00"]]),
+            ("OCTANE", octane),
+            ("PAIGO", [["timestamp": "2026-10-12T02:00:00Z", "customerId": .string(customer), "dimensionId": .string(feature),
+                        "recordValue": "4.5", "idempotencyKey": .string(id + "-p1"), "metadata": ["region": "eu"]]]),
+        ]
+        var measurements: [JSONValue] = []
+        for (format, records) in imports {
+            let result = try daemon.call("importRecords", ["format": .string(format), "records": .array(records)])
+            let items = result["measurements"]?.arrayValue ?? []
+            #expect(items.map { $0["index"]?.intValue } == Array(0..<records.count), "\(format): one measurement per record: \(result.jsonText)")
+            measurements += items.compactMap { $0["measurement"] }
+            // A re-import answers the original measurements.
+            let again = try daemon.call("importRecords", ["format": .string(format), "records": .array(records)])
+            #expect(again["duplicates"]?.intValue == records.count, "\(format): \(again.jsonText)")
+            #expect(again["measurements"] == result["measurements"], "\(format) re-import: \(again.jsonText)")
+        }
+        #expect(measurements.count == 4)
+        #expect(measurements.map { $0["featureId"]?.stringValue } == Array(repeating: feature, count: 4))
+        #expect(measurements.first?["updateBehavior"] == "SET" && measurements.first?["timestamp"] == "2026-10-11T22:00:00.000Z",
+                "\(measurements.first?.jsonText ?? "")")
+
+        let directory = TemporaryDirectory("import-schema")
+        let stigg = try SchemaValidator.schema(fromSeed: SchemaValidator.seedsDirectory + "/000_9f99bf2e1c0d5f11.txt")
+        for (measurement, verdict) in zip(measurements, try SchemaValidator.validate(schema: stigg, instances: measurements, in: directory)) {
+            #expect(verdict == nil, "imported measurement \(measurement.jsonText) fails the seed UsageMeasurement schema: \(verdict ?? "")")
+        }
+        // The Octane records sent are real Octane Measurements, and a field outside that schema is
+        // refused by both the schema and the daemon.
+        let octaneSchema = try SchemaValidator.schema(fromSeed: SchemaValidator.seedsDirectory + "/001_f2ba1017b88290a6.txt")
+        #expect(try parseJSON(octaneSchema)["title"] == "Measurement")
+        let foreign: JSONValue = ["meter_name": .string(feature), "customer_name": .string(customer), "value": 1, "unit": "call"]
+        let verdicts = try SchemaValidator.validate(schema: octaneSchema, instances: octane + [foreign], in: directory)
+        #expect(verdicts.prefix(2).allSatisfy { $0 == nil }, "\(verdicts)")
+        #expect(verdicts.last! != nil, "the schema check can fail")
+        let refused = try daemon.call("importRecords", ["format": "OCTANE", "records": [foreign]])
+        #expect(refused["rejected"]?.arrayValue?.first?["message"]?.stringValue?.contains("unit") == true, "\(refused.jsonText)")
+    }
+
+    @Test("importRecords: Octane reset_total restarts the running total once (not again on re-import); Paigo recordValue keeps every digit")
+    func octaneResetAndPaigoPrecision() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let id = uniqueID("oct")
+        func octane(_ suffix: String, _ value: JSONValue, reset: Bool = false) -> JSONValue {
+            var record: JSONObject = ["id": .string(id + suffix), "meter_name": .string(feature), "customer_name": .string(customer), "value": value]
+            if reset { record["reset_total"] = true }
+            return .object(record)
+        }
+        func currentUsage() throws -> JSONValue? {
+            try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 0])["currentUsage"]
+        }
+        _ = try daemon.call("importRecords", ["format": "OCTANE", "records": [octane("-1", 5), octane("-2", 7)]])
+        #expect(try currentUsage() == "12")
+        let reset = try daemon.call("importRecords", ["format": "OCTANE", "records": [octane("-3", 2, reset: true)]])
+        #expect(reset["accepted"] == 1 && reset["measurements"]?.arrayValue?.first?.field("measurement.value") == 2, "\(reset.jsonText)")
+        let sequence = try daemon.lastSequence()
+        let events = try daemon.events(after: sequence - 2).map { $0["type"]?.stringValue ?? "" }
+        #expect(events == ["USAGE_RESET", "USAGE_REPORTED"], "the reset is an event of its own: \(events)")
+        #expect(try currentUsage() == "2", "reset_total restarts the total from zero, then adds the record's value")
+        // Re-importing the reset record is a duplicate: no second reset.
+        _ = try daemon.call("importRecords", ["format": "OCTANE", "records": [octane("-4", 1)]])
+        let again = try daemon.call("importRecords", ["format": "OCTANE", "records": [octane("-3", 2, reset: true)]])
+        #expect(again["duplicates"] == 1, "\(again.jsonText)")
+        #expect(try currentUsage() == "3")
+
+        // Paigo sends values as strings: 20 integer and 12 fractional digits arrive exactly.
+        let exact = "12345678901234567890.123456789012"
+        let paigo: JSONValue = ["timestamp": "2026-11-30T23:59:59.999999Z", "customerId": .string(customer), "dimensionId": .string(feature),
+                                "recordValue": .string(exact), "idempotencyKey": .string(id + "-p")]
+        let imported = try daemon.call("importRecords", ["format": "PAIGO", "records": [paigo]])
+        #expect(imported["accepted"] == 1, "\(imported.jsonText)")
+        let total = try daemon.history(customer, feature, start: "2026-11-30T00:00:00Z", ["endDate": "2026-12-01T00:00:00Z"])
+        #expect(total["series"]?.arrayValue?.first?["total"]?.stringValue == exact, "\(total.jsonText)")
+        // Paigo's timestamp needs a 4-digit year and a zone.
+        for bad in ["26-11-30T00:00:00Z", "2026-11-30T00:00:00"] {
+            var record = paigo.objectValue ?? [:]
+            record["timestamp"] = .string(bad)
+            record["idempotencyKey"] = .string(uniqueID("p"))
+            let result = try daemon.call("importRecords", ["format": "PAIGO", "records": [.object(record)]])
+            #expect(result["accepted"] == 0 && result["rejected"]?.arrayValue?.first?["message"]?.stringValue?.contains("timestamp") == true, "\(bad): \(result.jsonText)")
+        }
+        _ = try daemon.expectLedgerConsistent()
+    }
+
     // MARK: - getUsageHistory
 
     @Test("getUsageHistory: MINUTE/HOUR/DAY/MONTH, start/end bounds, groupBy 1 and 2 keys, resourceId, eventCount; listDimensionKeys")

@@ -149,13 +149,15 @@ enum SchemaValidator {
         throw LiveTestError("unbalanced JSON Schema in \(path)")
     }
 
-    /// python3 with `jsonschema` importable (installed with pip if missing).
+    /// python3 with `jsonschema` importable: the one on the PATH, else Debian's, else the one on
+    /// the PATH after a pip install.
     static func python() throws -> String {
         guard let python = findExecutable("python3") else { throw LiveTestError("python3 is not installed: the JSON Schema check needs it") }
-        if try runProgram(python, ["-c", "import jsonschema"]).status != 0 {
-            let install = try runProgram(python, ["-m", "pip", "install", "--quiet", "jsonschema"], timeoutSeconds: 120)
-            guard install.status == 0 else { throw LiveTestError("pip install jsonschema failed: \(install.stderr)") }
+        for candidate in [python, "/usr/bin/python3"] where FileManager.default.isExecutableFile(atPath: candidate) {
+            if try runProgram(candidate, ["-c", "import jsonschema"]).status == 0 { return candidate }
         }
+        let install = try runProgram(python, ["-m", "pip", "install", "--quiet", "jsonschema"], timeoutSeconds: 120)
+        guard install.status == 0 else { throw LiveTestError("pip install jsonschema failed: \(install.stderr)") }
         return python
     }
 

@@ -65,6 +65,19 @@ struct UsageCrashTests {
         return (current, count)
     }
 
+    /// The time series grouped by region (events per region, all time) and the customer's
+    /// dimension keys: each batch is half "us", half "eu", keyed by "region" and "n".
+    static func byRegion(_ daemon: LiveDaemon, _ customerId: String, _ featureId: String) throws -> (regions: [String: Int], keys: [String]) {
+        let history = try daemon.history(customerId, featureId, start: "2000-01-01T00:00:00Z", ["granularity": "MONTH", "groupBy": ["region"]])
+        var regions: [String: Int] = [:]
+        for series in history["series"]?.arrayValue ?? [] {
+            let region = series["tags"]?.arrayValue?.first?["value"]?.stringValue ?? "?"
+            regions[region, default: 0] += (series["points"]?.arrayValue ?? []).reduce(0) { $0 + ($1["eventCount"]?.intValue ?? 0) }
+        }
+        let keys = try daemon.call("listDimensionKeys", ["customerId": .string(customerId)])["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        return (regions, keys.sorted())
+    }
+
     @Test("every acknowledged event is counted exactly once after kill -9; a full retry adds nothing twice (5 rounds)")
     func killNineDuringReportEvent() throws {
         let daemon = LiveDaemon()
@@ -97,6 +110,10 @@ struct UsageCrashTests {
             #expect(afterCrash.current == afterCrash.history, "round \(round): currentUsage \(afterCrash.current) vs history \(afterCrash.history)")
             #expect(afterCrash.current >= distinct + acknowledgedEvents, "round \(round): acknowledged events lost: \(afterCrash.current) < \(distinct) + \(acknowledgedEvents)")
             #expect(afterCrash.current <= distinct + sent.count * Self.batchSize, "round \(round): more usage than events sent")
+            // The grouped time series and the dimension keys agree with the totals.
+            let seriesAfterCrash = try Self.byRegion(daemon, customer, feature)
+            #expect(seriesAfterCrash.regions == ["us": afterCrash.current / 2, "eu": afterCrash.current / 2], "round \(round): \(seriesAfterCrash.regions) for \(afterCrash.current) events")
+            #expect(seriesAfterCrash.keys == ["n", "region"], "round \(round): \(seriesAfterCrash.keys)")
 
             // Retry the whole stream (acknowledged or not) with the same keys.
             let connection = try daemon.connect()
@@ -117,6 +134,9 @@ struct UsageCrashTests {
             distinct += total
             let afterRetry = try Self.usage(daemon, customer, feature)
             #expect(afterRetry.current == distinct && afterRetry.history == distinct, "round \(round): usage \(afterRetry) after the retry, \(distinct) distinct events sent")
+            let seriesAfterRetry = try Self.byRegion(daemon, customer, feature)
+            #expect(seriesAfterRetry.regions == ["us": distinct / 2, "eu": distinct / 2], "round \(round): \(seriesAfterRetry.regions) after the retry, \(distinct) distinct events")
+            #expect(seriesAfterRetry.keys == ["n", "region"])
 
             // A second retry is all duplicates and appends nothing.
             let sequence = try daemon.lastSequence()

@@ -978,6 +978,58 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
+    @Test("reportEvent through a SUM meter deducts in the same commit, grants drawn in order; auto-recharge tops up from raw events too, its grant expiring one grantExpirationPeriod later")
+    func meteredDeduction() throws {
+        let f = try CreditFixture(daemon)
+        let eventName = uniqueID("cr-evt"), tokens = uniqueID("cr-tokens")
+        _ = try daemon.call("defineFeature", [
+            "featureId": .string(tokens), "type": "METERED",
+            "meter": ["eventName": .string(eventName), "aggregation": "SUM", "field": "tokens"],
+            "creditCost": ["currencyId": .string(f.currency), "amountPerUnit": "0.001"],
+        ])
+        let promotional = try f.grantId("4", "PROMOTIONAL", ["priority": 10])  // drawn first
+        let paid = try f.grantId("20")
+        func send(_ count: Int) throws -> JSONValue {
+            let events = (0..<count).map { i in usageEvent(f.customer, eventName, key: uniqueID("ev"), dimensions: ["tokens": "1500", "model": "m\(i % 2)"]) }
+            return try daemon.call("reportEvent", ["events": .array(events)])
+        }
+        let before = try daemon.lastSequence()
+        #expect(try send(5)["accepted"] == 5)
+        // 5 × 1500 tokens × 0.001 = 7.5 credits: the promotional 4 first, then 3.5 of the paid grant.
+        #expect(try f.balance() == "16.5")
+        let types = try daemon.events(after: before).map { $0["type"]?.stringValue ?? "" }
+        #expect(types == Array(repeating: ["EVENT_RECEIVED", "CREDITS_CONSUMED"], count: 5).flatMap { $0 }, "each event with its deduction: \(types)")
+        let consumed = try f.ledger(["eventType": "CREDITS_CONSUMED"])
+        #expect(consumed.map { $0["amount"]?.stringValue ?? "" } == Array(repeating: "-1.5", count: 5), "\(consumed)")
+        #expect(consumed.allSatisfy { $0["featureId"]?.stringValue == tokens })
+        #expect(consumed.map(CreditFixture.breakdown) == [
+            ["\(promotional)=1.5"], ["\(promotional)=1.5"], ["\(promotional)=1", "\(paid)=0.5"], ["\(paid)=1.5"], ["\(paid)=1.5"],
+        ], "\(consumed)")
+        let history = try daemon.history(f.customer, tokens, start: "2000-01-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(history["series"]?.arrayValue?.first?["total"] == "7500", "\(history.jsonText)")
+        let usage = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "currencyId": .string(f.currency), "startDate": "2000-01-01T00:00:00Z", "groupBy": ["model"]])
+        let byModel = Dictionary(uniqueKeysWithValues: (usage["series"]?.arrayValue ?? []).map { ($0["tags"]?.arrayValue?.first?["value"]?.stringValue ?? "?", $0["totalCredits"]?.stringValue ?? "?") })
+        #expect(byModel == ["m0": "4.5", "m1": "3"], "\(usage.jsonText)")
+
+        // Auto-recharge from raw events: of 3 more events, the second leaves 13.5, below 15, so it
+        // tops up by 36.5 to 50 in its commit; the third brings that to 48.5.
+        _ = try daemon.call("setAutoRecharge", [
+            "customerId": .string(f.customer), "currencyId": .string(f.currency), "isEnabled": true,
+            "thresholdValue": "15", "targetBalance": "50", "grantExpirationPeriod": "MONTH",
+        ])
+        #expect(try send(3)["accepted"] == 3)
+        #expect(try f.balance() == "48.5")
+        let recharges = try f.grants().filter { $0["sourceType"] == "AUTO_RECHARGE" }
+        #expect(recharges.map { $0["amount"] } == ["36.5"], "\(recharges.map(\.jsonText))")
+        if let recharge = recharges.first, let expireAt = recharge["expireAt"]?.stringValue.flatMap(CreditTime.parse), let grantedAt = recharge["effectiveAt"]?.stringValue.flatMap(CreditTime.parse) {
+            let days = expireAt.timeIntervalSince(grantedAt) / 86_400
+            #expect(days >= 28 && days <= 31, "grantExpirationPeriod MONTH: expires \(days) days after it was granted")
+        } else {
+            Issue.record("the recharge grant has no expireAt: \(recharges.map(\.jsonText))")
+        }
+        try expectCreditInvariants(daemon, f.customer)
+    }
+
     @Test("auto-recharge: maxSpendLimit stops top-ups beyond this calendar month's limit; a new month starts over")
     func autoRechargeLimit() throws {
         let f = try CreditFixture(daemon)

@@ -31,6 +31,10 @@ public enum Audit {
         public var mismatches: [ProjectionMismatch] = []
         public var idempotencyRecords: Int?
         public var anchor: Anchor?
+        /// With `balances`: every credit pool as the replay leaves it, by customer, currency and
+        /// pool, at the `asOf` timestamp or else the instant of the last replayed event (what
+        /// getCreditBalance asOf answers).
+        public var balances: [(customerId: String, balance: PoolBalance)]?
         /// Everything found wrong, each a sentence saying what.
         public var problems: [String] = []
 
@@ -41,7 +45,7 @@ public enum Audit {
     /// compares everything stored with the replay.
     /// - Throws: `StorageError` only for what prevents a report (the database cannot be opened
     ///   or read); damage found while reading is a problem in the report.
-    public static func run(dataDirectory: String, target: Target, verify: Bool, progress: ProgressHandler? = nil) throws(StorageError) -> Report {
+    public static func run(dataDirectory: String, target: Target, verify: Bool, balances: Bool = false, progress: ProgressHandler? = nil) throws(StorageError) -> Report {
         precondition(!verify || target == .head, "verify compares the stored projections, which stand at the head")
         let path = Ledger.databasePath(in: dataDirectory)
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
@@ -63,10 +67,9 @@ public enum Audit {
             let snapshot = store.snapshot()
             let last = try store.lastEvent(snapshot: snapshot)
             report.logLastSequence = last?.event.sequence ?? 0
-            let total = report.logLastSequence
-            let onProgress: (UInt64) -> Void = { progress?($0, total) }
+            let logLast = report.logLastSequence
             if verify {
-                let verification = try Replay.verify(store: store, progress: onProgress)
+                let verification = try Replay.verify(store: store) { progress?($0, logLast) }
                 report.eventsRead = verification.eventsRead
                 report.lastSequence = verification.lastSequence
                 report.headHash = verification.headHash
@@ -78,19 +81,35 @@ public enum Audit {
                     ? verification.projectionCounts
                     : try counts(Replay.run(store: store, snapshot: snapshot, through: verification.lastSequence).projections)
                 report.idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
+                if balances {
+                    let projections = try Replay.run(store: store, snapshot: snapshot, through: verification.lastSequence).projections
+                    report.balances = try poolBalances(projections, at: last?.event.recordedAt ?? .distantPast)
+                }
             } else {
                 let through: UInt64
                 switch target {
-                case .head: through = .max
+                case .head: through = logLast
                 case .sequence(let n): through = n
                 case .asOf(let t): through = try sequence(asOf: t, store: store, snapshot: snapshot)
                 }
-                let outcome = try Replay.run(store: store, snapshot: snapshot, through: through, progress: onProgress)
+                let total = min(through, logLast)
+                let outcome = try Replay.run(store: store, snapshot: snapshot, through: through) { progress?($0, total) }
                 report.eventsRead = outcome.eventsRead
                 report.lastSequence = outcome.lastSequence
                 report.headHash = outcome.headHash
                 report.chainProblem = outcome.chainProblem
                 report.replayedCounts = counts(outcome.projections)
+                if balances {
+                    // As getCreditBalance asOf answers (CreditQueries.replay), from the same
+                    // replay: at the given timestamp, or at the instant of the last replayed event.
+                    var instant = Timestamp.distantPast
+                    if case .asOf(let t) = target {
+                        instant = t
+                    } else if outcome.lastSequence > 0 {
+                        instant = try store.events(after: outcome.lastSequence - 1, limit: 1, snapshot: snapshot).first?.event.recordedAt ?? .distantPast
+                    }
+                    report.balances = try poolBalances(outcome.projections, at: instant)
+                }
                 if case .sequence(let n) = target, n > report.logLastSequence {
                     report.problems.append("the log ends at sequence \(report.logLastSequence), before the requested \(n)")
                 }
@@ -115,6 +134,23 @@ public enum Audit {
             }
         }
         return report
+    }
+
+    /// Every credit pool in `projections` (keys `cp\0<customer>\0<currency>\0<resource>`), its
+    /// balance at `t`, ordered by customer, currency and pool (the global pool first).
+    static func poolBalances(_ projections: MemoryProjections, at t: Timestamp) throws(StorageError) -> [(customerId: String, balance: PoolBalance)] {
+        var pools: [(customerId: String, currencyId: String, resourceId: String?)] = []
+        for key in projections.keys where Projections.projectionName(of: key.bytes) == "creditPools" {
+            let parts = key.bytes.split(separator: 0, maxSplits: 3, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            guard parts.count == 4 else { continue }
+            pools.append((parts[1], parts[2], parts[3].isEmpty ? nil : parts[3]))
+        }
+        pools.sort { ($0.customerId, $0.currencyId, $0.resourceId ?? "") < ($1.customerId, $1.currencyId, $1.resourceId ?? "") }
+        var balances: [(customerId: String, balance: PoolBalance)] = []
+        for pool in pools {
+            balances.append((pool.customerId, try Projections.balance(customerId: pool.customerId, currencyId: pool.currencyId, resourceId: pool.resourceId, at: t, in: projections)))
+        }
+        return balances
     }
 
     static func counts(_ projections: MemoryProjections) -> [String: Int] {

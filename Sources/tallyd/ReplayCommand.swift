@@ -31,6 +31,9 @@ struct Replay: ParsableCommand {
     @Option(name: .long, help: "Replay the events recorded at or before this RFC 3339 timestamp.")
     var asOf: String?
 
+    @Flag(name: .long, help: "Print every credit pool's balance as replayed: at the --as-of time, else at the last replayed event (what getCreditBalance asOf answers).")
+    var balances = false
+
     func validate() throws {
         if toSequence != nil && asOf != nil { throw ValidationError("--to-sequence and --as-of cannot be combined.") }
         if verify && (toSequence != nil || asOf != nil) {
@@ -54,7 +57,7 @@ struct Replay: ParsableCommand {
         let bar = ProgressBar(label: "replay", unit: "events")
         let report: Audit.Report
         do {
-            report = try Audit.run(dataDirectory: dataDir, target: target, verify: verify) { bar.update($0, of: $1) }
+            report = try Audit.run(dataDirectory: dataDir, target: target, verify: verify, balances: balances) { bar.update($0, of: $1) }
         } catch {
             printError("tallyd replay: \(error)")
             throw ExitCode(1)
@@ -76,6 +79,9 @@ struct Replay: ParsableCommand {
         }
         if names.isEmpty { lines.append("projections: none") }
         if let count = report.idempotencyRecords { lines.append("idempotency records: \(count) read") }
+        for (customer, b) in report.balances ?? [] {
+            lines.append("balance \(customer) \(b.currencyId) \(b.resourceId.map { "pool \($0)" } ?? "global"): \(b.balance) (grants remaining \(b.grantsRemaining), overdraft \(b.overdraft))")
+        }
         if verify {
             lines.append("anchor: \(report.anchor.map { "\($0)" } ?? "none")")
         }

@@ -925,6 +925,22 @@ struct CreditsTests {
             #expect(try f.balance(asOf: .string(step.time)) == step.global, "asOf \(step.time)")
             #expect(try f.balance(resource: r, asOf: .string(step.time)) == step.resource, "asOf \(step.time), pool \(r)")
         }
+        // The auditor's offline replay to the same point answers the same (one code path).
+        func replayed(_ target: [String]) throws -> (global: String?, resource: String?) {
+            let replay = try runProgram(Binaries.tallyd, ["replay", "--data-dir", daemon.dataDirectory, "--balances"] + target)
+            #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+            func balance(_ pool: String) -> String? {
+                let prefix = "balance \(f.customer) \(f.currency) \(pool): "
+                return replay.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }?.dropFirst(prefix.count).split(separator: " ").first.map(String.init)
+            }
+            return (balance("global"), balance("pool \(r)"))
+        }
+        for step in [steps[2], steps[4], steps[6]] {
+            let bySequence = try replayed(["--to-sequence", "\(step.sequence)"])
+            #expect(bySequence.global == step.global && bySequence.resource == step.resource, "replay --to-sequence \(step.sequence): \(bySequence) vs \(step)")
+            let byTime = try replayed(["--as-of", step.time])
+            #expect(byTime.global == step.global && byTime.resource == step.resource, "replay --as-of \(step.time): \(byTime) vs \(step)")
+        }
         let answer = try daemon.call("getCreditBalance", ["customerId": .string(f.customer), "asOf": ["sequence": .integer(steps[2].sequence)]])
         #expect(answer.field("asOf.sequence") == .integer(steps[2].sequence), "\(answer.jsonText)")
         try daemon.expectCreditRefusal(code: -32602, field: "asOf.sequence") {

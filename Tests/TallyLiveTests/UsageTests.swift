@@ -53,6 +53,63 @@ struct UsageTests {
         }
     }
 
+    @Test("catalog and entitlement bad input: -32602 naming the field, nothing appended")
+    func catalogBadInput() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let plan = uniqueID("plan")
+        _ = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "P", "entitlements": [["featureId": .string(feature)]]])
+        func meter(_ m: JSONObject) -> JSONObject { ["featureId": .string(uniqueID("bad")), "type": "METERED", "meter": .object(m)] }
+        let cases: [(method: String, params: JSONObject, field: String)] = [
+            ("defineFeature", ["featureId": .string(uniqueID("bad")), "type": "METRED"], "type"),
+            ("defineFeature", ["featureId": "", "type": "METERED"], "featureId"),
+            ("defineFeature", ["featureId": .string(uniqueID("bad")), "type": "BOOLEAN", "meter": ["eventName": "e", "aggregation": "COUNT"]], "meter"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "AVERAGE"]), "meter.aggregation"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "SUM"]), "meter.field"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "field": "tokens"]), "meter.field"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "SUM", "field": "bad key!"]), "meter.field"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "LIKE", "values": ["us"]]]]), "meter.filters[0].op"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "EQUALS", "values": ["us", "eu"]]]]), "meter.filters[0].values"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "IN"]]]), "meter.filters[0].values"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "EXISTS", "values": ["x"]]]]), "meter.filters[0].values"),
+            ("defineFeature", ["featureId": .string(uniqueID("bad")), "type": "METERED", "creditCost": ["currencyId": "c", "amountPerUnit": "0"]], "creditCost.amountPerUnit"),
+            ("defineFeature", ["featureId": .string(uniqueID("bad")), "type": "METERED", "creditCost": ["currencyId": "c", "amountPerUnit": "0.0000000000001"]], "creditCost.amountPerUnit"),
+            ("defineCurrency", ["currencyId": .string(uniqueID("cur"))], "displayName"),
+            ("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P"], "entitlements"),
+            ("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [["featureId": .string(feature), "usageLimit": -1]]], "entitlements[0].usageLimit"),
+            ("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [["featureId": .string(feature), "usageLimit": 5, "hasUnlimitedUsage": true]]], "entitlements[0].usageLimit"),
+            ("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [["featureId": .string(feature), "resetPeriod": "HOUR"]]], "entitlements[0].resetPeriod"),
+            ("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [["featureId": .string(feature)], ["featureId": .string(feature)]]], "entitlements[1].featureId"),
+            ("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan), "status": "EXPIRED"], "status"),
+            ("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan), "startDate": "2026-11-01"], "startDate"),
+            ("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "usageLimit": "-5"], "usageLimit"),
+            ("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "resetPeriod": "FORTNIGHT"], "resetPeriod"),
+            ("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "endDate": "tomorrow"], "endDate"),
+            ("getEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "requestedUsage": "lots"], "requestedUsage"),
+            ("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-11-01T00:00:00Z", "groupBy": ["region", "bad key"]], "groupBy[1]"),
+            ("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-11-01T00:00:00Z", "granularity": "WEEK"], "granularity"),
+            ("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-11-02T00:00:00Z", "endDate": "2026-11-01T00:00:00Z"], "endDate"),
+        ]
+        for (method, params, field) in cases {
+            try daemon.expectInvalidParams(method, params, field: field)
+        }
+        // reportEvent items that break the rules are rejected on their own, naming the field,
+        // and only the good one is appended.
+        let before = try daemon.lastSequence()
+        let mixed = try daemon.call("reportEvent", ["events": [
+            usageEvent(customer, "e", key: uniqueID("ok")),
+            ["customerId": .string(customer), "eventName": "e", "idempotencyKey": .string(uniqueID("k")), "timestamp": "2026-11-01T00:00:00"],
+            ["customerId": .string(customer), "eventName": "e", "idempotencyKey": .string(uniqueID("k")), "dimensions": ["bad key": "x"]],
+            ["customerId": .string(customer), "eventName": "e", "idempotencyKey": .string(uniqueID("k")), "dimensions": ["n": "1.0000000000001"], "resourceId": ""],
+        ]])
+        #expect(mixed["accepted"] == 1, "\(mixed.jsonText)")
+        let rejected = mixed["rejected"]?.arrayValue ?? []
+        #expect(rejected.map { $0["index"]?.intValue } == [1, 2, 3] && rejected.allSatisfy { $0["code"] == -32602 }, "\(mixed.jsonText)")
+        for (item, field) in zip(rejected, ["timestamp", "dimensions", "resourceId"]) {
+            #expect(item["message"]?.stringValue?.contains(field) == true, "names \(field): \(item.jsonText)")
+        }
+        #expect(try daemon.lastSequence() == before + 1)
+    }
+
     @Test("catalog refusals: 1002 unknown feature in a plan, 1003 unknown currency, 1001/1005 subscription, 1013 second cancel")
     func catalogRefusals() throws {
         let feature = try daemon.newMeteredFeature()

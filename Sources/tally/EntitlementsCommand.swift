@@ -5,8 +5,8 @@ import TallyProtocol
 struct EntitlementsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "entitlements",
-        abstract: "Check a customer's access to a feature, or list all of its entitlements.",
-        subcommands: [EntitlementsCheckCommand.self, EntitlementsListCommand.self])
+        abstract: "Check a customer's access to a feature, list its entitlements, grant or revoke a promotional one.",
+        subcommands: [EntitlementsCheckCommand.self, EntitlementsListCommand.self, EntitlementsGrantCommand.self, EntitlementsRevokeCommand.self])
 
     /// `40 / 100`, `40 / unlimited`, or just the usage when there is no limit.
     static func usage(_ entitlement: JSONValue) -> String {

@@ -5,8 +5,8 @@ import TallyProtocol
 struct UsageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usage",
-        abstract: "Report usage of a metered feature and show its history.",
-        subcommands: [UsageReportCommand.self, UsageHistoryCommand.self])
+        abstract: "Report or import usage of metered features, show its history and dimension keys.",
+        subcommands: [UsageReportCommand.self, UsageHistoryCommand.self, UsageImportCommand.self, UsageKeysCommand.self])
 
     /// `key=value` options (repeatable) as a JSON object of strings; the value may hold `=`.
     static func pairs(_ entries: [String]) -> JSONObject {

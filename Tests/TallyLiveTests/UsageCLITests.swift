@@ -269,4 +269,59 @@ struct UsageCLITests {
         let listJSON = try parseJSON(try tallyOK(["entitlements", "list", customer, "--json"]))
         #expect(listJSON == (try daemon.call("getEntitlements", ["customerId": .string(customer)])))
     }
+
+    @Test("usage import sends NDJSON or a JSON array of vendor records; rejections by record number; re-import is duplicates; usage keys lists dimension keys")
+    func importAndKeys() throws {
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+        let id = uniqueID("imp")
+        let ndjson = [
+            #"{"id":"\#(id)-1","meter_name":"\#(feature)","customer_name":"\#(customer)","value":2,"labels":{"Region":"us"}}"#,
+            "",
+            #"{"id":"\#(id)-2","meter_name":"\#(feature)","customer_name":"\#(customer)","value":3,"colour":"red"}"#,
+            #"{"id":"\#(id)-3","meter_name":"\#(feature)","customer_name":"\#(customer)","value":5,"labels":{"tier":"pro"}}"#,
+        ].joined(separator: "\n")
+        let first = try tally(["usage", "import", "octane", "-", "--batch", "2"], stdin: ndjson)
+        #expect(first.status == 1, "a rejected record makes the exit status 1: \(first.stdout)\(first.stderr)")
+        #expect(first.stdout.contains("accepted") && first.stdout.contains("record 2:") && first.stdout.contains("colour"), "\(first.stdout)")
+        let again = try parseJSON(try tallyOK(["usage", "import", "OCTANE", "-", "--json"], status: 1, stdin: ndjson))
+        #expect(again["accepted"] == 0 && again["duplicates"] == 2 && again["rejected"]?.arrayValue?.count == 1, "\(again.jsonText)")
+
+        let directory = TemporaryDirectory("import")
+        let array = directory.path + "/records.json"
+        try #"[{"timestamp":"2026-11-30T00:00:00Z","customerId":"\#(customer)","dimensionId":"\#(feature)","recordValue":"0.25","idempotencyKey":"\#(id)-p"}]"#
+            .write(toFile: array, atomically: true, encoding: .utf8)
+        let paigo = try parseJSON(try tallyOK(["usage", "import", "PAIGO", array, "--json"]))
+        #expect(paigo["accepted"] == 1 && paigo["rejected"] == [], "\(paigo.jsonText)")
+        let reported = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 0])
+        #expect(reported["currentUsage"] == "7.25", "2 + 5 + 0.25: \(reported.jsonText)")
+
+        let keys = try tallyOK(["usage", "keys", customer])
+        #expect(keys.split(separator: "\n") == ["Region", "tier"], "\(keys)")
+        #expect(try tallyOK(["usage", "keys", customer, "--search", "REG"]).split(separator: "\n") == ["Region"])
+        let bad = try tally(["usage", "import", "CSV", array])
+        #expect(bad.status == 64, "\(bad.stderr)")
+        let notJSON = try tally(["usage", "import", "STIGG", "-"], stdin: "{\"id\":\n")
+        #expect(notJSON.status == 64 && notJSON.stderr.contains("line 1"), "\(notJSON.stderr)")
+    }
+
+    @Test("entitlements grant and revoke a promotional entitlement through the CLI")
+    func promotional() throws {
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+        #expect(try tally(["entitlements", "check", customer, feature]).status == 3, "no plan, no promotion: denied")
+        let granted = try tallyOK(["entitlements", "grant", customer, feature, "--limit", "50", "--reset-period", "month"])
+        #expect(granted.contains(feature) && granted.contains("50"), "\(granted)")
+        let allowed = try tallyOK(["entitlements", "check", customer, feature, "--requested", "10"])
+        #expect(allowed.contains("ALLOWED") && allowed.contains("0 / 50"), "\(allowed)")
+        let unlimited = try parseJSON(try tallyOK(["entitlements", "grant", customer, feature, "--unlimited", "--json"]))
+        #expect(unlimited["hasUnlimitedUsage"] == true || unlimited["isUnlimited"] == true, "\(unlimited.jsonText)")
+        _ = try tallyOK(["entitlements", "revoke", customer, feature])
+        #expect(try tally(["entitlements", "check", customer, feature]).status == 3, "revoked: denied again")
+        #expect(try tally(["entitlements", "grant", customer, feature, "--limit", "5", "--unlimited"]).status == 64)
+    }
 }

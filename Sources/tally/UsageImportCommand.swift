@@ -1,0 +1,111 @@
+import ArgumentParser
+import TallyClient
+import TallyProtocol
+
+/// `tally usage import`: importRecords from a file of records in a vendor's schema.
+struct UsageImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import usage records taken verbatim in the Stigg, Octane, Paigo or CloudEvents schema.",
+        discussion: """
+            FILE holds one JSON record per line (NDJSON) or one JSON array of records; - reads \
+            standard input. The records go in importRecords calls of --batch records; each record \
+            succeeds or fails on its own, and importing the same records again answers duplicates. \
+            Prints the accepted, duplicate and rejected counts, then each rejection by record \
+            number (1-based, across the whole file).
+            Exit status: 0 every record was accepted or a duplicate, 1 some were rejected or a call \
+            failed, 2 the daemon could not be reached, 64 bad usage or input that is not JSON.
+            """)
+
+    static let formats = ["STIGG", "OCTANE", "PAIGO", "CLOUDEVENTS"]
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The records' schema: STIGG, OCTANE, PAIGO or CLOUDEVENTS.")
+    var format: String
+
+    @Argument(help: "The file of records, or - for standard input.")
+    var file: String
+
+    @Option(help: "Records per importRecords call (1–10000).")
+    var batch = 500
+
+    func validate() throws {
+        guard Self.formats.contains(format.uppercased()) else {
+            throw ValidationError("FORMAT must be one of \(Self.formats.joined(separator: ", ")), got '\(format)'.")
+        }
+        guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000, got \(batch).") }
+    }
+
+    func run() throws {
+        let records: [JSONValue]
+        do {
+            records = try Self.records(in: file)
+        } catch {
+            Console.error("tally usage import: \(error)")
+            throw ExitCode.validationFailure
+        }
+        guard !records.isEmpty else {
+            Console.error("tally usage import: \(file) holds no records")
+            throw ExitCode.validationFailure
+        }
+        let context = TallyCommandContext(global)
+        var accepted = 0, duplicates = 0
+        var rejections: [(record: Int, message: String)] = []
+        try context.run { connection in
+            for start in stride(from: 0, to: records.count, by: batch) {
+                let chunk = Array(records[start..<min(start + batch, records.count)])
+                let result = try connection.call("importRecords", ["format": .string(format.uppercased()), "records": .array(chunk)])
+                accepted += Int(result["accepted"]?.numberText ?? "") ?? 0
+                duplicates += Int(result["duplicates"]?.numberText ?? "") ?? 0
+                for rejection in result["rejected"]?.arrayValue ?? [] {
+                    let index = Int(rejection["index"]?.numberText ?? "") ?? 0
+                    rejections.append((start + index + 1, rejection["message"]?.stringValue ?? ""))
+                }
+            }
+            let summary: JSONValue = [
+                "records": .integer(records.count), "accepted": .integer(accepted), "duplicates": .integer(duplicates),
+                "rejected": .array(rejections.map { ["record": .integer($0.record), "message": .string($0.message)] }),
+            ]
+            context.output(summary) {
+                var text = TableFormatter.keyValue([
+                    ("records", String(records.count)), ("accepted", String(accepted)),
+                    ("duplicates", String(duplicates)), ("rejected", String(rejections.count)),
+                ])
+                for rejection in rejections { text += "\nrecord \(rejection.record): \(rejection.message)" }
+                return text
+            }
+        }
+        if !rejections.isEmpty { throw ExitCode(1) }
+    }
+
+    /// The records of an NDJSON file, or of a file holding one JSON array.
+    static func records(in path: String) throws -> [JSONValue] {
+        let reader = try NDJSONReader(path: path)
+        var lines: [ArraySlice<UInt8>] = []
+        while let line = try reader.nextLine() { lines.append(line) }
+        let isBlank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+        let firstByte = lines.lazy.compactMap { $0.first(where: { !isBlank($0) }) }.first
+        if firstByte == UInt8(ascii: "[") {
+            var whole: [UInt8] = []
+            for line in lines { whole += line; whole.append(0x0A) }
+            let value = try JSONParser.parse(whole)
+            guard let array = value.arrayValue else { throw ImportInputError("\(path) is not a JSON array of records") }
+            return array
+        }
+        var records: [JSONValue] = []
+        for (number, line) in lines.enumerated() where line.contains(where: { !isBlank($0) }) {
+            do {
+                records.append(try JSONParser.parse(Array(line)))
+            } catch {
+                throw ImportInputError("line \(number + 1) of \(path) is not JSON: \(error)")
+            }
+        }
+        return records
+    }
+}
+
+struct ImportInputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -20,7 +20,7 @@ extension Snapshots {
     /// - Returns: the verification (check `isValid`: when false, nothing was installed) and the
     ///   name the old database was moved to, if there was one.
     /// - Throws: `SnapshotError` (not a snapshot, I/O failure).
-    public static func restore(from path: String, dataDirectory: String, logger: Logger, progress: ProgressHandler? = nil) throws(SnapshotError) -> (verification: SnapshotVerification, oldDatabase: String?) {
+    public static func restore(from path: String, dataDirectory: String, logger: Logger, progress: ProgressHandler? = nil, replayProgress: ProgressHandler? = nil) throws(SnapshotError) -> (verification: SnapshotVerification, oldDatabase: String?) {
         do {
             try RestoreJournal.finishInterrupted(dataDirectory: dataDirectory, logger: logger)
         } catch {
@@ -28,7 +28,7 @@ extension Snapshots {
         }
         let database = Ledger.databasePath(in: dataDirectory)
         let temporary = RestoreJournal.temporaryPath(in: dataDirectory)
-        let verification = try verify(at: path, into: temporary, progress: progress)
+        let verification = try verify(at: path, into: temporary, progress: progress, replayProgress: replayProgress)
         guard verification.isValid else {
             try? FileManager.default.removeItem(atPath: temporary)
             return (verification, nil)

@@ -26,15 +26,16 @@ extension Snapshots {
     /// with the manifest's. The trial copy is removed afterwards. The snapshot itself is only read.
     /// - Throws: `SnapshotError` when it is not a snapshot (no or damaged manifest) or the scratch
     ///   copy cannot be made.
-    public static func verify(at path: String, scratchDirectory: String, progress: ProgressHandler? = nil) throws(SnapshotError) -> SnapshotVerification {
+    /// `progress` follows the copy (bytes), `replayProgress` the trial replay (events).
+    public static func verify(at path: String, scratchDirectory: String, progress: ProgressHandler? = nil, replayProgress: ProgressHandler? = nil) throws(SnapshotError) -> SnapshotVerification {
         let trial = scratchDirectory + "/.tally-verify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { try? FileManager.default.removeItem(atPath: trial) }
-        return try verify(at: path, into: trial, progress: progress)
+        return try verify(at: path, into: trial, progress: progress, replayProgress: replayProgress)
     }
 
     /// The same check, leaving the verified copy at `trial` (which must not exist): restore
     /// installs exactly the bytes it checked.
-    static func verify(at path: String, into trial: String, progress: ProgressHandler?) throws(SnapshotError) -> SnapshotVerification {
+    static func verify(at path: String, into trial: String, progress: ProgressHandler?, replayProgress: ProgressHandler?) throws(SnapshotError) -> SnapshotVerification {
         let source = absolute(path)
         let manifest = try SnapshotManifest.read(snapshot: source)
         var result = SnapshotVerification(manifest: manifest, filesChecked: 0, bytesChecked: 0, report: nil, idempotencyRecords: 0, problems: [])
@@ -78,16 +79,16 @@ extension Snapshots {
         do {
             try DurableFiles.syncDirectory(trial)
             // Scoped so the database is closed before the caller removes or installs the copy.
-            try replayTrial(trial, manifest: manifest, into: &result)
+            try replayTrial(trial, manifest: manifest, into: &result, progress: replayProgress)
         } catch {
             result.problems.append("the snapshot's database cannot be read: \(error)")
         }
         return result
     }
 
-    private static func replayTrial(_ trial: String, manifest: SnapshotManifest, into result: inout SnapshotVerification) throws {
+    private static func replayTrial(_ trial: String, manifest: SnapshotManifest, into result: inout SnapshotVerification, progress: ProgressHandler?) throws {
         let store = try LedgerStore(path: trial, readOnly: true)
-        let report = try Replay.verify(store: store)
+        let report = try Replay.verify(store: store) { progress?($0, manifest.sequence) }
         result.report = report
         result.idempotencyRecords = try store.checkIdempotencyRecords(snapshot: nil)
         if let problem = report.chainProblem { result.problems.append("hash chain: \(problem)") }

@@ -22,14 +22,25 @@ struct SnapshotVerifyCommand: ParsableCommand {
     func run() throws {
         let scratchDirectory = scratch ?? Console.environment("TMPDIR") ?? "/tmp"
         let bar = ProgressBar(label: "verify", unit: "bytes")
+        let replayBar = ProgressBar(label: "replay", unit: "events")
+        var replayStarted = false
         let result: SnapshotVerification
         do {
-            result = try Snapshots.verify(at: path, scratchDirectory: scratchDirectory) { bar.update($0, of: $1) }
+            result = try Snapshots.verify(
+                at: path, scratchDirectory: scratchDirectory, progress: { bar.update($0, of: $1) },
+                replayProgress: { done, total in
+                    if !replayStarted { replayStarted = true; bar.finish(total, of: total) }
+                    replayBar.update(done, of: total)
+                })
         } catch {
             Console.error("error: \(error)")
             throw ExitCode(1)
         }
-        bar.finish(result.bytesChecked, of: result.manifest.sizeBytes)
+        if replayStarted {
+            replayBar.finish(result.report?.eventsRead ?? 0, of: result.manifest.sequence)
+        } else {
+            bar.finish(result.bytesChecked, of: result.manifest.sizeBytes)
+        }
         var lines = [
             "snapshot: \(path)",
             "created: \(result.manifest.createdAt)",

@@ -33,11 +33,22 @@ struct Restore: ParsableCommand {
         }
         let logger = Logger(label: "tallyd")
         let bar = ProgressBar(label: "verify+copy", unit: "bytes")
+        let replayBar = ProgressBar(label: "replay", unit: "events")
+        var replayStarted = false
         do {
             let (verification, old) = try OfflineDataDirectory.whileLocked(dataDir) {
-                try Snapshots.restore(from: from, dataDirectory: dataDir, logger: logger) { bar.update($0, of: $1) }
+                try Snapshots.restore(
+                    from: from, dataDirectory: dataDir, logger: logger, progress: { bar.update($0, of: $1) },
+                    replayProgress: { done, total in
+                        if !replayStarted { replayStarted = true; bar.finish(total, of: total) }
+                        replayBar.update(done, of: total)
+                    })
             }
-            bar.finish(verification.bytesChecked, of: verification.manifest.sizeBytes)
+            if replayStarted {
+                replayBar.finish(verification.report?.eventsRead ?? 0, of: verification.manifest.sequence)
+            } else {
+                bar.finish(verification.bytesChecked, of: verification.manifest.sizeBytes)
+            }
             guard verification.isValid else {
                 for problem in verification.problems { printError("PROBLEM: \(problem)") }
                 printError("tallyd restore: the snapshot \(from) failed verification; nothing was changed. Use another snapshot.")

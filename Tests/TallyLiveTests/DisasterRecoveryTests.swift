@@ -173,6 +173,64 @@ struct DisasterRecoveryTests {
         }
     }
 
+    @Test("a real tallyd restore killed with SIGKILL at random moments leaves the old state or the new one, never a mix")
+    func restoreKilledMidway() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<2000)
+        let snapshot = daemon.directory.path + "/snap"
+        let created = try parseJSON(try Self.tally(daemon, ["snapshot", "create", snapshot, "--json"]).stdout)
+        let snapshotSequence = Int(created["sequence"]?.numberText ?? "") ?? -1
+        #expect(snapshotSequence == 2000)
+        try Self.provision(daemon, 2000..<2500)
+        #expect(try daemon.terminate() == 0)
+        let pristine = daemon.directory.path + "/pristine"
+        try FileManager.default.copyItem(atPath: daemon.dataDirectory, toPath: pristine)
+
+        var generator = SystemRandomNumberGenerator()
+        var outcomes: [Int: Int] = [:]  // lastSequence after the interrupted restore → rounds
+        for round in 0..<10 {
+            try? FileManager.default.removeItem(atPath: daemon.dataDirectory)
+            try FileManager.default.copyItem(atPath: pristine, toPath: daemon.dataDirectory)
+            let restore = try ChildProcess(Binaries.tallyd, ["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
+            // Spread the kills over the whole restore: verification, the copy, the swap.
+            usleep(UInt32.random(in: 0...(round < 5 ? 40_000 : 200_000), using: &generator))
+            restore.signal(SIGKILL)
+            _ = restore.waitUntilExit()
+            // The next start finishes or undoes the interrupted restore.
+            try daemon.start()
+            let sequence = try daemon.lastSequence()
+            #expect(sequence == 2500 || sequence == snapshotSequence, "round \(round): lastSequence \(sequence), neither the old 2500 nor the snapshot's \(snapshotSequence)")
+            outcomes[sequence, default: 0] += 1
+            let report = try daemon.call("verifyLedger")
+            #expect(report["hashChainValid"] == true && report["projectionsMatch"] == true, "round \(round): \(report.jsonText.prefix(500))")
+            let customer = try? daemon.call("getCustomer", ["customerId": "c2499"])
+            #expect((customer != nil) == (sequence == 2500), "round \(round): the customers match the log")
+            #expect(try daemon.terminate() == 0)
+        }
+        // Then an uninterrupted restore completes, whatever the rounds left behind.
+        let restored = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
+        #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        try daemon.start()
+        #expect(try daemon.lastSequence() == snapshotSequence, "outcomes of the interrupted rounds: \(outcomes)")
+        #expect(try daemon.terminate() == 0)
+    }
+
+    @Test("long offline commands draw a progress bar on a terminal and plain lines off one")
+    func progressOnTerminal() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<50)
+        #expect(try daemon.terminate() == 0)
+        // `script` gives the command a pseudo-terminal, as an operator's shell would.
+        guard let script = findExecutable("script") else { Issue.record("script(1) is not installed (util-linux)"); return }
+        let command = "\(Binaries.tallyd) replay --data-dir \(daemon.dataDirectory) --verify"
+        let onTerminal = try runProgram(script, ["-qec", command, "/dev/null"])
+        #expect(onTerminal.status == 0, "\(onTerminal.stdout)\(onTerminal.stderr)")
+        #expect(onTerminal.stdout.contains("replay [") && onTerminal.stdout.contains("100%") && onTerminal.stdout.contains("events"), "a bar on a terminal: \(onTerminal.stdout)")
+        let offTerminal = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(!offTerminal.stderr.contains("[#") && !offTerminal.stderr.contains("\u{1B}"), "no bar drawing off a terminal: \(offTerminal.stderr)")
+        #expect(offTerminal.stdout.contains("OK"))
+    }
+
     @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")
     func damagedSnapshot() throws {
         let daemon = try LiveDaemon().start()

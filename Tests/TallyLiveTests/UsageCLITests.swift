@@ -37,6 +37,15 @@ struct UsageCLITests {
         return (customer, plan, subscription)
     }
 
+    /// A new METERED feature and a new customer (through the CLI).
+    func meteredFeatureAndCustomer() throws -> (feature: String, customer: String) {
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+        return (feature, customer)
+    }
+
     @Test("currencies, features, plans and subscriptions are defined through the CLI")
     func catalog() throws {
         let currency = uniqueID("cur")
@@ -129,10 +138,7 @@ struct UsageCLITests {
 
     @Test("usage history shows a table and a sparkline per series; --group-by adds tag columns")
     func history() throws {
-        let feature = uniqueID("feat")
-        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
-        let customer = uniqueID("ucli")
-        _ = try tallyOK(["customers", "provision", customer])
+        let (feature, customer) = try meteredFeatureAndCustomer()
         let reports: [(String, String, String)] = [
             ("2026-03-01T10:00:00Z", "eu", "1"), ("2026-03-01T11:30:00Z", "eu", "4"), ("2026-03-01T13:05:00Z", "us", "8"),
         ]
@@ -272,10 +278,7 @@ struct UsageCLITests {
 
     @Test("usage import sends NDJSON or a JSON array of vendor records; rejections by record number; re-import is duplicates; usage keys lists dimension keys")
     func importAndKeys() throws {
-        let feature = uniqueID("feat")
-        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
-        let customer = uniqueID("ucli")
-        _ = try tallyOK(["customers", "provision", customer])
+        let (feature, customer) = try meteredFeatureAndCustomer()
         let id = uniqueID("imp")
         let ndjson = [
             #"{"id":"\#(id)-1","meter_name":"\#(feature)","customer_name":"\#(customer)","value":2,"labels":{"Region":"us"}}"#,
@@ -309,10 +312,7 @@ struct UsageCLITests {
 
     @Test("entitlements grant and revoke a promotional entitlement through the CLI")
     func promotional() throws {
-        let feature = uniqueID("feat")
-        _ = try tallyOK(["features", "define", feature, "--type", "METERED"])
-        let customer = uniqueID("ucli")
-        _ = try tallyOK(["customers", "provision", customer])
+        let (feature, customer) = try meteredFeatureAndCustomer()
         #expect(try tally(["entitlements", "check", customer, feature]).status == 3, "no plan, no promotion: denied")
         let granted = try tallyOK(["entitlements", "grant", customer, feature, "--limit", "50", "--reset-period", "month"])
         #expect(granted.contains(feature) && granted.contains("50"), "\(granted)")

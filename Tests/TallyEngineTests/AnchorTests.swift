@@ -108,7 +108,8 @@ struct AnchorTests {
         let dir = TempDir()
         do {
             let ledger = try openLedger(dir)
-            _ = submitAll(ledger, (0..<10).map { (provision("c\($0)", name: "name\($0)"), nil) })
+            // More events than the start-up check reads from the tail (1,024).
+            _ = submitAll(ledger, (0..<1_100).map { (provision("c\($0)", name: "name\($0)"), nil) })
             ledger.shutdown()
         }
         try withRawDatabase(dir) { db in
@@ -117,6 +118,8 @@ struct AnchorTests {
             bytes[bytes.count - 4] ^= 0x01
             try db.put(KeyLayout.eventKey(2), bytes, in: events, sync: true)
         }
+        // The start-up check reads only the tail, so the ledger opens; the full replay finds it.
+        try openLedger(dir).shutdown()
         let report = try Audit.run(dataDirectory: dir.path, target: .head, verify: true)
         #expect(report.chainProblem?.contains("event 3 does not chain to event 2") == true)
         #expect(!report.isValid)

@@ -231,6 +231,35 @@ struct DisasterRecoveryTests {
         #expect(offTerminal.stdout.contains("OK"))
     }
 
+    @Test("a bit flipped in an old event's payload (beyond the start-up tail check) is found by replay --verify, ledger verify and snapshot verify")
+    func flippedOldEventPayload() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<1100)
+        #expect(try daemon.terminate() == 0)
+        do {
+            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
+            let events = database.columnFamily(KeyLayout.eventsFamily)
+            var bytes = try #require(try database.get(KeyLayout.eventKey(5), in: events))
+            bytes[bytes.count - 3] ^= 0x01  // inside the customer's name: it still decodes
+            try database.put(KeyLayout.eventKey(5), bytes, in: events, sync: true)
+        }
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 1)
+        #expect(replay.stdout.contains("hash chain: BROKEN") && replay.stdout.contains("event 6 does not chain to event 5") && replay.stdout.contains("restore"), "\(replay.stdout)")
+        // The start-up check reads the last 1,024 events only; the live check reads them all.
+        try daemon.start()
+        let live = try Self.tally(daemon, ["ledger", "verify"])
+        #expect(live.status == 1, "\(live.stdout)\(live.stderr)")
+        #expect((live.stdout + live.stderr).contains("event 6 does not chain to event 5"), "\(live.stdout)\(live.stderr)")
+        // A snapshot of the damaged ledger does not count as good.
+        let snapshot = daemon.directory.path + "/snap"
+        _ = try Self.tally(daemon, ["snapshot", "create", snapshot])
+        #expect(try daemon.terminate() == 0)
+        let verified = try runProgram(Binaries.tally, ["snapshot", "verify", snapshot, "--scratch", daemon.directory.path])
+        #expect(verified.status == 1, "\(verified.stdout)")
+        #expect(verified.stdout.contains("event 6 does not chain to event 5"), "\(verified.stdout)")
+    }
+
     @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")
     func damagedSnapshot() throws {
         let daemon = try LiveDaemon().start()

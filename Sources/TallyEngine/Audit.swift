@@ -80,7 +80,7 @@ public enum Audit {
                 report.replayedCounts = verification.mismatches.isEmpty
                     ? verification.projectionCounts
                     : try counts(Replay.run(store: store, snapshot: snapshot, through: verification.lastSequence).projections)
-                report.idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
+                report.idempotencyRecords = verification.idempotencyRecords
                 if balances {
                     let projections = try Replay.run(store: store, snapshot: snapshot, through: verification.lastSequence).projections
                     report.balances = try poolBalances(projections, at: last?.event.recordedAt ?? .distantPast)

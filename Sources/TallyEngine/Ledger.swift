@@ -34,6 +34,9 @@ public struct IdempotencyClaim: Sendable {
 /// group in one synced WriteBatch, and only then replies. Reads go straight to RocksDB, which
 /// shows only committed batches.
 public final class Ledger: Sendable {
+    /// What an operator should do about a damaged database (every such message ends with it).
+    public static var restoreAdvice: String { Recovery.restoreAdvice }
+
     public struct Limits: Sendable {
         /// Commands decided together and committed in one synced batch.
         public var groupCommandsMax = 4096

@@ -145,6 +145,8 @@ public struct VerificationReport: Sendable {
     public var mismatches: [ProjectionMismatch]
     /// Stored records per projection.
     public var projectionCounts: [String: Int]
+    /// Idempotency records read (each decoded, so damage in that column family is found too).
+    public var idempotencyRecords: Int
 
     public var isValid: Bool { hashChainValid && projectionsMatch }
 }
@@ -154,7 +156,7 @@ extension Replay {
 
     /// Replays the log under one read snapshot and compares the result, record by record and byte
     /// by byte, with the projections stored in the same snapshot: consistent while writes go on.
-    /// `progress` is passed to `run`.
+    /// Every idempotency record of the snapshot is read too. `progress` is passed to `run`.
     public static func verify(store: LedgerStore, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> VerificationReport {
         let snapshot = store.snapshot()
         let outcome = try run(store: store, snapshot: snapshot, progress: progress)
@@ -183,6 +185,9 @@ extension Replay {
                 note(key, expected: value, stored: nil)
             }
         }
+        // Replay never reads the idempotency records: a damaged block there would otherwise only
+        // show when a client retries.
+        let idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
         let mark = try store.projectionMark(snapshot: snapshot)
         if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence, mismatches.count < mismatchesMax {
             mismatches.append(ProjectionMismatch(projection: "mark", key: "projection.sequence", expected: "\(outcome.lastSequence)", stored: mark.map { "\($0.sequence)" } ?? "nothing"))
@@ -195,7 +200,8 @@ extension Replay {
             chainProblem: outcome.chainProblem,
             projectionsMatch: mismatches.isEmpty,
             mismatches: mismatches,
-            projectionCounts: counts
+            projectionCounts: counts,
+            idempotencyRecords: idempotencyRecords
         )
     }
 }

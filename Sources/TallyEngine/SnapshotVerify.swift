@@ -90,7 +90,7 @@ extension Snapshots {
         let store = try LedgerStore(path: trial, readOnly: true)
         let report = try Replay.verify(store: store) { progress?($0, manifest.sequence) }
         result.report = report
-        result.idempotencyRecords = try store.checkIdempotencyRecords(snapshot: nil)
+        result.idempotencyRecords = report.idempotencyRecords
         if let problem = report.chainProblem { result.problems.append("hash chain: \(problem)") }
         for mismatch in report.mismatches { result.problems.append("projection mismatch: \(mismatch)") }
         if report.lastSequence != manifest.sequence || report.headHash.hexString != manifest.headHash {

@@ -184,6 +184,7 @@ final class Dispatcher: Sendable {
             return .failure(failure)
         } catch let error as StorageError {
             logger.error("read failed", metadata: ["method": "\(request.method)", "error": "\(error)"])
+            if error.isDamage { return .failure(.storageUnavailable("the database is damaged: \(error). \(Ledger.restoreAdvice)")) }
             return .failure(.storageUnavailable("the ledger could not be read: \(error)"))
         } catch {
             return .failure(.internalError("\(error)"))

@@ -163,6 +163,7 @@ enum LedgerMethods {
             ]))
         })
         o["projections"] = .object(JSONObject(report.projectionCounts.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.integer($0.value)) }))
+        o["idempotencyRecords"] = .integer(report.idempotencyRecords)
         return .object(o)
     }
 }

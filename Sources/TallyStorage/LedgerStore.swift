@@ -7,6 +7,14 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
     /// Bytes on disk that do not decode or do not chain: never served, always reported.
     case corrupt(String)
 
+    /// Damaged data (ours or RocksDB's checksums), as opposed to an I/O failure that may pass.
+    public var isDamage: Bool {
+        switch self {
+        case .rocksDB(let error): error.kind == .corruption
+        case .corrupt: true
+        }
+    }
+
     public var description: String {
         switch self {
         case .rocksDB(let error): error.description

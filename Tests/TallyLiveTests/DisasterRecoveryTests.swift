@@ -312,12 +312,29 @@ struct DisasterRecoveryTests {
         #expect(clean.status == 0, "\(clean.stdout)\(clean.stderr)")
         for sst in ssts {
             let original = try Data(contentsOf: URL(fileURLWithPath: sst))
-            try Self.flipBit(sst, at: 20)
-            let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
-            #expect(replay.status == 1, "a flipped bit in \((sst as NSString).lastPathComponent) went unnoticed: \(replay.stdout)")
-            #expect((replay.stdout + replay.stderr).contains("restore"), "\(replay.stdout)\(replay.stderr)")
-            try original.write(to: URL(fileURLWithPath: sst))
+            // Near the start (a data block), the middle, and the end (index, footer).
+            for offset in [20, original.count / 2, original.count - 60] {
+                try Self.flipBit(sst, at: offset)
+                let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+                #expect(replay.status == 1, "a flipped bit at \(offset) of \((sst as NSString).lastPathComponent) went unnoticed: \(replay.stdout)")
+                #expect((replay.stdout + replay.stderr).contains("restore"), "\(replay.stdout)\(replay.stderr)")
+                try original.write(to: URL(fileURLWithPath: sst))
+            }
         }
+        // On a live daemon: refused at start, or found by `tally ledger verify` (which reads every block).
+        let largest = try ssts.max { try Data(contentsOf: URL(fileURLWithPath: $0)).count < Data(contentsOf: URL(fileURLWithPath: $1)).count }!
+        let original = try Data(contentsOf: URL(fileURLWithPath: largest))
+        try Self.flipBit(largest, at: original.count / 3)
+        do {
+            try daemon.start(timeoutSeconds: 10)
+            let live = try Self.tally(daemon, ["ledger", "verify"])
+            #expect(live.status != 0, "a flipped bit served silently: \(live.stdout)\(live.stderr)")
+            #expect(live.stderr.contains("damaged") && live.stderr.contains("restore"), "says what is wrong and what to do: \(live.stderr)")
+            _ = try? daemon.terminate()
+        } catch {
+            #expect("\(error)".contains("restore"), "\(error)")
+        }
+        try original.write(to: URL(fileURLWithPath: largest))
         try FileManager.default.removeItem(atPath: ssts[0])
         Self.expectStartRefused(daemon, ["missing", "restore"])
     }

@@ -44,13 +44,19 @@ extension Snapshots {
         let anchor = Anchor(sequence: manifest.sequence, hash: hash)
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withYear, .withMonth, .withDay, .withTime, .withTimeZone]
-        let old = database + ".old-" + formatter.string(from: Date()).replacingOccurrences(of: ":", with: "")
+        // A name no earlier restore took (two restores can fall in the same second).
+        let stamp = database + ".old-" + formatter.string(from: Date()).replacingOccurrences(of: ":", with: "")
+        var old = stamp
+        var suffix = 1
+        while DurableFiles.exists(old) {
+            old = "\(stamp)-\(suffix)"
+            suffix += 1
+        }
         do {
             try DurableFiles.syncDirectory(dataDirectory)
             try DurableFiles.writeAtomically(anchor.encoded(), to: RestoreJournal.journalPath(in: dataDirectory))
             var moved: String?
             if DurableFiles.exists(database) {
-                guard !DurableFiles.exists(old) else { throw DurableFiles.Failure("\(old) already exists") }
                 guard rename(database, old) == 0 else { throw DurableFiles.Failure.errno("rename \(database) to \(old)") }
                 moved = old
             }

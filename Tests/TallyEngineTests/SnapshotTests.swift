@@ -110,6 +110,11 @@ struct SnapshotTests {
         #expect(result.isValid)
         let oldPath = try #require(old)
         #expect(FileManager.default.fileExists(atPath: oldPath + "/CURRENT"))
+        // Restoring again at once (the same second) keeps that one aside under another name.
+        let (again, older) = try Snapshots.restore(from: place.path + "/snap", dataDirectory: dir.path, logger: quietLogger)
+        #expect(again.isValid)
+        #expect(older != nil && older != oldPath)
+        #expect(FileManager.default.fileExists(atPath: oldPath + "/CURRENT") && FileManager.default.fileExists(atPath: (older ?? "") + "/CURRENT"))
         let ledger = try openLedger(dir)  // the anchor (9) was rewound to 5, so this start is allowed
         #expect(ledger.head.sequence == 5)
         ledger.shutdown()

@@ -69,22 +69,16 @@ public enum Audit {
             report.logLastSequence = last?.event.sequence ?? 0
             let logLast = report.logLastSequence
             if verify {
-                let verification = try Replay.verify(store: store) { progress?($0, logLast) }
+                let (verification, replayed) = try Replay.verifyKeepingReplay(store: store) { progress?($0, logLast) }
                 report.eventsRead = verification.eventsRead
                 report.lastSequence = verification.lastSequence
                 report.headHash = verification.headHash
                 report.chainProblem = verification.chainProblem
                 report.mismatches = verification.mismatches
                 report.storedCounts = verification.projectionCounts
-                // Equal when nothing differs; only a damaged ledger pays for a second replay.
-                report.replayedCounts = verification.mismatches.isEmpty
-                    ? verification.projectionCounts
-                    : try counts(Replay.run(store: store, snapshot: snapshot, through: verification.lastSequence).projections)
+                report.replayedCounts = verification.mismatches.isEmpty ? verification.projectionCounts : counts(replayed)
                 report.idempotencyRecords = verification.idempotencyRecords
-                if balances {
-                    let projections = try Replay.run(store: store, snapshot: snapshot, through: verification.lastSequence).projections
-                    report.balances = try poolBalances(projections, at: last?.event.recordedAt ?? .distantPast)
-                }
+                if balances { report.balances = try poolBalances(replayed, at: last?.event.recordedAt ?? .distantPast) }
             } else {
                 let through: UInt64
                 switch target {

@@ -158,6 +158,11 @@ extension Replay {
     /// by byte, with the projections stored in the same snapshot: consistent while writes go on.
     /// Every idempotency record of the snapshot is read too. `progress` is passed to `run`.
     public static func verify(store: LedgerStore, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> VerificationReport {
+        try verifyKeepingReplay(store: store, progress: progress).report
+    }
+
+    /// `verify`, also handing back the replayed projections (for callers that report from them).
+    static func verifyKeepingReplay(store: LedgerStore, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> (report: VerificationReport, replayed: MemoryProjections) {
         let snapshot = store.snapshot()
         let outcome = try run(store: store, snapshot: snapshot, progress: progress)
         var mismatches: [ProjectionMismatch] = []
@@ -192,7 +197,7 @@ extension Replay {
         if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence, mismatches.count < mismatchesMax {
             mismatches.append(ProjectionMismatch(projection: "mark", key: "projection.sequence", expected: "\(outcome.lastSequence)", stored: mark.map { "\($0.sequence)" } ?? "nothing"))
         }
-        return VerificationReport(
+        let report = VerificationReport(
             eventsRead: outcome.eventsRead,
             lastSequence: outcome.lastSequence,
             headHash: outcome.headHash,
@@ -203,5 +208,6 @@ extension Replay {
             projectionCounts: counts,
             idempotencyRecords: idempotencyRecords
         )
+        return (report, replayed)
     }
 }

@@ -88,10 +88,11 @@ final class LiveDaemon {
     private let logPath: String
     let extraArguments: [String]
 
-    /// Creates the temp dir; `start()` launches the daemon.
-    init(extraArguments: [String] = []) {
+    /// Creates the temp dir; `start()` launches the daemon (on `dataDirectory`, by default a
+    /// `data` folder in the temp dir).
+    init(extraArguments: [String] = [], dataDirectory: String? = nil) {
         directory = TemporaryDirectory("tallyd")
-        dataDirectory = directory.path + "/data"
+        self.dataDirectory = dataDirectory ?? directory.path + "/data"
         socketPath = directory.path + "/tallyd.sock"
         logPath = directory.path + "/tallyd.log"
         self.extraArguments = extraArguments

@@ -1,0 +1,87 @@
+import Foundation
+import TallyClient
+import TallyProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real full disk: the data directory on a small tmpfs (mounting needs root, as CI has).
+enum SmallDisk {
+    /// Whether this process may mount a tmpfs (probed once).
+    static let canMount: Bool = {
+        let probe = TemporaryDirectory("tally-mount-probe")
+        guard (try? runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", probe.path]))?.status == 0 else { return false }
+        _ = try? runProgram("/bin/umount", [probe.path])
+        return true
+    }()
+}
+
+@Suite("disk full through the real daemon", .serialized)
+struct DiskFullTests {
+    static let eventsPerBatch = 500
+
+    static func batch(_ number: Int) -> JSONValue {
+        .array((0..<eventsPerBatch).map { i in
+            usageEvent("acme", "call", key: "b\(number)-e\(i)", dimensions: ["region": "r\(i % 7)", "pad": String(repeating: "x", count: 100)])
+        })
+    }
+
+    @Test("a full disk fails writes with 2001 (outcome unknown) while reads go on; after freeing space and a restart every acknowledged event is there once, and retries with the same keys apply the rest once",
+          .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))
+    func diskFull() throws {
+        let disk = TemporaryDirectory("tally-small")
+        let mounted = try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", disk.path])
+        try #require(mounted.status == 0, "\(mounted.stderr)")
+        defer { _ = try? runProgram("/bin/umount", ["-l", disk.path]) }
+        // Leave ~10 MB: a few dozen batches fit, then the WAL cannot grow.
+        let filler = disk.path + "/filler"
+        try Data(count: 14 << 20).write(to: URL(fileURLWithPath: filler))
+        chmod(disk.path, 0o700)
+
+        let daemon = try LiveDaemon(dataDirectory: disk.path + "/data").start()
+        _ = try daemon.call("provisionCustomer", ["customerId": "acme"])
+        _ = try daemon.call("defineFeature", ["featureId": "calls", "type": "METERED", "meter": ["eventName": "call", "aggregation": "COUNT"]])
+        let connection = try daemon.connect()
+        var acknowledged = 0, failed: [Int] = [], sent = 0
+        for number in 0..<400 where failed.count < 3 {
+            sent = number + 1
+            do {
+                let result = try connection.call("reportEvent", ["events": Self.batch(number)])
+                #expect(result["accepted"]?.intValue == Self.eventsPerBatch, "\(result.jsonText.prefix(300))")
+                acknowledged += 1
+            } catch let error as RPCError {
+                #expect(error.code == 2001 && error.message.contains("outcome is unknown") && error.message.contains("No space left"), "\(error)")
+                failed.append(number)
+            }
+        }
+        #expect(failed.count == 3, "the disk never filled: \(acknowledged) batches acknowledged")
+        #expect(acknowledged > 0)
+        // Reads go on.
+        #expect(try connection.call("getCustomer", ["customerId": "acme"])["id"] == "acme")
+        connection.close()
+
+        // Free space, restart: recovery is exact.
+        try FileManager.default.removeItem(atPath: filler)
+        _ = try daemon.terminate()
+        try daemon.start()
+        let history = try daemon.history("acme", "calls", start: "2000-01-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(history["series"]?.arrayValue?.first?["eventCount"]?.intValue == acknowledged * Self.eventsPerBatch, "\(history.jsonText.prefix(300))")
+        let report = try daemon.call("verifyLedger")
+        #expect(report["hashChainValid"] == true && report["projectionsMatch"] == true, "\(report.jsonText.prefix(500))")
+
+        // The client resolves "outcome unknown" by retrying everything with the same keys.
+        let retry = try daemon.connect()
+        var accepted = 0, duplicates = 0
+        for number in 0..<sent {
+            let result = try retry.call("reportEvent", ["events": Self.batch(number)])
+            accepted += result["accepted"]?.intValue ?? 0
+            duplicates += result["duplicates"]?.intValue ?? 0
+        }
+        retry.close()
+        #expect(duplicates == acknowledged * Self.eventsPerBatch && accepted == failed.count * Self.eventsPerBatch, "accepted \(accepted), duplicates \(duplicates)")
+        let after = try daemon.history("acme", "calls", start: "2000-01-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(after["series"]?.arrayValue?.first?["eventCount"]?.intValue == sent * Self.eventsPerBatch)
+        #expect(try daemon.terminate() == 0)
+    }
+}

@@ -275,4 +275,69 @@ struct CreditsConcurrencyTests {
         try expectCreditInvariants(daemon, f.customer)
         #expect(try daemon.terminate() == 0)
     }
+
+    @Test("8 clients race the same 300 keys (half with another value): per key exactly one deduction, the rest duplicates of it or conflicts")
+    func clientsRaceOneKey() throws {
+        let daemon = try LiveDaemon().start()
+        defer { _ = try? daemon.terminate() }
+        let f = try CreditFixture(daemon, prefix: "race")
+        try f.grant("100000")
+        let keys = (0..<300).map { "race-\($0)" }
+        let clients = 8
+        /// What a client was answered for a key: the measurement (and its value) or an error code.
+        enum Answer: Sendable, Equatable {
+            case applied(measurement: String, duplicate: Bool, value: String)
+            case failed(code: Int)
+        }
+        let outcomes = Mutex<[[Answer]]>(Array(repeating: [], count: clients))
+        let socket = daemon.socketPath
+        let (customer, feature) = (f.customer, f.feature)
+        let group = DispatchGroup()
+        for client in 0..<clients {
+            group.enter()
+            let thread = Thread {
+                defer { group.leave() }
+                guard let connection = try? TallyConnection(socketPath: socket, timeoutSeconds: 60) else { return }
+                defer { connection.close() }
+                // Odd clients send value 2 for the same keys: a different payload.
+                let requests = keys.map { key in
+                    (method: "reportUsage", params: [
+                        "customerId": .string(customer), "featureId": .string(feature), "value": .integer(1 + client % 2),
+                        "idempotencyKey": .string(key), "strict": true,
+                    ] as JSONObject)
+                }
+                let results = (try? connection.callPipelined(requests)) ?? []
+                let mine: [Answer] = results.map { result in
+                    switch result {
+                    case .success(let value):
+                        .applied(measurement: value.field("measurement.id")?.stringValue ?? "?", duplicate: value["duplicate"] == true, value: value.field("measurement.value")?.numberText ?? "?")
+                    case .failure(let error): .failed(code: error.code)
+                    }
+                }
+                outcomes.withLock { $0[client] = mine }
+            }
+            thread.start()
+        }
+        group.wait()
+        let all = outcomes.withLock { $0 }
+        #expect(all.allSatisfy { $0.count == keys.count }, "every client got every reply")
+        var consumed = 0
+        for (k, key) in keys.enumerated() {
+            let answers = all.indices.map { (client: $0, outcome: all[$0][k]) }
+            let firsts = answers.filter { if case .applied(_, false, _) = $0.outcome { true } else { false } }
+            #expect(firsts.count == 1, "\(key): \(firsts.count) clients applied it")
+            guard let first = firsts.first, case .applied(let measurement, _, let value) = first.outcome else { continue }
+            consumed += Int(value) ?? 0
+            for answer in answers where answer.client != first.client {
+                if answer.client % 2 == first.client % 2 {
+                    #expect(answer.outcome == .applied(measurement: measurement, duplicate: true, value: value), "\(key), client \(answer.client): \(answer.outcome)")
+                } else {
+                    #expect(answer.outcome == .failed(code: 1011), "\(key), client \(answer.client) sent another value: \(answer.outcome)")
+                }
+            }
+        }
+        #expect(try f.balance() == String(100_000 - consumed))
+        #expect(try f.ledger(["eventType": "CREDITS_CONSUMED"]).count == keys.count)
+        try expectCreditInvariants(daemon, f.customer)
+    }
 }

@@ -53,6 +53,33 @@ struct UsageTests {
         }
     }
 
+    @Test("entitlements combine the plans of ACTIVE and TRIAL subscriptions (unlimited wins, then the highest limit); PAUSED and CANCELED ones grant nothing; a promotion replaces them")
+    func combinedPlans() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        func limit(_ value: Int) -> JSONValue { ["featureId": .string(feature), "usageLimit": .integer(value), "resetPeriod": "MONTH"] }
+        let unlimited: JSONValue = ["featureId": .string(feature), "hasUnlimitedUsage": true]
+        #expect(try daemon.entitlement(customer, feature)["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT")
+        try daemon.subscribe(customer, entitlements: [limit(10)])
+        try daemon.subscribe(customer, entitlements: [limit(25)], status: "TRIAL")
+        try daemon.subscribe(customer, entitlements: [unlimited], status: "PAUSED")
+        try daemon.subscribe(customer, entitlements: [unlimited], status: "CANCELED")
+        let combined = try daemon.entitlement(customer, feature, requested: 25)
+        #expect(combined["hasAccess"] == true && combined["isUnlimited"] == false && combined["usageLimit"] == "25", "\(combined.jsonText)")
+        #expect(try daemon.entitlement(customer, feature, requested: 26)["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED")
+        let statuses = try daemon.call("getCustomer", ["customerId": .string(customer)])["subscriptions"]?.arrayValue?.compactMap { $0["status"]?.stringValue }
+        #expect(statuses?.sorted() == ["ACTIVE", "CANCELED", "PAUSED", "TRIAL"], "\(statuses ?? [])")
+
+        let (_, active) = try daemon.subscribe(customer, entitlements: [unlimited])
+        #expect(try daemon.entitlement(customer, feature, requested: 1_000_000)["isUnlimited"] == true)
+        _ = try daemon.call("cancelSubscription", ["subscriptionId": .string(active)])
+        #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25", "back to the highest limit once the unlimited plan is canceled")
+
+        _ = try daemon.call("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "usageLimit": 5])
+        #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "5", "a promotion replaces the plans for its feature")
+        _ = try daemon.call("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature)])
+        #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25")
+    }
+
     @Test("catalog and entitlement bad input: -32602 naming the field, nothing appended")
     func catalogBadInput() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()

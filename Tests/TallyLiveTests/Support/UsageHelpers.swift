@@ -27,11 +27,13 @@ extension LiveDaemon {
     /// Defines a plan with the given entitlements and subscribes the customer to it; returns
     /// (planId, subscriptionId).
     @discardableResult
-    func subscribe(_ customerId: String, entitlements: [JSONValue]) throws -> (planId: String, subscriptionId: String) {
+    func subscribe(_ customerId: String, entitlements: [JSONValue], status: String = "ACTIVE") throws -> (planId: String, subscriptionId: String) {
         let planId = uniqueID("plan")
         _ = try call("definePlan", ["planId": .string(planId), "displayName": .string("Plan \(planId)"), "entitlements": .array(entitlements)])
         let subscriptionId = uniqueID("sub")
-        _ = try call("provisionSubscription", ["customerId": .string(customerId), "planId": .string(planId), "subscriptionId": .string(subscriptionId)])
+        _ = try call("provisionSubscription", [
+            "customerId": .string(customerId), "planId": .string(planId), "subscriptionId": .string(subscriptionId), "status": .string(status),
+        ])
         return (planId, subscriptionId)
     }
 

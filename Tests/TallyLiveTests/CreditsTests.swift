@@ -878,6 +878,24 @@ struct CreditsTests {
             "featureId=\(f.feature),model=a": "8/2", "featureId=\(f.feature),model=b": "4/1", "featureId=\(second),model=b": "7/1",
         ])
         #expect(totals(try series(["groupBy": ["region"], "timeRange": "LAST_DAY"]), by: byTags) == ["region=eu": "6/1", "region=": "11/2"])
+        // Three keys (the most), and LAST_YEAR.
+        #expect(totals(try series(["groupBy": ["featureId", "model", "region"], "timeRange": "LAST_YEAR"]), by: byTags) == [
+            "featureId=\(f.feature),model=a,region=": "2/1", "featureId=\(f.feature),model=a,region=eu": "6/1",
+            "featureId=\(f.feature),model=b,region=": "4/1", "featureId=\(second),model=b,region=": "7/1",
+        ])
+        // Points are the day buckets of the deductions, with their credits.
+        let days = try series(["timeRange": "LAST_WEEK", "groupBy": ["model"]]).first { byTags($0) == "model=a" }?["points"]?.arrayValue ?? []
+        #expect(days.map { $0["value"]?.stringValue ?? "?" } == ["2", "6"], "model a, 3 days apart, in time order: \(days)")
+        #expect(days.reduce(0) { $0 + ($1["eventCount"]?.intValue ?? 0) } == 2)
+        try daemon.expectCreditRefusal(code: 1001) {
+            _ = try daemon.call("getCreditUsage", ["customerId": .string(uniqueID("nobody"))])
+        }
+        try daemon.expectCreditRefusal(code: 1001) {
+            _ = try daemon.call("getCreditBalance", ["customerId": .string(uniqueID("nobody"))])
+        }
+        try daemon.expectCreditRefusal(code: 1003) {
+            _ = try daemon.call("getCreditBalance", ["customerId": .string(f.customer), "currencyId": .string(uniqueID("nocur"))])
+        }
         try daemon.expectCreditRefusal(code: -32602, field: "groupBy") {
             _ = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "groupBy": ["a", "b", "c", "d"]])
         }

@@ -9,7 +9,8 @@ struct UsageImportCommand: ParsableCommand {
         abstract: "Import usage records taken verbatim in the Stigg, Octane, Paigo or CloudEvents schema.",
         discussion: """
             FILE holds one JSON record per line (NDJSON) or one JSON array of records; - reads \
-            standard input. The records go in importRecords calls of --batch records; each record \
+            standard input. The records go in importRecords calls of at most --batch records (and \
+            under the daemon's 1 MiB line limit); each record \
             succeeds or fails on its own, and importing the same records again answers duplicates. \
             Prints the accepted, duplicate and rejected counts, then each rejection by record \
             number (1-based, across the whole file).
@@ -53,8 +54,8 @@ struct UsageImportCommand: ParsableCommand {
         var accepted = 0, duplicates = 0
         var rejections: [(record: Int, message: String)] = []
         try context.run { connection in
-            for start in stride(from: 0, to: records.count, by: batch) {
-                let chunk = Array(records[start..<min(start + batch, records.count)])
+            for (start, end) in Self.chunks(records, recordsMax: batch) {
+                let chunk = Array(records[start..<end])
                 let result = try connection.call("importRecords", ["format": .string(format.uppercased()), "records": .array(chunk)])
                 accepted += Int(result["accepted"]?.numberText ?? "") ?? 0
                 duplicates += Int(result["duplicates"]?.numberText ?? "") ?? 0
@@ -77,6 +78,28 @@ struct UsageImportCommand: ParsableCommand {
             }
         }
         if !rejections.isEmpty { throw ExitCode(1) }
+    }
+
+    /// A request line must stay under the daemon's frame limit (1 MiB by default): calls hold at
+    /// most `recordsMax` records and about this many bytes of them.
+    static let chunkBytesMax = 768 * 1024
+
+    /// Index ranges of the calls: up to `recordsMax` records, and a new call before the bytes of
+    /// the records would pass `chunkBytesMax` (a larger record goes alone).
+    static func chunks(_ records: [JSONValue], recordsMax: Int) -> [(start: Int, end: Int)] {
+        var chunks: [(start: Int, end: Int)] = []
+        var start = 0, bytes = 0
+        for (index, record) in records.enumerated() {
+            let size = record.jsonText.utf8.count + 1
+            if index > start, index - start == recordsMax || bytes + size > chunkBytesMax {
+                chunks.append((start, index))
+                start = index
+                bytes = 0
+            }
+            bytes += size
+        }
+        if start < records.count { chunks.append((start, records.count)) }
+        return chunks
     }
 
     /// The records of an NDJSON file, or of a file holding one JSON array.

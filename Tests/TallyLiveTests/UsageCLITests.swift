@@ -301,8 +301,14 @@ struct UsageCLITests {
         let reported = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 0])
         #expect(reported["currentUsage"] == "7.25", "2 + 5 + 0.25: \(reported.jsonText)")
 
+        // 300 records of ~5 KB are more than one request line may hold: the CLI splits the calls.
+        let labels = (0..<20).map { #""l\#($0)":"\#(String(repeating: "v", count: 250))""# }.joined(separator: ",")
+        let big = (0..<300).map { #"{"id":"\#(id)-big-\#($0)","meter_name":"\#(feature)","customer_name":"\#(customer)","value":0,"labels":{\#(labels)}}"# }.joined(separator: "\n")
+        let split = try parseJSON(try tallyOK(["usage", "import", "OCTANE", "-", "--json"], stdin: big))
+        #expect(split["accepted"] == 300 && split["rejected"] == [], "\(split.jsonText.prefix(500))")
+
         let keys = try tallyOK(["usage", "keys", customer])
-        #expect(keys.split(separator: "\n") == ["Region", "tier"], "\(keys)")
+        #expect(keys.split(separator: "\n") == ["Region"] + (0..<20).map { "l\($0)" }.sorted() + ["tier"], "\(keys)")
         #expect(try tallyOK(["usage", "keys", customer, "--search", "REG"]).split(separator: "\n") == ["Region"])
         let bad = try tally(["usage", "import", "CSV", array])
         #expect(bad.status == 64, "\(bad.stderr)")

@@ -81,8 +81,8 @@ struct UsageImportCommand: ParsableCommand {
     }
 
     /// A request line must stay under the daemon's frame limit (1 MiB by default): calls hold at
-    /// most `recordsMax` records and about this many bytes of them.
-    static let chunkBytesMax = 768 * 1024
+    /// most `recordsMax` records and about this many bytes of them, as `events send` does.
+    static var chunkBytesMax: Int { EventsSendCommand.batchBytesMax }
 
     /// Index ranges of the calls: up to `recordsMax` records, and a new call before the bytes of
     /// the records would pass `chunkBytesMax` (a larger record goes alone).

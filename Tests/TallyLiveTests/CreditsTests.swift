@@ -367,8 +367,12 @@ struct CreditsTests {
     func grantResult() throws {
         let f = try CreditFixture(daemon)
         let now = clock.nowText
-        let active = try f.grant("25.5", "PAID", ["displayName": "Top-up", "comment": "first"])
+        let active = try f.grant("25.5", "PAID", [
+            "displayName": "Top-up", "comment": "first", "cost": ["amount": "9.99", "currency": "USD"], "metadata": ["invoice": "inv-7"],
+        ])
         #expect(active["status"] == "ACTIVE" && active["grantType"] == "PAID" && active["sourceType"] == "MANUAL", "\(active.jsonText)")
+        #expect(active["comment"] == "first" && active["cost"] == ["amount": "9.99", "currency": "USD"] && active["metadata"] == ["invoice": "inv-7"], "\(active.jsonText)")
+        #expect(try f.grant(withId: active["grantId"]?.stringValue ?? "")?["cost"] == active["cost"], "getCreditGrants shows the same grant")
         #expect(active["amount"] == "25.5" && active["consumedAmount"] == "0" && active["remainingAmount"] == "25.5", "\(active.jsonText)")
         #expect(active["priority"] == 50 && active["effectiveAt"] == .string(now) && active["createdAt"] == .string(now), "\(active.jsonText)")
         #expect(active["customerId"] == .string(f.customer) && active["currencyId"] == .string(f.currency) && active["displayName"] == "Top-up")

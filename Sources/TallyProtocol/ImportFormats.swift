@@ -35,6 +35,9 @@ public enum ImportedRecord: Sendable, Equatable {
 }
 
 public enum ImportFormats {
+    /// Records per importRecords call.
+    public static let recordsMax = 10_000
+
     /// Validates one record against its format's schema and converts it. Errors are RPCFailure.invalidParams with
     /// field "records[<index>].<field>" naming the offending field (e.g. "records[3].recordValue").
     ///

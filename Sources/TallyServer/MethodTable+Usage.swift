@@ -252,7 +252,7 @@ enum UsageQueries {
 /// importRecords: each record converted by its format (ImportFormats), then run as reportUsage
 /// (one command each) or as raw events (one reportEvent command for all of them).
 enum ImportRecords {
-    static let recordsMax = 10_000
+    static let recordsMax = ImportFormats.recordsMax
 
     static func plan(_ params: JSONObject) throws(RPCFailure) -> Dispatcher.FanOut {
         var p = Params(params)

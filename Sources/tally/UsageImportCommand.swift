@@ -18,8 +18,6 @@ struct UsageImportCommand: ParsableCommand {
             failed, 2 the daemon could not be reached, 64 bad usage or input that is not JSON.
             """)
 
-    static let formats = ["STIGG", "OCTANE", "PAIGO", "CLOUDEVENTS"]
-
     @OptionGroup var global: GlobalOptions
 
     @Argument(help: "The records' schema: STIGG, OCTANE, PAIGO or CLOUDEVENTS.")
@@ -28,14 +26,16 @@ struct UsageImportCommand: ParsableCommand {
     @Argument(help: "The file of records, or - for standard input.")
     var file: String
 
-    @Option(help: "Records per importRecords call (1–10000).")
+    @Option(help: "Records per importRecords call (1–\(ImportFormats.recordsMax)).")
     var batch = 500
 
     func validate() throws {
-        guard Self.formats.contains(format.uppercased()) else {
-            throw ValidationError("FORMAT must be one of \(Self.formats.joined(separator: ", ")), got '\(format)'.")
+        guard ImportFormat(rawValue: format.uppercased()) != nil else {
+            throw ValidationError("FORMAT must be one of \(ImportFormat.allCases.map(\.rawValue).joined(separator: ", ")), got '\(format)'.")
         }
-        guard (1...10_000).contains(batch) else { throw ValidationError("--batch must be 1 to 10000, got \(batch).") }
+        guard (1...ImportFormats.recordsMax).contains(batch) else {
+            throw ValidationError("--batch must be 1 to \(ImportFormats.recordsMax), got \(batch).")
+        }
     }
 
     func run() throws {
@@ -43,7 +43,7 @@ struct UsageImportCommand: ParsableCommand {
         do {
             records = try Self.records(in: file)
         } catch {
-            Console.error("tally usage import: \(error)")
+            Console.error("tally usage import: \(error.message)")
             throw ExitCode.validationFailure
         }
         guard !records.isEmpty else {
@@ -103,7 +103,7 @@ struct UsageImportCommand: ParsableCommand {
     }
 
     /// The records of an NDJSON file, or of a file holding one JSON array.
-    static func records(in path: String) throws -> [JSONValue] {
+    static func records(in path: String) throws(NDJSONReaderError) -> [JSONValue] {
         let reader = try NDJSONReader(path: path)
         var lines: [ArraySlice<UInt8>] = []
         while let line = try reader.nextLine() { lines.append(line) }
@@ -112,8 +112,9 @@ struct UsageImportCommand: ParsableCommand {
         if firstByte == UInt8(ascii: "[") {
             var whole: [UInt8] = []
             for line in lines { whole += line; whole.append(0x0A) }
-            let value = try JSONParser.parse(whole)
-            guard let array = value.arrayValue else { throw ImportInputError("\(path) is not a JSON array of records") }
+            guard let array = (try? JSONParser.parse(whole))?.arrayValue else {
+                throw NDJSONReaderError(message: "\(path) is not a JSON array of records")
+            }
             return array
         }
         var records: [JSONValue] = []
@@ -121,14 +122,9 @@ struct UsageImportCommand: ParsableCommand {
             do {
                 records.append(try JSONParser.parse(Array(line)))
             } catch {
-                throw ImportInputError("line \(number + 1) of \(path) is not JSON: \(error)")
+                throw NDJSONReaderError(message: "line \(number + 1) of \(path) is not JSON: \(error)")
             }
         }
         return records
     }
-}
-
-struct ImportInputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -124,13 +124,13 @@ public struct MemoryProjections: ProjectionSink, Sendable {
 
     /// The records with `lower` ≤ key < `upper`, in key order (byte-wise), as RocksDB orders them.
     public func records(from lower: [UInt8], to upper: [UInt8]) -> [(key: [UInt8], value: [UInt8])] {
-        slots.filter { !$0.key.bytes.lexicographicallyPrecedes(lower) && $0.key.bytes.lexicographicallyPrecedes(upper) }
-            .sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }
-            .map { ($0.key.bytes, $0.value.bytes) }
+        Self.inKeyOrder(slots.filter { !$0.key.bytes.lexicographicallyPrecedes(lower) && $0.key.bytes.lexicographicallyPrecedes(upper) })
     }
 
     /// Every record in key order (byte-wise), as RocksDB orders them.
-    public var sortedRecords: [(key: [UInt8], value: [UInt8])] {
+    public var sortedRecords: [(key: [UInt8], value: [UInt8])] { Self.inKeyOrder(slots) }
+
+    private static func inKeyOrder(_ slots: [ByteKey: ProjectionRecord]) -> [(key: [UInt8], value: [UInt8])] {
         slots.sorted { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }.map { ($0.key.bytes, $0.value.bytes) }
     }
 }

@@ -482,23 +482,29 @@ struct BadInputTests {
     func disconnectMidLine() throws {
         let half = uniqueID("half"), whole = uniqueID("whole")
         try expectNothingAppended {
-            let first = try RawSocket(path: daemon.socketPath)
-            try first.write(Array(provisionLine(half).utf8.prefix(40)))
-            first.close()
-            // A complete request without its newline is still a partial line.
-            let second = try RawSocket(path: daemon.socketPath)
-            try second.write(Array(provisionLine(whole).utf8))
-            second.close()
-            // A connection that finished a line before hanging up mid-way through the next.
-            let third = try RawSocket(path: daemon.socketPath)
-            try third.write(Array((#"{"jsonrpc":"2.0","method":"getStatus"}"# + "\n" + provisionLine(whole)).utf8))
-            third.close()
-            // Once the daemon has seen all three hang-ups, only the connection asking is open.
             let observer = try daemon.connect()
             defer { observer.close() }
-            let deadline = Date().addingTimeInterval(5)
-            while try observer.call("getStatus")["connections"] != 1, Date() < deadline { usleep(10_000) }
-            #expect(try observer.call("getStatus")["connections"] == 1)
+            /// Waits until the daemon counts `count` open connections (the observer's included).
+            func awaitConnections(_ count: Int) throws {
+                let deadline = Date().addingTimeInterval(5)
+                while try observer.call("getStatus")["connections"] != .integer(count), Date() < deadline { usleep(10_000) }
+                #expect(try observer.call("getStatus")["connections"] == .integer(count))
+            }
+            try awaitConnections(1)
+            let hangUps: [[UInt8]] = [
+                Array(provisionLine(half).utf8.prefix(40)),
+                // A complete request without its newline is still a partial line.
+                Array(provisionLine(whole).utf8),
+                // A connection that finished a line before hanging up mid-way through the next.
+                Array((#"{"jsonrpc":"2.0","method":"getStatus"}"# + "\n" + provisionLine(whole)).utf8),
+            ]
+            for bytes in hangUps {
+                let socket = try RawSocket(path: daemon.socketPath)
+                try socket.write(bytes)
+                try awaitConnections(2)  // accepted and reading
+                socket.close()
+                try awaitConnections(1)  // the hang-up was seen
+            }
         }
         expectCustomerAbsent(half)
         expectCustomerAbsent(whole)

@@ -9,7 +9,9 @@ import Glibc
 /// What a snapshot directory holds besides RocksDB's files: `manifest.json`, written last.
 public struct SnapshotManifest: Codable, Sendable, Equatable {
     public static let fileName = "manifest.json"
-    public static let currentFormatVersion = 1
+    /// 2 added `manifestSha256`. Version 1 manifests (without it) are still read.
+    public static let currentFormatVersion = 2
+    static let readableFormatVersions = 1...currentFormatVersion
 
     public struct File: Codable, Sendable, Equatable {
         public var name: String
@@ -26,6 +28,10 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     public var createdAt: String
     /// Every file of the snapshot except the manifest, by name.
     public var files: [File]
+    /// Lowercase hex SHA-256 of this manifest encoded without this field: the files' checksums
+    /// cover the files, this covers the manifest itself (a flipped digit in `createdAt` is valid
+    /// JSON, and would otherwise pass). Nil only in version 1 manifests.
+    public var manifestSha256: String?
 
     public var sizeBytes: UInt64 { files.reduce(0) { $0 + $1.size } }
 
@@ -33,6 +39,15 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return Array(try encoder.encode(self)) + [UInt8(ascii: "\n")]
+    }
+
+    /// The SHA-256 (hex) of the manifest's encoding with `manifestSha256` left out.
+    func contentDigest() throws -> String {
+        var content = self
+        content.manifestSha256 = nil
+        var hasher = StreamingSHA256()
+        try content.encoded().withUnsafeBytes { hasher.update($0) }
+        return hasher.finalize().hexString
     }
 
     /// Reads `<snapshot>/manifest.json`.
@@ -48,8 +63,22 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
         } catch {
             throw SnapshotError("the manifest \(manifestPath) is damaged (\(error)); the snapshot cannot be trusted — use another one")
         }
-        guard manifest.formatVersion == currentFormatVersion else {
-            throw SnapshotError("the snapshot \(path) has format version \(manifest.formatVersion); this tallyd reads version \(currentFormatVersion)")
+        guard readableFormatVersions.contains(manifest.formatVersion) else {
+            throw SnapshotError("the snapshot \(path) has format version \(manifest.formatVersion), which this tallyd does not read (it reads \(readableFormatVersions.lowerBound) to \(readableFormatVersions.upperBound)): a newer tallyd wrote it, or its manifest is damaged")
+        }
+        // Present: it must match (even in a version-1 manifest: a flipped bit can turn a 2 into a 1).
+        if let recorded = manifest.manifestSha256 {
+            let actual: String
+            do {
+                actual = try manifest.contentDigest()
+            } catch {
+                throw SnapshotError("the manifest \(manifestPath) cannot be re-encoded to check it (\(error))")
+            }
+            guard actual == recorded else {
+                throw SnapshotError("the manifest \(manifestPath) is damaged: its SHA-256 \(actual) differs from the \(recorded) it records; the snapshot cannot be trusted — use another one")
+            }
+        } else if manifest.formatVersion >= 2 {
+            throw SnapshotError("the manifest \(manifestPath) is damaged: manifestSha256 is missing; the snapshot cannot be trusted — use another one")
         }
         return manifest
     }
@@ -112,9 +141,10 @@ public enum Snapshots {
                 let (size, digest) = try SnapshotFiles.copy(from: checkpoint + "/" + file, to: staging + "/" + file)
                 files.append(.init(name: file, size: size, sha256: digest.hexString))
             }
-            let manifest = SnapshotManifest(
+            var manifest = SnapshotManifest(
                 formatVersion: SnapshotManifest.currentFormatVersion, sequence: head.sequence, headHash: head.hash.hexString,
                 createdAt: now.rfc3339, files: files)
+            manifest.manifestSha256 = try manifest.contentDigest()
             try DurableFiles.writeAtomically(try manifest.encoded(), to: staging + "/" + SnapshotManifest.fileName)
             try DurableFiles.syncDirectory(staging)
             guard rename(staging, target) == 0 else { throw DurableFiles.Failure.errno("rename \(staging) to \(target)") }

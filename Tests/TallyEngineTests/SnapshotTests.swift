@@ -96,6 +96,54 @@ struct SnapshotTests {
         #expect(!FileManager.default.fileExists(atPath: target.path + "/db.restore-tmp"))
     }
 
+    @Test("a flipped bit anywhere in the manifest is found; a version-1 manifest (no manifestSha256) is still read")
+    func damagedManifest() throws {
+        let dir = TempDir(), place = TempDir()
+        let ledger = try openLedger(dir)
+        _ = submitAll(ledger, (0..<5).map { (provision("c\($0)"), nil) })
+        let manifest = try ledger.createSnapshot(at: place.path + "/snap")
+        ledger.shutdown()
+        #expect(manifest.formatVersion == 2 && manifest.manifestSha256?.count == 64)
+        let path = place.path + "/snap/" + SnapshotManifest.fileName
+        let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(try SnapshotManifest.read(snapshot: place.path + "/snap") == manifest)
+        // Every single-bit change of the file: in createdAt or a size it is still valid JSON, so
+        // only the manifest's own checksum can tell.
+        var undetected: [Int] = []
+        for index in original.indices {
+            var bytes = original
+            bytes[index] ^= 0x01
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            do {
+                _ = try SnapshotManifest.read(snapshot: place.path + "/snap")
+                undetected.append(index)
+            } catch {
+                #expect(error.message.contains("damaged"), "\(error)")
+            }
+        }
+        #expect(undetected.isEmpty, "flips at \(undetected) passed")
+        // Verification and restore refuse it, with the reason.
+        let text = String(decoding: original, as: UTF8.self)
+        let createdAt = try #require(text.range(of: "\"\(manifest.createdAt)\""))
+        let changed = text.replacingCharacters(in: createdAt, with: "\"\(manifest.createdAt.replacingOccurrences(of: "20", with: "21"))\"")
+        try Data(changed.utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: SnapshotError.self) { try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path) }
+        #expect(throws: SnapshotError.self) { try Snapshots.restore(from: place.path + "/snap", dataDirectory: TempDir().path, logger: quietLogger) }
+        // A version-1 manifest, written before manifestSha256 existed, is read and verifies.
+        var old = manifest
+        old.formatVersion = 1
+        old.manifestSha256 = nil
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(old).write(to: URL(fileURLWithPath: path))
+        let verification = try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path)
+        #expect(verification.isValid, "\(verification.problems)")
+        // A version-2 manifest without it is damaged.
+        old.formatVersion = 2
+        try encoder.encode(old).write(to: URL(fileURLWithPath: path))
+        #expect(throws: SnapshotError.self) { try SnapshotManifest.read(snapshot: place.path + "/snap") }
+    }
+
     @Test("restore over an existing database keeps the old one aside and rewinds the anchor")
     func restoreOverExisting() throws {
         let dir = TempDir(), place = TempDir()

@@ -133,6 +133,10 @@ public struct Amount: Sendable, Hashable, Comparable, CustomStringConvertible {
         return Amount(units: Int128(quotient))
     }
 
+    /// True when the magnitude is below `maxMagnitude` (10^21), the bound of one parsed value.
+    /// A computed amount that is recorded as one value (a deduction's cost) is held to it too.
+    public var isBelowMaxMagnitude: Bool { units.magnitude < Amount.maxMagnitudeUnits.magnitude }
+
     // MARK: Sign and order
 
     /// True below zero.

@@ -20,6 +20,31 @@ struct Deduction {
 }
 
 extension GroupState {
+    /// A pool's running ledger balance stays below 10^21, like its overdraft (see
+    /// `deductionRangeProblem`) and every single amount: each balance the ledger shows parses back
+    /// as an amount, and every credit sum the projections keep stays far inside `Int128` (about
+    /// 1.7 × 10^26 of 10^-12 units), so none can overflow.
+    static let poolBalanceMax = Amount.maxMagnitude
+
+    /// Why a deduction of `cost` from a pool cannot be recorded, or nil: a cost of 10^21 or more
+    /// (no single amount may be that large), or a pool whose overdraft would reach 10^21.
+    func deductionRangeProblem(customerId: String, currencyId: String, resourceId: String?, cost: Amount) throws(StorageError) -> String? {
+        guard cost.isBelowMaxMagnitude else {
+            return "costs \(cost) \(currencyId), beyond the \(Amount.maxMagnitude) one deduction may be"
+        }
+        let pool = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
+        guard let reach = pool.overdraft.adding(cost), reach.isBelowMaxMagnitude else {
+            return "costs \(cost) \(currencyId), which could take the overdraft of \(pool.overdraft) beyond \(Amount.maxMagnitude)"
+        }
+        return nil
+    }
+
+    /// Whether granting `amount` keeps the pool's ledger balance below `poolBalanceMax`.
+    func grantFits(_ amount: Amount, customerId: String, currencyId: String, resourceId: String?) throws(StorageError) -> Bool {
+        let pool = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
+        return pool.ledgerBalance.adding(amount).map { $0 < Self.poolBalanceMax } ?? false
+    }
+
     mutating func grantCredits(_ c: GrantCredits, now: Timestamp, sourceType: GrantSource = .manual) throws(StorageError) -> Result<CommandResult, Rejection> {
         guard try Projections.customer(c.customerId, in: self) != nil else {
             return .failure(Rejection(.customerNotFound, "customer \"\(c.customerId)\" does not exist"))
@@ -30,6 +55,9 @@ extension GroupState {
         let effectiveAt = c.effectiveAt ?? now
         if let expireAt = c.expireAt, expireAt <= now {
             return .failure(Rejection(.invalidParams, "must be in the future", field: "expireAt"))
+        }
+        guard try grantFits(c.amount, customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId) else {
+            return .failure(Rejection(.invalidParams, "would take the pool's balance beyond \(Self.poolBalanceMax) \(c.currencyId)", field: "amount"))
         }
         let grant = newGrant(c, effectiveAt: effectiveAt, sourceType: sourceType, now: now)
         try append([.creditsGranted(CreditsGranted(grant: grant, idempotencyKey: c.idempotencyKey))], now: now)
@@ -118,7 +146,8 @@ extension GroupState {
         if let config = try Projections.autoRecharge(customerId: c.customerId, currencyId: c.currencyId, in: self), config.isEnabled,
            c.resourceId == nil, balance < config.thresholdValue, let amount = config.targetBalance.subtracting(balance), amount.isPositive {
             let spent = try Projections.rechargedThisMonth(customerId: c.customerId, currencyId: c.currencyId, at: now, in: self)
-            if config.maxSpendLimit.map({ spent + amount <= $0 }) ?? true {
+            if config.maxSpendLimit.map({ spent + amount <= $0 }) ?? true,
+               try grantFits(amount, customerId: c.customerId, currencyId: c.currencyId, resourceId: nil) {
                 let expireAt = config.grantExpirationPeriod.map { CalendarUTC.adding(1, $0, to: now) }
                 let request = GrantCredits(
                     customerId: c.customerId, currencyId: c.currencyId, amount: amount, grantType: .paid, displayName: "Auto-recharge",

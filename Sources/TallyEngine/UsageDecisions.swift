@@ -163,6 +163,9 @@ extension GroupState {
                 guard let price = delta.multipliedExactly(by: cost.amountPerUnit) else {
                     return .failure(Rejection(.invalidParams, "× amountPerUnit \(cost.amountPerUnit) has more than 12 fractional digits or is out of range", field: "value"))
                 }
+                if let problem = try deductionRangeProblem(customerId: c.customerId, currencyId: cost.currencyId, resourceId: c.resourceId, cost: price) {
+                    return .failure(Rejection(.invalidParams, problem, field: "value"))
+                }
                 let planned = try planDeduction(
                     customerId: c.customerId, currencyId: cost.currencyId, resourceId: c.resourceId, featureId: c.featureId, cost: price,
                     timestamp: timestamp, dimensions: c.dimensions, idempotencyKey: c.idempotencyKey, now: now
@@ -248,14 +251,29 @@ extension GroupState {
         }
     }
 
-    /// Why a meter that would count this event cannot read it (a non-numeric value where it sums).
+    /// Why a meter that would count this event cannot read it (a non-numeric value where it sums),
+    /// or why a credit-backed meter cannot deduct for it: the rules of reportUsage on such a
+    /// feature (no negative usage: refunds are grants; a cost exact in 12 fractional digits and in
+    /// range). An event is never accepted without the deduction it owes.
     private func meterProblem(_ raw: RawEvent) throws(StorageError) -> String? {
         for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
-            guard let meter = try Projections.feature(featureId, in: self)?.meter, meter.matches(raw.dimensions),
-                  [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field]
-            else { continue }
-            if (try? Amount(parsing: text)) == nil {
+            guard let feature = try Projections.feature(featureId, in: self), let meter = feature.meter, meter.matches(raw.dimensions) else { continue }
+            if [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field],
+               (try? Amount(parsing: text)) == nil {
                 return "dimensions.\(field) must be a decimal number: feature \"\(featureId)\" aggregates it with \(meter.aggregation.rawValue)"
+            }
+            guard let cost = feature.creditCost, meter.aggregation == .count || meter.aggregation == .sum,
+                  let reading = MeterReading(meter: meter, dimensions: raw.dimensions)
+            else { continue }
+            let what = meter.field.map { "dimensions.\($0)" } ?? "the event"
+            if reading.contribution.isNegative {
+                return "\(what) must not be negative: feature \"\(featureId)\" is credit-backed (refunds are grants)"
+            }
+            guard let price = reading.contribution.multipliedExactly(by: cost.amountPerUnit) else {
+                return "\(what) × amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range"
+            }
+            if let problem = try deductionRangeProblem(customerId: raw.customerId, currencyId: cost.currencyId, resourceId: raw.resourceId, cost: price) {
+                return "\(what) of feature \"\(featureId)\" \(problem)"
             }
         }
         return nil

@@ -1068,6 +1068,57 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
+    @Test("raw events on a credit-backed SUM meter follow reportUsage's rules: a negative value or a cost needing 13 fractional digits rejects that event alone")
+    func meteredDeductionRules() throws {
+        let f = try CreditFixture(daemon)
+        let eventName = uniqueID("cr-evt"), tokens = uniqueID("cr-tokens")
+        _ = try daemon.call("defineFeature", [
+            "featureId": .string(tokens), "type": "METERED",
+            "meter": ["eventName": .string(eventName), "aggregation": "SUM", "field": "tokens"],
+            "creditCost": ["currencyId": .string(f.currency), "amountPerUnit": "0.001"],
+        ])
+        try f.grant("10")
+        let values = ["1000", "-500", "0.0000000001", "2000"]
+        let events = values.map { usageEvent(f.customer, eventName, key: uniqueID("ev"), dimensions: ["tokens": $0]) }
+        let before = try daemon.lastSequence()
+        let reply = try daemon.call("reportEvent", ["events": .array(events)])
+        #expect(reply["accepted"] == 2, "\(reply.jsonText)")
+        let rejected = reply["rejected"]?.arrayValue ?? []
+        #expect(rejected.map { $0["index"] } == [1, 2], "\(reply.jsonText)")
+        #expect(rejected.allSatisfy { $0["code"] == -32602 && ($0["message"]?.stringValue ?? "").contains("dimensions.tokens") }, "\(reply.jsonText)")
+        // Only the good events and their deductions were appended: 3 credits of 10.
+        #expect(try daemon.lastSequence() == before + 4)
+        #expect(try f.balance() == "7")
+        let history = try daemon.history(f.customer, tokens, start: "2000-01-01T00:00:00Z", ["granularity": "MONTH"])
+        #expect(history["series"]?.arrayValue?.first?["total"] == "3000", "\(history.jsonText)")
+        try expectCreditInvariants(daemon, f.customer)
+    }
+
+    @Test("amounts too large for the ledger are refused with -32602 and never crash it: a cost, an overdraft or a pool balance of 10^21 or more")
+    func ledgerRange() throws {
+        let f = try CreditFixture(daemon, amountPerUnit: "100000000000000000000")  // 10^20 credits per unit
+        // A cost of 10^26 (fits Int128, beyond what one amount may be), then one of exactly 10^21.
+        try daemon.expectCreditRefusal(code: -32602, field: "value") { _ = try f.use("1000000") }
+        try daemon.expectCreditRefusal(code: -32602, field: "value") { _ = try f.use("10") }
+        // Overdrafts of 4 × 10^20 are taken until the next would bring it to 10^21 or more.
+        try f.use("4")
+        try f.use("4")
+        #expect(try f.balance() == "-800000000000000000000")
+        try daemon.expectCreditRefusal(code: -32602, field: "value") { _ = try f.use("4") }
+        try daemon.expectCreditRefusal(code: -32602, field: "value") { _ = try f.use("4", ["strict": true]) }
+        #expect(try f.balance() == "-800000000000000000000")
+        _ = try daemon.call("getStatus")  // still serving
+        // A grant that would bring the pool's balance to 10^21 or more is refused too.
+        let other = try CreditFixture(daemon)
+        try other.grant("999999999999999999999")
+        try daemon.expectCreditRefusal(code: -32602, field: "amount") { try other.grant("1") }
+        try f.grant("999999999999999999999")  // repays the overdraft first: the balance stays below 10^21
+        #expect(try f.balance() == "199999999999999999999")
+        try daemon.expectCreditRefusal(code: -32602, field: "amount") { try f.grant("900000000000000000000") }
+        try expectCreditInvariants(daemon, f.customer)
+        try expectCreditInvariants(daemon, other.customer)
+    }
+
     @Test("auto-recharge: maxSpendLimit stops top-ups beyond this calendar month's limit; a new month starts over")
     func autoRechargeLimit() throws {
         let f = try CreditFixture(daemon)

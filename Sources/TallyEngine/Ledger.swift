@@ -67,7 +67,13 @@ public final class Ledger: Sendable {
         } catch {
             throw Recovery.explainOpenFailure(error, path: path)
         }
-        let head = try Recovery.recover(store: store, anchor: try Anchor.read(dataDirectory: dataDirectory), logger: logger)
+        let head: Head
+        do {
+            head = try Recovery.recover(store: store, anchor: try Anchor.read(dataDirectory: dataDirectory), logger: logger)
+        } catch {
+            // A damaged block read while checking the tail says what to do, like one found at open.
+            throw Recovery.explainOpenFailure(error, path: path)
+        }
         anchor = try AnchorWriter(dataDirectory: dataDirectory, anchor: Anchor(sequence: head.sequence, hash: head.hash)) { [logger] problem in
             logger.error("anchor update failed; rollback detection uses the last written anchor until restart", metadata: ["error": "\(problem)"])
         }

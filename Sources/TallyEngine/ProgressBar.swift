@@ -66,8 +66,9 @@ public final class ProgressBar {
             text += "  " + detail
         } else {
             text += "  \(Self.short(UInt64(rate)))/s"
-            if total > done, rate > 0 {
-                text += "  ETA \(Int((Double(total - done) / rate).rounded(.up)))s"
+            // Bounded: a total from a damaged manifest can be absurd, and Int(_:) traps beyond Int.max.
+            if total > done, rate > 0, case let seconds = (Double(total - done) / rate).rounded(.up), seconds < 1e9 {
+                text += "  ETA \(Int(seconds))s"
             }
         }
         if isTerminal {

@@ -33,7 +33,14 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     /// JSON, and would otherwise pass). Nil only in version 1 manifests.
     public var manifestSha256: String?
 
-    public var sizeBytes: UInt64 { files.reduce(0) { $0 + $1.size } }
+    /// The files' sizes summed; saturates instead of trapping on a manifest with absurd sizes
+    /// (those files then fail their size check).
+    public var sizeBytes: UInt64 {
+        files.reduce(0) { total, file in
+            let (sum, overflow) = total.addingReportingOverflow(file.size)
+            return overflow ? .max : sum
+        }
+    }
 
     func encoded() throws -> [UInt8] {
         let encoder = JSONEncoder()
@@ -42,7 +49,7 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     }
 
     /// The SHA-256 (hex) of the manifest's encoding with `manifestSha256` left out.
-    func contentDigest() throws -> String {
+    public func contentDigest() throws -> String {
         var content = self
         content.manifestSha256 = nil
         var hasher = StreamingSHA256()

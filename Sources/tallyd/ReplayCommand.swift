@@ -69,8 +69,16 @@ struct Replay: ParsableCommand {
 
     static func render(_ report: Audit.Report, verify: Bool) -> String {
         var lines = ["replay of \(report.databasePath)"]
-        lines.append("events read: \(report.eventsRead) (through sequence \(report.lastSequence) of \(report.logLastSequence)); head hash \(report.headHash.hexString)")
-        lines.append("hash chain: \(report.chainProblem == nil ? "valid" : "BROKEN")")
+        if report.readToEnd {
+            lines.append("events read: \(report.eventsRead) (through sequence \(report.lastSequence) of \(report.logLastSequence)); head hash \(report.headHash.hexString)")
+        } else {
+            lines.append("events read: the replay stopped on damage before sequence \(report.logLastSequence) (see PROBLEM)")
+        }
+        if report.chainProblem != nil {
+            lines.append("hash chain: BROKEN")
+        } else {
+            lines.append(report.readToEnd ? "hash chain: valid" : "hash chain: not checked to the end: reading the log failed (see PROBLEM)")
+        }
         let names = Set(report.replayedCounts.keys).union(report.storedCounts?.keys ?? [:].keys).sorted()
         for name in names {
             var line = "projection \(name): \(report.replayedCounts[name] ?? 0) replayed"
@@ -83,7 +91,7 @@ struct Replay: ParsableCommand {
             lines.append("balance \(customer) \(b.currencyId) \(b.resourceId.map { "pool \($0)" } ?? "global"): \(b.balance) (grants remaining \(b.grantsRemaining), overdraft \(b.overdraft))")
         }
         if verify {
-            lines.append("anchor: \(report.anchor.map { "\($0)" } ?? "none")")
+            lines.append("anchor: \(report.anchor.map { "\($0)" } ?? "none")\(report.readToEnd ? "" : " (not compared: the replay did not reach the end)")")
         }
         for problem in report.problems { lines.append("PROBLEM: \(problem)") }
         if report.isValid {

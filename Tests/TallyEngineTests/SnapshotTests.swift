@@ -96,7 +96,7 @@ struct SnapshotTests {
         #expect(!FileManager.default.fileExists(atPath: target.path + "/db.restore-tmp"))
     }
 
-    @Test("a flipped bit anywhere in the manifest is found; a version-1 manifest (no manifestSha256) is still read")
+    @Test("a flipped bit anywhere in the manifest is found; absurd sizes are problems, not a trap; a version-1 manifest (no manifestSha256) is still read")
     func damagedManifest() throws {
         let dir = TempDir(), place = TempDir()
         let ledger = try openLedger(dir)
@@ -129,12 +129,20 @@ struct SnapshotTests {
         try Data(changed.utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: SnapshotError.self) { try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path) }
         #expect(throws: SnapshotError.self) { try Snapshots.restore(from: place.path + "/snap", dataDirectory: TempDir().path, logger: quietLogger) }
+        // Edited by hand with its checksum recomputed: absurd sizes are problems, not a trap.
+        var edited = manifest
+        for index in edited.files.indices.prefix(2) { edited.files[index].size = 1 << 63 }
+        edited.manifestSha256 = try edited.contentDigest()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(edited).write(to: URL(fileURLWithPath: path))
+        #expect(edited.sizeBytes == .max)
+        let absurd = try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path)
+        #expect(absurd.problems.filter { $0.contains("the manifest says 9223372036854775808") }.count == 2, "\(absurd.problems)")
         // A version-1 manifest, written before manifestSha256 existed, is read and verifies.
         var old = manifest
         old.formatVersion = 1
         old.manifestSha256 = nil
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(old).write(to: URL(fileURLWithPath: path))
         let verification = try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path)
         #expect(verification.isValid, "\(verification.problems)")

@@ -173,6 +173,31 @@ struct DisasterRecoveryTests {
         }
     }
 
+    @Test("replay --verify reports an altered last event both ways: the projections it no longer gives, and the anchor's hash it no longer has")
+    func alteredLastEvent() throws {
+        let daemon = try LiveDaemon().start()
+        _ = try daemon.call("provisionCustomer", ["customerId": "first"])
+        _ = try daemon.call("provisionCustomer", ["customerId": "last", "name": "Original"])
+        let head = try daemon.lastSequence()
+        #expect(try daemon.terminate() == 0)
+        do {
+            // Re-encoded with valid RocksDB checksums and the same prevHash: only the chain's
+            // end (the anchor) and the projections can tell.
+            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
+            let events = database.columnFamily(KeyLayout.eventsFamily)
+            let original = try EventRecord(sequence: UInt64(head), bytes: try #require(try database.get(KeyLayout.eventKey(UInt64(head)), in: events)))
+            let forged = EventRecord(sequence: UInt64(head), recordedAt: original.event.recordedAt,
+                                     payload: .customerProvisioned(CustomerProvisioned(customerId: "last", name: "Forged", email: nil, metadata: [], idempotencyKey: nil)),
+                                     prevHash: original.prevHash)
+            try database.put(KeyLayout.eventKey(UInt64(head)), forged.bytes, in: events, sync: true)
+        }
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 1)
+        #expect(replay.stdout.contains("hash chain: valid"), "\(replay.stdout)")
+        #expect(replay.stdout.contains("PROBLEM: projection mismatch: customers"), "\(replay.stdout)")
+        #expect(replay.stdout.contains("PROBLEM: event \(head) does not have the anchor's hash"), "\(replay.stdout)")
+    }
+
     @Test("a real tallyd restore killed with SIGKILL at random moments leaves the old state or the new one, never a mix")
     func restoreKilledMidway() throws {
         let daemon = try LiveDaemon().start()

@@ -19,7 +19,7 @@ extension MethodTable {
         "getAutoRecharge": .query { dispatcher, params in
             let (customerId, currencyId) = try CreditMethods.customerAndCurrency(params)
             let store = dispatcher.ledger.store
-            guard try Projections.customer(customerId, in: store) != nil else { throw CreditQueries.customerNotFound(customerId) }
+            try CreditQueries.requireCustomer(customerId, currency: currencyId, in: store)
             guard let config = try Projections.autoRecharge(customerId: customerId, currencyId: currencyId, in: store) else {
                 return .object(["customerId": .string(customerId), "currencyId": .string(currencyId), "isEnabled": false, "configured": false])
             }
@@ -55,11 +55,17 @@ enum CreditQueries {
         .rejected(Rejection(.customerNotFound, "customer \"\(id)\" does not exist"))
     }
 
-    static func balances(_ q: CreditMethods.BalanceQuery, at t: Timestamp, in source: some ProjectionScanner) throws -> JSONValue {
-        guard try Projections.customer(q.customerId, in: source) != nil else { throw customerNotFound(q.customerId) }
-        if let currency = q.currencyId, try Projections.currency(currency, in: source) == nil {
+    /// 1001 for an unknown customer, 1003 for an unknown currency (when one is named): every
+    /// credit query answers them alike.
+    static func requireCustomer(_ customerId: String, currency: String?, in source: some ProjectionSource) throws {
+        guard try Projections.customer(customerId, in: source) != nil else { throw customerNotFound(customerId) }
+        if let currency, try Projections.currency(currency, in: source) == nil {
             throw RPCFailure.rejected(Rejection(.currencyNotFound, "currency \"\(currency)\" does not exist"))
         }
+    }
+
+    static func balances(_ q: CreditMethods.BalanceQuery, at t: Timestamp, in source: some ProjectionScanner) throws -> JSONValue {
+        try requireCustomer(q.customerId, currency: q.currencyId, in: source)
         var pools = try Projections.creditPools(customerId: q.customerId, in: source)
             .filter { pool in (q.currencyId.map { $0 == pool.currencyId } ?? true) && (q.resourceId.map { $0 == pool.resourceId } ?? true) }
         if pools.isEmpty, let currency = q.currencyId { pools = [(currency, q.resourceId)] }
@@ -101,7 +107,7 @@ enum CreditQueries {
     }
 
     static func grants(_ q: (customerId: String, currencyId: String?, resourceId: String?, status: GrantStatus?), at now: Timestamp, in store: LedgerStore) throws -> JSONValue {
-        guard try Projections.customer(q.customerId, in: store) != nil else { throw customerNotFound(q.customerId) }
+        try requireCustomer(q.customerId, currency: q.currencyId, in: store)
         var grants: [CreditGrant] = []
         for (key, _) in try store.scan(prefix: KeyLayout.customerGrantPrefix(customerId: q.customerId)) {
             let id = String(decoding: key[KeyLayout.customerGrantPrefix(customerId: q.customerId).count...], as: UTF8.self)
@@ -116,7 +122,7 @@ enum CreditQueries {
     }
 
     static func ledger(_ q: CreditMethods.LedgerQuery, in store: LedgerStore) throws -> JSONValue {
-        guard try Projections.customer(q.customerId, in: store) != nil else { throw customerNotFound(q.customerId) }
+        try requireCustomer(q.customerId, currency: q.currencyId, in: store)
         let prefix = KeyLayout.creditLedgerPrefix(customerId: q.customerId)
         var entries: [JSONValue] = []
         var last: UInt64?
@@ -135,7 +141,7 @@ enum CreditQueries {
     }
 
     static func usage(_ q: CreditMethods.UsageQuery, now: Timestamp, in store: LedgerStore) throws -> JSONValue {
-        guard try Projections.customer(q.customerId, in: store) != nil else { throw customerNotFound(q.customerId) }
+        try requireCustomer(q.customerId, currency: q.currencyId, in: store)
         // Without an endDate the range runs through now, including the bucket now falls in.
         let end = q.endDate ?? now.adding(microseconds: 1)
         let start: Timestamp

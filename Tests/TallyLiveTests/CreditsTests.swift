@@ -1158,6 +1158,22 @@ struct CreditsTests {
         }
     }
 
+    @Test("every credit query answers 1003 for an unknown currency and 1001 for an unknown customer")
+    func unknownCurrencyOrCustomer() throws {
+        let f = try CreditFixture(daemon)
+        let nowhere = uniqueID("nocur"), nobody = uniqueID("nobody")
+        for method in ["getCreditBalance", "getCreditGrants", "getCreditLedger", "getCreditUsage", "getAutoRecharge"] {
+            let params: JSONObject = method == "getCreditUsage" ? ["timeRange": "LAST_DAY"] : [:]
+            var unknownCurrency = params, unknownCustomer = params
+            unknownCurrency["customerId"] = .string(f.customer)
+            unknownCurrency["currencyId"] = .string(nowhere)
+            unknownCustomer["customerId"] = .string(nobody)
+            unknownCustomer["currencyId"] = .string(f.currency)
+            expectRPCError(code: 1003, reason: "CURRENCY_NOT_FOUND") { _ = try daemon.call(method, unknownCurrency) }
+            expectRPCError(code: 1001, reason: "CUSTOMER_NOT_FOUND") { _ = try daemon.call(method, unknownCustomer) }
+        }
+    }
+
     // MARK: Entitlements
 
     @Test("getEntitlement with requestedUsage costing more than the balance → INSUFFICIENT_CREDITS with creditBalance")

@@ -142,40 +142,52 @@ enum CreditQueries {
 
     static func usage(_ q: CreditMethods.UsageQuery, now: Timestamp, in store: LedgerStore) throws -> JSONValue {
         try requireCustomer(q.customerId, currency: q.currencyId, in: store)
-        // Without an endDate the range runs through now, including the bucket now falls in.
-        let end = q.endDate ?? now.adding(microseconds: 1)
-        let start: Timestamp
-        var granularity: CalendarPeriod = .day
+        // Without an endDate the range runs through now, including the hour now falls in.
+        let requestedEnd = q.endDate ?? now.adding(microseconds: 1)
+        let requestedStart: Timestamp
         var output: CalendarPeriod = .day
         if let s = q.startDate {
-            start = s
-            if end.microsecondsSinceEpoch - s.microsecondsSinceEpoch <= 2 * 86_400_000_000 { granularity = .hour; output = .hour }
+            requestedStart = s
+            if requestedEnd.microsecondsSinceEpoch - s.microsecondsSinceEpoch <= 2 * 86_400_000_000 { output = .hour }
         } else {
             switch q.timeRange {
-            case .lastDay: start = end.adding(microseconds: -86_400_000_000); granularity = .hour; output = .hour
-            case .lastWeek: start = CalendarUTC.adding(-1, .week, to: end)
-            case .lastMonth: start = CalendarUTC.adding(-1, .month, to: end)
-            case .lastYear: start = CalendarUTC.adding(-1, .year, to: end); output = .month
+            case .lastDay: requestedStart = requestedEnd.adding(microseconds: -86_400_000_000); output = .hour
+            case .lastWeek: requestedStart = CalendarUTC.adding(-1, .week, to: requestedEnd)
+            case .lastMonth: requestedStart = CalendarUTC.adding(-1, .month, to: requestedEnd)
+            case .lastYear: requestedStart = CalendarUTC.adding(-1, .year, to: requestedEnd); output = .month
             }
+        }
+        // Exact to the hour, the finest cells kept: the range widened to whole hours, read as hour
+        // cells at its ragged ends and day cells for the whole days between.
+        let start = CalendarUTC.periodStart(.hour, containing: requestedStart)
+        let endFloor = CalendarUTC.periodStart(.hour, containing: requestedEnd)
+        let end = endFloor < requestedEnd ? CalendarUTC.adding(1, .hour, to: endFloor) : endFloor
+        var ranges: [(CalendarPeriod, Timestamp, Timestamp)] = [(.hour, start, end)]
+        let startDay = CalendarUTC.periodStart(.day, containing: start)
+        let firstWholeDay = startDay < start ? CalendarUTC.adding(1, .day, to: startDay) : startDay
+        let lastWholeDayEnd = CalendarUTC.periodStart(.day, containing: end)
+        if firstWholeDay < lastWholeDayEnd {
+            ranges = [(.hour, start, firstWholeDay), (.day, firstWholeDay, lastWholeDayEnd), (.hour, lastWholeDayEnd, end)]
         }
         var currencies = [q.currencyId].compactMap { $0 }
         if currencies.isEmpty { currencies = Set(try Projections.creditPools(customerId: q.customerId, in: store).map(\.currencyId)).sorted() }
         struct Group: Hashable { var currency: String; var feature: String?; var tags: [String] }
         var groups: [Group: [Int64: UsageCell]] = [:]
         for currency in currencies {
-            let prefix = KeyLayout.creditUsagePrefix(customerId: q.customerId, currencyId: currency, granularity: granularity)
-            let from = prefix + KeyLayout.sortable(CalendarUTC.periodStart(granularity, containing: start))
-            try store.scanProjections(from: from, to: prefix + KeyLayout.sortable(end)) { (key: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
-                guard let parts = KeyLayout.creditUsageParts(key, prefixCount: prefix.count) else { throw .corrupt("credit usage key does not parse") }
-                if let r = q.resourceId, parts.resourceId != r { return true }
-                let cell: UsageCell
-                do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw .corrupt("credit usage cell: \(error.reason)") }
-                let group = q.groupBy.isEmpty
-                    ? Group(currency: currency, feature: parts.featureId, tags: [])
-                    : Group(currency: currency, feature: nil, tags: q.groupBy.map { $0 == "featureId" ? parts.featureId : (parts.dimensions[$0] ?? "") })
-                let bucket = CalendarUTC.periodStart(output, containing: parts.start).microsecondsSinceEpoch
-                groups[group, default: [:]][bucket] = groups[group]?[bucket].map { $0.merged(with: cell, aggregation: .sum) } ?? cell
-                return true
+            for (granularity, from, to) in ranges where from < to {
+                let prefix = KeyLayout.creditUsagePrefix(customerId: q.customerId, currencyId: currency, granularity: granularity)
+                try store.scanProjections(from: prefix + KeyLayout.sortable(from), to: prefix + KeyLayout.sortable(to)) { (key: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
+                    guard let parts = KeyLayout.creditUsageParts(key, prefixCount: prefix.count) else { throw .corrupt("credit usage key does not parse") }
+                    if let r = q.resourceId, parts.resourceId != r { return true }
+                    let cell: UsageCell
+                    do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw .corrupt("credit usage cell: \(error.reason)") }
+                    let group = q.groupBy.isEmpty
+                        ? Group(currency: currency, feature: parts.featureId, tags: [])
+                        : Group(currency: currency, feature: nil, tags: q.groupBy.map { $0 == "featureId" ? parts.featureId : (parts.dimensions[$0] ?? "") })
+                    let bucket = CalendarUTC.periodStart(output, containing: parts.start).microsecondsSinceEpoch
+                    groups[group, default: [:]][bucket] = groups[group]?[bucket].map { $0.merged(with: cell, aggregation: .sum) } ?? cell
+                    return true
+                }
             }
         }
         let series: [JSONValue] = groups.sorted { ($0.key.currency, $0.key.feature ?? "", $0.key.tags.joined(separator: "\u{0}")) < ($1.key.currency, $1.key.feature ?? "", $1.key.tags.joined(separator: "\u{0}")) }.map { group, points in

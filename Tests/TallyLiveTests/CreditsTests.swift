@@ -913,6 +913,34 @@ struct CreditsTests {
         #expect(try daemon.call("listDimensionKeys", ["customerId": .string(f.customer), "search": "zzz"])["keys"] == [])
     }
 
+    @Test("getCreditUsage startDate/endDate is exact to the hour: whole days from day cells, the ragged ends from hour cells")
+    func creditUsageExactRange() throws {
+        let f = try CreditFixture(daemon)
+        try f.grant("100")
+        let day = String(CreditClock.start.prefix(8))  // "2031-01-"; the clock is past the 10th
+        _ = try f.use("1", ["timestamp": .string(day + "10T10:10:00Z")])
+        _ = try f.use("2", ["timestamp": .string(day + "10T10:50:00Z")])
+        _ = try f.use("3", ["timestamp": .string(day + "05T05:00:00Z")])
+        _ = try f.use("4", ["timestamp": .string(day + "05T23:00:00Z")])
+        func usage(_ start: String, _ end: String) throws -> (total: String, range: String) {
+            let reply = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "currencyId": .string(f.currency), "startDate": .string(day + start), "endDate": .string(day + end)])
+            let totals = (reply["series"]?.arrayValue ?? []).compactMap { $0["totalCredits"]?.stringValue.flatMap { try? Amount(parsing: $0) } }
+            let range = "\(reply["startDate"]?.stringValue ?? "?") \(reply["endDate"]?.stringValue ?? "?")"
+            return (totals.reduce(.zero, +).description, range)
+        }
+        // Within one hour: the hour holds both events, and the result says the range it read.
+        let hour = try usage("10T10:30:00Z", "10T10:45:00Z")
+        #expect(hour.total == "3" && hour.range == "\(day)10T10:00:00.000Z \(day)10T11:00:00.000Z", "\(hour)")
+        #expect(try usage("10T11:00:00Z", "10T12:00:00Z").total == "0")
+        #expect(try usage("10T10:00:00Z", "10T10:30:00Z").total == "3")  // widened to 11:00
+        #expect(try usage("10T09:00:00Z", "10T10:00:00Z").total == "0")
+        // Days: before, whole days were summed (the 05:00 usage counted from a range starting 10:00).
+        #expect(try usage("05T10:00:00Z", "08T00:00:00Z").total == "4")
+        #expect(try usage("05T00:00:00Z", "10T10:00:00Z").total == "7")
+        #expect(try usage("05T06:00:00Z", "10T11:00:00Z").total == "7")
+        #expect(try usage("04T12:00:00Z", "11T00:00:00Z").total == "10")
+    }
+
     @Test("getCreditBalance asOf a sequence and a timestamp equals what the daemon answered then")
     func balanceAsOf() throws {
         let f = try CreditFixture(daemon)

@@ -173,7 +173,16 @@ extension Ledger {
     /// A consistent snapshot at `path` while writes go on; see `Snapshots.create`.
     /// - Throws: `SnapshotError`.
     public func createSnapshot(at path: String) throws(SnapshotError) -> SnapshotManifest {
-        try Snapshots.create(store: store, at: path, now: now)
+        // Inside the data directory, a snapshot would be lost with it (and restore replaces db/).
+        let parent = DurableFiles.parent(of: Snapshots.absolute(path))
+        if let real = realpath(parent, nil), let data = realpath(dataDirectory, nil) {
+            defer { free(real); free(data) }
+            let (target, live) = (String(cString: real), String(cString: data))
+            guard target != live, !target.hasPrefix(live + "/") else {
+                throw SnapshotError("\(path) is inside the data directory \(dataDirectory): a snapshot there would not survive its loss; choose a path on another disk or at least outside it")
+            }
+        }
+        return try Snapshots.create(store: store, at: path, now: now)
     }
 }
 

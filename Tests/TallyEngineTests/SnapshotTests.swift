@@ -66,6 +66,18 @@ struct SnapshotTests {
         ledger.shutdown()
     }
 
+    @Test("a snapshot inside the data directory (or its db/) is refused: it would not survive the directory's loss")
+    func snapshotInsideDataDirectory() throws {
+        let dir = TempDir(), place = TempDir()
+        let ledger = try openLedger(dir)
+        defer { ledger.shutdown() }
+        for path in [dir.path + "/snap", dir.path + "/db/snap", place.path + "/../" + (dir.path as NSString).lastPathComponent + "/snap"] {
+            #expect(throws: SnapshotError.self, "\(path)") { try ledger.createSnapshot(at: path) }
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
+        _ = try ledger.createSnapshot(at: place.path + "/snap")
+    }
+
     @Test("a flipped bit in any snapshot file, a missing or an added file fails verification")
     func damagedSnapshot() throws {
         let dir = TempDir(), place = TempDir()

@@ -37,6 +37,17 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
 
     public static func path(in dataDirectory: String) -> String { dataDirectory + "/" + fileName }
 
+    /// The anchor's copy beside the data directory, `<parent>/.<name>.tally-anchor`: a rollback of
+    /// the *whole* data directory (a file-level backup put back, a copy moved over it) takes the
+    /// anchor inside with it, but not this one. Kept best-effort: where the parent cannot be
+    /// written, there is no copy (the daemon says so at start).
+    public static func mirrorPath(in dataDirectory: String) -> String {
+        let absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        let parent = DurableFiles.parent(of: absolute)
+        let name = (absolute as NSString).lastPathComponent
+        return (parent == "/" ? "" : parent) + "/." + name + ".tally-anchor"
+    }
+
     /// `tally-anchor 1 <sequence, 20 digits> <hash, 64 hex>\n`: fixed length, so an in-place
     /// rewrite never leaves a longer old tail behind, and it fits one sector.
     func encoded() -> [UInt8] {
@@ -63,7 +74,15 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
     /// The anchor in `dataDirectory`, or nil when there is none.
     /// - Throws: `StorageError.corrupt` when the file exists but is not an anchor.
     public static func read(dataDirectory: String) throws(StorageError) -> Anchor? {
-        let path = path(in: dataDirectory)
+        try read(path: path(in: dataDirectory))
+    }
+
+    /// The anchor's copy beside `dataDirectory` (`mirrorPath`), or nil when there is none.
+    public static func readMirror(dataDirectory: String) throws(StorageError) -> Anchor? {
+        try read(path: mirrorPath(in: dataDirectory))
+    }
+
+    static func read(path: String) throws(StorageError) -> Anchor? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .corrupt("cannot read the anchor file \(path)")
@@ -74,58 +93,86 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
         return anchor
     }
 
-    /// Replaces the anchor in `dataDirectory` atomically and durably: a temporary file, fsync,
-    /// rename, fsync of the directory. Used when the anchor is created and by restore.
+    /// Replaces the anchor in `dataDirectory` atomically and durably (a temporary file, fsync,
+    /// rename, fsync of the directory), then its copy beside it, best-effort. Used when the anchor
+    /// is created and by restore.
+    /// - Returns: whether the copy beside the data directory was written too.
     /// - Throws: `StorageError.corrupt` carrying the I/O failure (the anchor is then unchanged).
-    public func write(dataDirectory: String) throws(StorageError) {
+    @discardableResult
+    public func write(dataDirectory: String) throws(StorageError) -> Bool {
         let path = Self.path(in: dataDirectory)
         do {
             try DurableFiles.writeAtomically(encoded(), to: path)
         } catch {
             throw .corrupt("cannot write the anchor \(path): \(error)")
         }
+        do {
+            try DurableFiles.writeAtomically(encoded(), to: Self.mirrorPath(in: dataDirectory))
+            return true
+        } catch {
+            return false
+        }
     }
 }
 
-/// Keeps the anchor file open and rewrites it in place after each commit (one `pwrite`, no fsync
-/// except every `syncIntervalCommits` and at `close`). Called only from the writer thread, and
-/// from `close` after the writer stopped.
+/// Keeps the anchor file (and its copy beside the data directory, when it could be written) open
+/// and rewrites them in place after each commit (one `pwrite` each, no fsync except every
+/// `syncIntervalCommits` and at `close`). Called only from the writer thread, and from `close`
+/// after the writer stopped.
 final class AnchorWriter: @unchecked Sendable {
-    private let fd: Int32
-    private let path: String
+    private struct File {
+        let fd: Int32
+        let path: String
+        var failed = false
+    }
+
+    private var files: [File] = []
     private var unsynced = 0
-    private var failed = false
     private let onFailure: @Sendable (String) -> Void
 
-    /// Writes `anchor` atomically as the file's new content and opens it for updates.
+    /// Writes `anchor` atomically as the files' new content and opens them for updates. The copy
+    /// beside the data directory is best-effort: `onFailure` hears when it cannot be kept.
     init(dataDirectory: String, anchor: Anchor, onFailure: @escaping @Sendable (String) -> Void) throws(StorageError) {
-        try anchor.write(dataDirectory: dataDirectory)
-        path = Anchor.path(in: dataDirectory)
-        fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .corrupt("cannot open the anchor \(path): \(String(cString: strerror(errno)))") }
+        let mirrored = try anchor.write(dataDirectory: dataDirectory)
         self.onFailure = onFailure
+        var paths = [Anchor.path(in: dataDirectory)]
+        if mirrored {
+            paths.append(Anchor.mirrorPath(in: dataDirectory))
+        } else {
+            onFailure("cannot write the anchor's copy \(Anchor.mirrorPath(in: dataDirectory)): a rollback of the whole data directory will not be detected")
+        }
+        for (index, path) in paths.enumerated() {
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            if fd >= 0 {
+                files.append(File(fd: fd, path: path))
+            } else if index == 0 {
+                throw .corrupt("cannot open the anchor \(path): \(String(cString: strerror(errno)))")
+            } else {
+                onFailure("cannot open the anchor's copy \(path): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
-    deinit { close(fd) }
+    deinit { for file in files { close(file.fd) } }
 
     func update(_ anchor: Anchor) {
-        guard !failed else { return }
         let bytes = anchor.encoded()
-        let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        guard written == bytes.count else {
-            // The database is fine; only the rollback check loses precision until restart.
-            failed = true
-            onFailure("cannot update the anchor \(path): \(written < 0 ? String(cString: strerror(errno)) : "short write")")
-            return
-        }
         unsynced += 1
-        if unsynced >= Anchor.syncIntervalCommits {
-            unsynced = 0
-            _ = fsync(fd)
+        let sync = unsynced >= Anchor.syncIntervalCommits
+        if sync { unsynced = 0 }
+        for index in files.indices where !files[index].failed {
+            let written = bytes.withUnsafeBytes { pwrite(files[index].fd, $0.baseAddress, $0.count, 0) }
+            guard written == bytes.count else {
+                // The database is fine; only the rollback check loses precision until restart.
+                files[index].failed = true
+                onFailure("cannot update the anchor \(files[index].path): \(written < 0 ? String(cString: strerror(errno)) : "short write")")
+                continue
+            }
+            if sync { _ = fsync(files[index].fd) }
         }
     }
 
-    func sync() { _ = fsync(fd) }
+    func sync() { for file in files { _ = fsync(file.fd) } }
 }
 
 /// File helpers for the few files Tally writes itself (anchor, snapshots, restore journal).

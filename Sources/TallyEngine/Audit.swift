@@ -59,6 +59,8 @@ public enum Audit {
         // stand at or behind the read-only view opened next.
         let anchor: Result<Anchor?, StorageError>
         do throws(StorageError) { anchor = .success(try Anchor.read(dataDirectory: dataDirectory)) } catch { anchor = .failure(error) }
+        let mirror: Result<Anchor?, StorageError>
+        do throws(StorageError) { mirror = .success(try Anchor.readMirror(dataDirectory: dataDirectory)) } catch { mirror = .failure(error) }
         let store: LedgerStore
         do {
             store = try LedgerStore(path: path, readOnly: true)
@@ -123,11 +125,12 @@ public enum Audit {
                 // Checked whatever else was found (a changed event can break both the projections
                 // and the anchor's hash), but only after a replay to the end: one stopped by damage
                 // has not read far enough to compare.
-                if let anchor = report.anchor, report.readToEnd {
+                let places: [(Anchor?, Recovery.AnchorPlace)] = [(report.anchor, .inside), (try mirror.get(), .beside(Anchor.mirrorPath(in: dataDirectory)))]
+                for case let (anchor?, place) in places where report.readToEnd {
                     if anchor.sequence > report.lastSequence {
-                        report.problems.append("the log ends at sequence \(report.lastSequence), but the anchor says it reached \(anchor): the database was rolled back or truncated. \(Recovery.restoreAdvice)")
+                        report.problems.append("the log ends at sequence \(report.lastSequence), but \(place.name) says it reached \(anchor): the database was rolled back or truncated. \(Recovery.restoreAdvice)\(place.deliberate)")
                     } else if anchor.sequence > 0, let event = try store.events(after: anchor.sequence - 1, limit: 1).first, event.hash != anchor.hash {
-                        report.problems.append("event \(anchor.sequence) does not have the anchor's hash \(anchor.hash.hexString): the log was altered or replaced. \(Recovery.restoreAdvice)")
+                        report.problems.append("event \(anchor.sequence) does not have \(place.name)'s hash \(anchor.hash.hexString): the log was altered or replaced. \(Recovery.restoreAdvice)\(place.deliberate)")
                     }
                 }
             } catch {

@@ -69,7 +69,10 @@ public final class Ledger: Sendable {
         }
         let head: Head
         do {
-            head = try Recovery.recover(store: store, anchor: try Anchor.read(dataDirectory: dataDirectory), logger: logger)
+            head = try Recovery.recover(store: store, anchors: [
+                (try Anchor.read(dataDirectory: dataDirectory), .inside),
+                (try Anchor.readMirror(dataDirectory: dataDirectory), .beside(Anchor.mirrorPath(in: dataDirectory))),
+            ], logger: logger)
         } catch {
             // A damaged block read while checking the tail says what to do, like one found at open.
             throw Recovery.explainOpenFailure(error, path: path)

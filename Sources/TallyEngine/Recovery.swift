@@ -12,18 +12,40 @@ enum Recovery {
 
     static let restoreAdvice = "Do not serve this database: stop, keep the data directory for inspection, and restore the latest verified snapshot (`tallyd restore --from SNAPSHOT --data-dir DIR`; docs/operating.md, \"Disaster recovery\")."
 
-    static func recover(store: LedgerStore, anchor: Anchor?, logger: Logger) throws(StorageError) -> Head {
+    /// Where an anchor came from, for the messages: the file in the data directory, or its copy
+    /// beside it (which a rollback of the whole directory does not take back).
+    enum AnchorPlace {
+        case inside
+        case beside(String)
+
+        var name: String {
+            switch self {
+            case .inside: "the anchor"
+            case .beside(let path): "the anchor's copy beside the data directory (\(path))"
+            }
+        }
+
+        /// What else may explain a copy that is ahead, and what to do if it is that.
+        var deliberate: String {
+            switch self {
+            case .inside: ""
+            case .beside(let path): " If the data directory was replaced on purpose (an older copy put back knowingly, not with `tallyd restore`), delete \(path) and start again."
+            }
+        }
+    }
+
+    static func recover(store: LedgerStore, anchors: [(Anchor?, AnchorPlace)], logger: Logger) throws(StorageError) -> Head {
         guard let last = try store.lastEvent() else {
             if let mark = try store.projectionMark(), mark.sequence > 0 {
                 throw .corrupt("the log is empty but the projections stand at sequence \(mark.sequence): the events were lost (rolled back or deleted?). \(restoreAdvice)")
             }
-            if let anchor, anchor.sequence > 0 {
-                throw .corrupt("the log is empty but the anchor says it reached \(anchor): the database was replaced, rolled back or truncated. \(restoreAdvice)")
+            for case let (anchor?, place) in anchors where anchor.sequence > 0 {
+                throw .corrupt("the log is empty but \(place.name) says it reached \(anchor): the database was replaced, rolled back or truncated. \(restoreAdvice)\(place.deliberate)")
             }
             return Head(sequence: 0, hash: EventRecord.genesisHash, recordedAt: Timestamp(microsecondsSinceEpoch: 0))
         }
         let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)
-        try checkAnchor(anchor, store: store, head: head, logger: logger)
+        for (anchor, place) in anchors { try checkAnchor(anchor, place, store: store, head: head, logger: logger) }
         try checkTail(store: store, head: head)
         let mark = try store.projectionMark()
         if let mark, mark.version == KeyLayout.projectionVersion, mark.sequence == head.sequence {
@@ -45,20 +67,25 @@ enum Recovery {
     /// The log must reach the anchor, and the event at the anchor's sequence must have the
     /// anchor's hash. A missing anchor (first start after an upgrade, or a data directory copied
     /// without it) is recreated at the head by the caller, with a warning.
-    static func checkAnchor(_ anchor: Anchor?, store: LedgerStore, head: Head, logger: Logger) throws(StorageError) {
+    static func checkAnchor(_ anchor: Anchor?, _ place: AnchorPlace, store: LedgerStore, head: Head, logger: Logger) throws(StorageError) {
         guard let anchor else {
-            logger.warning("no anchor file in the data directory; creating it at the log's head (expected on the first start after an upgrade or a manual copy)", metadata: ["lastSequence": "\(head.sequence)"])
+            switch place {
+            case .inside:
+                logger.warning("no anchor file in the data directory; creating it at the log's head (expected on the first start after an upgrade or a manual copy)", metadata: ["lastSequence": "\(head.sequence)"])
+            case .beside(let path):
+                logger.notice("no copy of the anchor beside the data directory; creating it at the log's head (expected on the first start of this data directory here)", metadata: ["path": "\(path)", "lastSequence": "\(head.sequence)"])
+            }
             return
         }
         guard anchor.sequence <= head.sequence else {
-            throw .corrupt("the log ends at sequence \(head.sequence), but the anchor says it reached \(anchor): acknowledged events are gone — the database was rolled back to an older copy, its WAL was truncated, or files were lost. \(restoreAdvice)")
+            throw .corrupt("the log ends at sequence \(head.sequence), but \(place.name) says it reached \(anchor): acknowledged events are gone — the database was rolled back to an older copy, its WAL was truncated, or files were lost. \(restoreAdvice)\(place.deliberate)")
         }
         guard anchor.sequence > 0 else { return }
         guard let event = try store.events(after: anchor.sequence - 1, limit: 1).first, event.event.sequence == anchor.sequence else {
-            throw .corrupt("event \(anchor.sequence), named by the anchor, is missing from the log. \(restoreAdvice)")
+            throw .corrupt("event \(anchor.sequence), named by \(place.name), is missing from the log. \(restoreAdvice)\(place.deliberate)")
         }
         guard event.hash == anchor.hash else {
-            throw .corrupt("event \(anchor.sequence) hashes to \(event.hash.hexString), but the anchor recorded \(anchor.hash.hexString): the log was altered or replaced by another database. \(restoreAdvice)")
+            throw .corrupt("event \(anchor.sequence) hashes to \(event.hash.hexString), but \(place.name) recorded \(anchor.hash.hexString): the log was altered or replaced by another database. \(restoreAdvice)\(place.deliberate)")
         }
     }
 

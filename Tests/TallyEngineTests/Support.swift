@@ -19,7 +19,10 @@ final class TempDir {
         path = String(cString: made!)
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.removeItem(atPath: Anchor.mirrorPath(in: path))  // beside it, when a ledger used it
+    }
 }
 
 /// A clock the test moves by hand.

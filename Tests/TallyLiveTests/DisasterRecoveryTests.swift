@@ -385,4 +385,29 @@ struct DisasterRecoveryTests {
         #expect(partial.status == 0)
         #expect(partial.stdout.contains("projection customers: 4 replayed"), "\(partial.stdout)")
     }
+
+    @Test("a whole data directory rolled back to an older copy (its anchor included) is refused at start, by the anchor's copy beside it")
+    func wholeDataDirectoryRolledBack() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<10)
+        #expect(try daemon.terminate() == 0)
+        let older = daemon.directory.path + "/older-data"
+        try FileManager.default.copyItem(atPath: daemon.dataDirectory, toPath: older)
+        try daemon.start()
+        try Self.provision(daemon, 10..<15)
+        #expect(try daemon.terminate() == 0)
+        let mirror = daemon.directory.path + "/.data.tally-anchor"
+        #expect(FileManager.default.fileExists(atPath: mirror))
+        try FileManager.default.removeItem(atPath: daemon.dataDirectory)
+        try FileManager.default.copyItem(atPath: older, toPath: daemon.dataDirectory)
+        Self.expectStartRefused(daemon, ["beside the data directory", "says it reached sequence 15", "rolled back", "delete \(mirror)"])
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 1)
+        #expect(replay.stdout.contains("beside the data directory"), "\(replay.stdout)")
+        // Put back on purpose: deleting the copy, as the message says, lets the older state start.
+        try FileManager.default.removeItem(atPath: mirror)
+        try daemon.start()
+        #expect(try daemon.lastSequence() == 10)
+        #expect(try daemon.terminate() == 0)
+    }
 }

@@ -107,10 +107,13 @@ enum UsageQueries {
         }
         let aggregation = feature.aggregation
         // MONTH is summed from day cells; the rest are stored as they are asked for. Ungrouped
-        // UNIQUE_COUNT reads its whole-bucket cells, which count each value once per bucket.
+        // UNIQUE_COUNT reads its whole-bucket cells, which count each value once per bucket — its
+        // whole-month cells only when the range is whole months, so that a range starting or
+        // ending mid-month counts what the grouped query and the other aggregations count.
         let unique = aggregation == .uniqueCount
         let whole = unique && q.groupBy.isEmpty
-        let stored: CalendarPeriod = q.granularity == .month && !whole ? .day : q.granularity
+        let monthAligned = [q.startDate, q.endDate].allSatisfy { t in t.map { CalendarUTC.periodStart(.month, containing: $0) == $0 } ?? true }
+        let stored: CalendarPeriod = q.granularity == .month && !(whole && monthAligned) ? .day : q.granularity
         let prefix = KeyLayout.usageSeriesPrefix(customerId: q.customerId, featureId: q.featureId, granularity: stored, whole: whole)
         let first = CalendarUTC.periodStart(stored, containing: q.startDate)
         let end = q.endDate ?? Timestamp.distantFuture  // endDate is exclusive

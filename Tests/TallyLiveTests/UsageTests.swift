@@ -512,6 +512,17 @@ struct UsageTests {
         #expect(ungrouped.first?["points"]?.arrayValue?.map { $0["value"] } == ["2", "2"], "Oct 1: u1, u2; Oct 2: u1, u3 — \(ungrouped)")
         #expect(ungrouped.first?["total"] == "3", "the total counts u1, u2, u3 once each over the range: \(ungrouped)")
 
+        // MONTH over part of a month, ungrouped: counted from startDate's day up to endDate, as
+        // grouped (and as every other aggregation); a whole month reads the month's cells.
+        let partMonth = try daemon.history(customer, feature, start: "2026-10-02T00:00:00Z", ["endDate": "2026-10-03T00:00:00Z", "granularity": "MONTH"])
+        #expect(partMonth["series"]?.arrayValue?.first?["points"]?.arrayValue?.map { $0["value"] } == ["2"], "Oct 2: u1, u3 — \(partMonth.jsonText)")
+        let partByRegion = try daemon.history(customer, feature, start: "2026-10-02T00:00:00Z", ["endDate": "2026-10-03T00:00:00Z", "granularity": "MONTH", "groupBy": ["region"]])
+        #expect(partByRegion["series"]?.arrayValue?.map { $0["total"] } == ["1", "2"], "eu: u1; us: u1, u3 — \(partByRegion.jsonText)")
+        let untilOct2 = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-10-02T00:00:00Z", "granularity": "MONTH"])
+        #expect(untilOct2["series"]?.arrayValue?.first?["total"] == "2", "Oct 1 only: u1, u2 — \(untilOct2.jsonText)")
+        let october = try daemon.history(customer, feature, start: "2026-10-01T00:00:00Z", ["endDate": "2026-11-01T00:00:00Z", "granularity": "MONTH"])
+        #expect(october["series"]?.arrayValue?.first?["total"] == "3", "\(october.jsonText)")
+
         // Several resources: one user on two resources is one user when no resource is asked for.
         _ = try daemon.call("reportEvent", ["events": [
             usageEvent(customer, name, key: "7", dimensions: ["user": "u9"], timestamp: "2026-10-05T10:00:00Z", resourceId: "r1"),

@@ -39,6 +39,13 @@ struct Replay: ParsableCommand {
         if verify && (toSequence != nil || asOf != nil) {
             throw ValidationError("--verify compares with the stored projections, which stand at the log's head; leave out --to-sequence/--as-of.")
         }
+        if let asOf {
+            do {
+                _ = try Timestamp(parsingRFC3339: asOf)
+            } catch {
+                throw ValidationError("--as-of: \(error)")
+            }
+        }
     }
 
     func run() throws {

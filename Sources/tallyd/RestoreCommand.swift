@@ -36,6 +36,8 @@ struct Restore: ParsableCommand {
         let replayBar = ProgressBar(label: "replay", unit: "events")
         var replayStarted = false
         do {
+            // Not a snapshot: say so before the data directory is created or locked.
+            _ = try SnapshotManifest.read(snapshot: from)
             let (verification, old) = try OfflineDataDirectory.whileLocked(dataDir) {
                 try Snapshots.restore(
                     from: from, dataDirectory: dataDir, logger: logger, progress: { bar.update($0, of: $1) },

@@ -386,6 +386,20 @@ struct DisasterRecoveryTests {
         #expect(partial.stdout.contains("projection customers: 4 replayed"), "\(partial.stdout)")
     }
 
+    @Test("operator mistakes get a message and exit 1 or 64, and change nothing: restore from a non-snapshot, replay --as-of that is no timestamp")
+    func operatorMistakes() throws {
+        let place = TemporaryDirectory("tally-mistakes")
+        let target = place.path + "/new-data"
+        for source in [place.path, place.path + "/missing"] {
+            let restore = try Self.tallyd(["restore", "--from", source, "--data-dir", target])
+            #expect(restore.status == 1 && restore.stderr.contains("is not a snapshot"), "\(restore.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: target), "a refused restore created \(target)")
+        }
+        let replay = try Self.tallyd(["replay", "--data-dir", target, "--as-of", "yesterday"])
+        #expect(replay.status == 64 && replay.stderr.contains("--as-of"), "\(replay.stderr)")
+        #expect(!replay.stderr.contains("<subcommand>"), "the replay command's usage, not the root's: \(replay.stderr)")
+    }
+
     @Test("a whole data directory rolled back to an older copy (its anchor included) is refused at start, by the anchor's copy beside it")
     func wholeDataDirectoryRolledBack() throws {
         let daemon = try LiveDaemon().start()

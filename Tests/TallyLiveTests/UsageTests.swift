@@ -53,14 +53,14 @@ struct UsageTests {
         }
     }
 
-    @Test("entitlements combine the plans of ACTIVE and TRIAL subscriptions (unlimited wins, then the highest limit); PAUSED and CANCELED ones grant nothing; a promotion replaces them")
+    @Test("entitlements combine the plans of ACTIVE and TRIAL subscriptions and an active promotion (unlimited wins, then the highest limit); PAUSED and CANCELED ones grant nothing")
     func combinedPlans() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
         func limit(_ value: Int) -> JSONValue { ["featureId": .string(feature), "usageLimit": .integer(value), "resetPeriod": "MONTH"] }
         let unlimited: JSONValue = ["featureId": .string(feature), "hasUnlimitedUsage": true]
         #expect(try daemon.entitlement(customer, feature)["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT")
         try daemon.subscribe(customer, entitlements: [limit(10)])
-        try daemon.subscribe(customer, entitlements: [limit(25)], status: "TRIAL")
+        let (trialPlan, _) = try daemon.subscribe(customer, entitlements: [limit(25)], status: "TRIAL")
         try daemon.subscribe(customer, entitlements: [unlimited], status: "PAUSED")
         try daemon.subscribe(customer, entitlements: [unlimited], status: "CANCELED")
         let combined = try daemon.entitlement(customer, feature, requested: 25)
@@ -74,8 +74,29 @@ struct UsageTests {
         _ = try daemon.call("cancelSubscription", ["subscriptionId": .string(active)])
         #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25", "back to the highest limit once the unlimited plan is canceled")
 
-        _ = try daemon.call("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "usageLimit": 5])
-        #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "5", "a promotion replaces the plans for its feature")
+        // A promotion competes with the plans like one more plan: the more generous wins.
+        func promote(_ params: JSONObject) throws {
+            var p: JSONObject = ["customerId": .string(customer), "featureId": .string(feature)]
+            for (k, v) in params { p[k] = v }
+            _ = try daemon.call("grantPromotionalEntitlement", p)
+        }
+        try promote(["usageLimit": 5])
+        var e = try daemon.entitlement(customer, feature, requested: 25)
+        #expect(e["hasAccess"] == true && e["usageLimit"] == "25" && e["resetPeriod"] == "MONTH" && e["source"] == .string("PLAN:\(trialPlan)"),
+                "a less generous promotion does not lower the plan's limit: \(e.jsonText)")
+        try promote(["usageLimit": 40, "resetPeriod": "DAY"])
+        e = try daemon.entitlement(customer, feature, requested: 40)
+        #expect(e["hasAccess"] == true && e["usageLimit"] == "40" && e["resetPeriod"] == "DAY" && e["source"] == "PROMOTIONAL",
+                "a more generous promotion wins, with its reset period: \(e.jsonText)")
+        try promote(["usageLimit": 30])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "30" && e["resetPeriod"] == nil && e["source"] == "PROMOTIONAL", "a newer promotion replaces the older: \(e.jsonText)")
+        try promote(["hasUnlimitedUsage": true, "endDate": "2026-01-01T00:00:00Z"])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "25" && e["source"] == .string("PLAN:\(trialPlan)"), "an ended promotion grants nothing: \(e.jsonText)")
+        try promote(["hasUnlimitedUsage": true])
+        e = try daemon.entitlement(customer, feature, requested: 1_000_000)
+        #expect(e["isUnlimited"] == true && e["hasAccess"] == true && e["source"] == "PROMOTIONAL", "\(e.jsonText)")
         _ = try daemon.call("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature)])
         #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25")
     }
@@ -852,7 +873,7 @@ struct UsageTests {
         #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "hasAccess false in the plan: \(e.jsonText)")
     }
 
-    @Test("promotional entitlements replace the plan's; a new grant replaces the old; expired ones are inactive; revoke restores the plan")
+    @Test("promotional entitlements: the more generous of promotion and plan wins; a new grant replaces the old; expired ones are inactive; revoke restores the plan")
     func promotional() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature(), extra = try daemon.newMeteredFeature()
         try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]])
@@ -881,6 +902,11 @@ struct UsageTests {
         _ = try grant(["usageLimit": 1000, "endDate": "2026-01-01T00:00:00Z"], feature: feature)
         e = try daemon.entitlement(customer, feature)
         #expect(e["usageLimit"] == "10" && e["hasAccess"] == false, "an ended grant is not active; it replaced the unlimited one; the plan applies: \(e.jsonText)")
+
+        _ = try grant(["usageLimit": 5], feature: feature)
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "10" && e["hasAccess"] == false && e["source"]?.stringValue?.hasPrefix("PLAN:") == true,
+                "a promotion less generous than the plan: the plan wins: \(e.jsonText)")
 
         _ = try grant(["usageLimit": 30], feature: feature)
         _ = try grant(["usageLimit": 5], feature: extra)

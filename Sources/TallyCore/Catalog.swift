@@ -255,6 +255,20 @@ public struct Subscription: Sendable, Equatable {
         self.canceledAt = canceledAt
     }
 
+    /// The end of a TRIAL of `plan` (exclusive): `startDate` + the plan's `trialDays` days; nil for
+    /// other statuses and for plans without `trialDays` (the trial does not end by itself).
+    public func trialEnd(of plan: Plan) -> Timestamp? {
+        guard status == .trial, let days = plan.trialDays else { return nil }
+        return startDate.adding(microseconds: Int64(days) * 86_400_000_000)
+    }
+
+    /// Whether the subscription grants `plan`'s entitlements at `t`: ACTIVE or TRIAL, started
+    /// (`startDate ≤ t`), and a TRIAL only before its `trialEnd`.
+    public func grantsEntitlements(of plan: Plan, at t: Timestamp) -> Bool {
+        guard status.grantsEntitlements, startDate <= t else { return false }
+        return trialEnd(of: plan).map { t < $0 } ?? true
+    }
+
     func encode(into w: inout ByteWriter) {
         w.writeString(id)
         w.writeString(customerId)

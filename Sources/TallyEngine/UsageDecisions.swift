@@ -268,7 +268,7 @@ public enum EntitlementReader {
     public static func resolve(customerId: String, featureId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> ResolvedEntitlement? {
         var plans: [Plan] = []
         for subscription in try Projections.subscriptions(customerId: customerId, in: source) where subscription.status.grantsEntitlements {
-            if let plan = try Projections.plan(subscription.planId, in: source) { plans.append(plan) }
+            if let plan = try Projections.plan(subscription.planId, in: source), subscription.grantsEntitlements(of: plan, at: t) { plans.append(plan) }
         }
         let promotional = try Projections.promotional(customerId: customerId, featureId: featureId, in: source)
         return ResolvedEntitlement.resolve(featureId: featureId, plans: plans, promotional: promotional, at: t)

@@ -927,6 +927,63 @@ struct UsageTests {
         try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat")), "usageLimit": 1], code: 1002, reason: "FEATURE_NOT_FOUND")
         try daemon.expectLedgerConsistent()
     }
+
+    @Test("a subscription grants its plan only from its startDate, and a TRIAL of a plan with trialDays only until startDate + trialDays days")
+    func subscriptionDates() throws {
+        // Its own daemon: the test clock moves forward for this test alone.
+        let t0 = "2031-03-10T12:00:00.000Z"
+        let daemon = try LiveDaemon(extraArguments: ["--test-clock", "--test-clock-start", t0]).start()
+        let clock = CreditClock(daemon, start: t0)
+        let day = 86_400.0
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        func provision(_ customerId: String, trialDays: Int?, status: String, startDate: String) throws -> String {
+            let plan = uniqueID("plan")
+            var params: JSONObject = ["planId": .string(plan), "displayName": "P", "entitlements": [["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]]]
+            if let trialDays { params["trialDays"] = .integer(trialDays) }
+            _ = try daemon.call("definePlan", params)
+            let subscription = try daemon.call("provisionSubscription", [
+                "customerId": .string(customerId), "planId": .string(plan), "status": .string(status), "startDate": .string(startDate),
+            ])
+            #expect(subscription["startDate"] == .string(startDate), "\(subscription.jsonText)")
+            return plan
+        }
+        func listed(_ customerId: String) throws -> [String] {
+            try daemon.call("getEntitlements", ["customerId": .string(customerId)])["entitlements"]?.arrayValue?.compactMap { $0["featureId"]?.stringValue } ?? []
+        }
+
+        // A future startDate: nothing until the clock reaches it.
+        let future = try provision(customer, trialDays: nil, status: "ACTIVE", startDate: clock.at(2 * day))
+        var e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "not started yet: \(e.jsonText)")
+        #expect(try listed(customer).isEmpty)
+        let usage = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 1])
+        #expect(usage["usageLimit"] == nil, "no limit before the start: \(usage.jsonText)")
+        try clock.advance(2 * day - 1)
+        #expect(try daemon.entitlement(customer, feature)["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "a second before the start")
+        try clock.advance(1)
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == true && e["usageLimit"] == "10" && e["source"] == .string("PLAN:\(future)"), "from startDate on: \(e.jsonText)")
+        #expect(try listed(customer) == [feature])
+
+        // A TRIAL of a plan with trialDays 1: access on day 0, none from day 1. An ACTIVE
+        // subscription to a plan with trialDays is not limited by them.
+        let trialCustomer = try daemon.newCustomer(), activeCustomer = try daemon.newCustomer()
+        let trial = try provision(trialCustomer, trialDays: 1, status: "TRIAL", startDate: clock.nowText)
+        let active = try provision(activeCustomer, trialDays: 1, status: "ACTIVE", startDate: clock.nowText)
+        e = try daemon.entitlement(trialCustomer, feature)
+        #expect(e["hasAccess"] == true && e["source"] == .string("PLAN:\(trial)"), "day 0 of the trial: \(e.jsonText)")
+        try clock.advance(day - 1)
+        #expect(try daemon.entitlement(trialCustomer, feature)["hasAccess"] == true, "the trial's last second")
+        try clock.advance(1)
+        e = try daemon.entitlement(trialCustomer, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "the trial ended: \(e.jsonText)")
+        #expect(try listed(trialCustomer).isEmpty)
+        try clock.advance(30 * day)
+        e = try daemon.entitlement(activeCustomer, feature)
+        #expect(e["hasAccess"] == true && e["source"] == .string("PLAN:\(active)"), "ACTIVE ignores trialDays: \(e.jsonText)")
+        try daemon.expectLedgerConsistent()
+        #expect(try daemon.terminate() == 0)
+    }
 }
 
 // MARK: - Rebuild equals stored

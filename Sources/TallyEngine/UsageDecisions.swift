@@ -76,6 +76,10 @@ extension GroupState {
             return .success(.promotional(entitlement))
 
         case .revokePromotional(let customerId, let featureId):
+            if let rejection = try requireCustomer(customerId) { return .failure(rejection) }
+            guard try Projections.feature(featureId, in: self) != nil else {
+                return .failure(Rejection(.featureNotFound, "feature \"\(featureId)\" does not exist"))
+            }
             guard try Projections.promotional(customerId: customerId, featureId: featureId, in: self) != nil else {
                 return .failure(Rejection(.invalidState, "customer \"\(customerId)\" has no promotional entitlement to \"\(featureId)\""))
             }

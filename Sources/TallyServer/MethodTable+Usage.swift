@@ -238,6 +238,9 @@ enum UsageQueries {
     }
 
     static func dimensionKeys(customerId: String, search: String?, store: LedgerStore) throws -> JSONValue {
+        guard try Projections.customer(customerId, in: store) != nil else {
+            throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(customerId)\" does not exist"))
+        }
         let prefix = KeyLayout.dimensionKeyPrefix(customerId: customerId)
         let needle = search?.lowercased()
         var keys: [JSONValue] = []

@@ -808,6 +808,9 @@ struct UsageTests {
         #expect(try keys("gIo") == ["region"])
         #expect(try keys("version") == ["ModelVersion"])
         #expect(try keys("zzz") == [])
+        try daemon.expectRejected("listDimensionKeys", ["customerId": .string(uniqueID("nocust"))], code: 1001, reason: "CUSTOMER_NOT_FOUND")
+        let fresh = try daemon.newCustomer()
+        #expect(try daemon.call("listDimensionKeys", ["customerId": .string(fresh)])["keys"] == [], "a customer without usage has no keys")
     }
 
     // MARK: - Entitlements
@@ -923,6 +926,9 @@ struct UsageTests {
         e = try daemon.entitlement(customer, extra)
         #expect(e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "\(e.jsonText)")
         try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(extra)], code: 1013, reason: "INVALID_STATE")
+        try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature)], code: 1001, reason: "CUSTOMER_NOT_FOUND")
+        try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat"))], code: 1002, reason: "FEATURE_NOT_FOUND")
+        try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(uniqueID("nofeat"))], code: 1001, reason: "CUSTOMER_NOT_FOUND")
         try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature), "usageLimit": 1], code: 1001, reason: "CUSTOMER_NOT_FOUND")
         try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat")), "usageLimit": 1], code: 1002, reason: "FEATURE_NOT_FOUND")
         try daemon.expectLedgerConsistent()

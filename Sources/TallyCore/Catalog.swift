@@ -40,6 +40,10 @@ public enum Aggregation: String, Sendable, CaseIterable {
 
     /// Whether the aggregation reads a field of the event.
     public var needsField: Bool { self != .count }
+
+    /// Whether usage under it is a sum of amounts (COUNT, SUM), so a reported delta can be added
+    /// to it; MAX, MIN, LATEST and UNIQUE_COUNT are computed from the raw events themselves.
+    public var isAdditive: Bool { self == .count || self == .sum }
 }
 
 public enum FilterOperator: String, Sendable, CaseIterable { case equals = "EQUALS", notEquals = "NOT_EQUALS", isIn = "IN", exists = "EXISTS" }

@@ -131,6 +131,11 @@ extension GroupState {
         guard feature.type == .metered else {
             return .failure(Rejection(.invalidState, "feature \"\(c.featureId)\" is BOOLEAN; only METERED features take usage"))
         }
+        // A delta added to the period totals of a MAX/MIN/LATEST/UNIQUE_COUNT meter would make them
+        // disagree with the history, which aggregates the raw events.
+        if let aggregation = feature.meter?.aggregation, !aggregation.isAdditive {
+            return .failure(Rejection(.invalidState, "feature \"\(c.featureId)\"'s usage is computed from raw events with \(aggregation.rawValue); send them with reportEvent"))
+        }
         let timestamp = c.timestamp ?? now
         let entitlement = try EntitlementReader.resolve(customerId: c.customerId, featureId: c.featureId, at: now, in: self)
         let period = entitlement?.resetPeriod

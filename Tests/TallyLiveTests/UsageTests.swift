@@ -259,6 +259,79 @@ struct UsageTests {
         try daemon.expectRejected("reportUsage", ["customerId": .string(customer), "featureId": .string(boolean), "value": 1], code: 1013, reason: "INVALID_STATE")
     }
 
+    @Test("reportUsage, reportUsageBulk and importRecords refuse (1013) a feature metered with MAX, MIN, LATEST or UNIQUE_COUNT; COUNT, SUM and unmetered features take usage")
+    func usageOfNonAdditiveMeter() throws {
+        let customer = try daemon.newCustomer(), name = uniqueID("ev")
+        func meter(_ aggregation: String, field: String?) -> JSONValue {
+            var o: JSONObject = ["eventName": .string(name), "aggregation": .string(aggregation)]
+            if let field { o["field"] = .string(field) }
+            return .object(o)
+        }
+        let refused: [(aggregation: String, id: String)] = try [
+            ("MAX", daemon.newMeteredFeature("max", meter: meter("MAX", field: "tokens"))),
+            ("MIN", daemon.newMeteredFeature("min", meter: meter("MIN", field: "tokens"))),
+            ("LATEST", daemon.newMeteredFeature("latest", meter: meter("LATEST", field: "tokens"))),
+            ("UNIQUE_COUNT", daemon.newMeteredFeature("uniq", meter: meter("UNIQUE_COUNT", field: "user"))),
+        ]
+        let taken: [String] = try [
+            daemon.newMeteredFeature("count", meter: meter("COUNT", field: nil)),
+            daemon.newMeteredFeature("sum", meter: meter("SUM", field: "tokens")),
+            daemon.newMeteredFeature("plain"),
+        ]
+        try daemon.subscribe(customer, entitlements: (refused.map(\.id) + taken).map { ["featureId": .string($0), "hasUnlimitedUsage": true] })
+        let sent = try daemon.call("reportEvent", ["events": [usageEvent(customer, name, key: uniqueID("e"), dimensions: ["tokens": "9", "user": "u1"])]])
+        #expect(sent["accepted"] == 1, "\(sent.jsonText)")
+        let maxId = refused[0].id
+        #expect(try daemon.entitlement(customer, maxId)["currentUsage"] == "9")
+
+        for (aggregation, id) in refused {
+            for behavior in ["DELTA", "SET"] {
+                let before = try daemon.lastSequence()
+                let error = expectRPCError(code: 1013, reason: "INVALID_STATE") {
+                    _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(id), "value": 2, "updateBehavior": .string(behavior)])
+                }
+                #expect(error?.message.contains(aggregation) == true && error?.message.contains("reportEvent") == true, "\(aggregation): \(error.map { "\($0)" } ?? "")")
+                #expect(try daemon.lastSequence() == before, "\(aggregation) \(behavior): nothing appended")
+            }
+        }
+        // The totals and the history still agree: 9, not 11.
+        #expect(try daemon.entitlement(customer, maxId)["currentUsage"] == "9")
+        #expect(try daemon.history(customer, maxId, start: "2020-01-01T00:00:00Z", ["granularity": "MONTH"])["series"]?.arrayValue?.first?["total"] == "9")
+        for id in taken {
+            let reply = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(id), "value": 2])
+            #expect(reply.field("measurement.delta") == "2", "\(id): \(reply.jsonText)")
+        }
+
+        // Each bulk item and each imported record is refused on its own.
+        let bulk = try daemon.call("reportUsageBulk", ["usages": [
+            ["customerId": .string(customer), "featureId": .string(maxId), "value": 1],
+            ["customerId": .string(customer), "featureId": .string(taken[1]), "value": 1],
+        ]])
+        let items = bulk["results"]?.arrayValue ?? []
+        #expect(items.first?.field("error.code") == 1013 && items.first?["index"] == 0, "\(bulk.jsonText)")
+        #expect(items.last?.field("measurement.delta") == "1", "\(bulk.jsonText)")
+        let records: [(format: String, refused: JSONValue, taken: JSONValue)] = [
+            ("STIGG",
+             ["id": .string(uniqueID("s")), "customerId": .string(customer), "featureId": .string(maxId), "value": 1, "timestamp": "2026-10-10T00:00:00Z"],
+             ["id": .string(uniqueID("s")), "customerId": .string(customer), "featureId": .string(taken[0]), "value": 1, "timestamp": "2026-10-10T00:00:00Z"]),
+            ("OCTANE",
+             ["id": .string(uniqueID("o")), "meter_name": .string(refused[3].id), "customer_name": .string(customer), "value": 1, "reset_total": true],
+             ["id": .string(uniqueID("o")), "meter_name": .string(taken[1]), "customer_name": .string(customer), "value": 1]),
+            ("PAIGO",
+             ["timestamp": "2026-10-10T00:00:00Z", "customerId": .string(customer), "dimensionId": .string(refused[2].id), "recordValue": "1"],
+             ["timestamp": "2026-10-10T00:00:00Z", "customerId": .string(customer), "dimensionId": .string(taken[2]), "recordValue": "1"]),
+        ]
+        for (format, bad, good) in records {
+            let before = try daemon.lastSequence()
+            let result = try daemon.call("importRecords", ["format": .string(format), "records": [bad, good]])
+            let rejected = result["rejected"]?.arrayValue ?? []
+            #expect(result["accepted"] == 1 && rejected.map { $0["index"]?.intValue } == [0] && rejected.first?["code"] == 1013, "\(format): \(result.jsonText)")
+            #expect(rejected.first?["message"]?.stringValue?.contains("reportEvent") == true, "\(format): \(result.jsonText)")
+            #expect(try daemon.lastSequence() == before + 1, "\(format): only the good record is appended")
+        }
+        #expect(try daemon.entitlement(customer, maxId)["currentUsage"] == "9")
+    }
+
     @Test("bad input is -32602 naming the field, and appends nothing")
     func badInput() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()

@@ -140,6 +140,22 @@ struct UsageTests {
         for (method, params, field) in cases {
             try daemon.expectInvalidParams(method, params, field: field)
         }
+        // A bad reset period, whether no calendar period at all or one of history only, is answered
+        // with the four accepted ones.
+        for period: JSONValue in ["QUARTER", "HOUR", "MINUTE", "day"] {
+            let bad: [(method: String, params: JSONObject, field: String)] = [
+                ("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [["featureId": .string(feature), "resetPeriod": period]]], "entitlements[0].resetPeriod"),
+                ("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "resetPeriod": period], "resetPeriod"),
+            ]
+            for (method, params, field) in bad {
+                let before = try daemon.lastSequence()
+                let error = expectRPCError(code: -32602) { _ = try daemon.call(method, params) }
+                #expect(error?.field == field, "\(method) \(period.jsonText): \(error.map { "\($0)" } ?? "")")
+                #expect(error?.message.contains("must be DAY, WEEK, MONTH or YEAR") == true && error?.message.contains("HOUR") == false,
+                        "\(method) \(period.jsonText): only the accepted periods are listed: \(error.map { "\($0)" } ?? "")")
+                #expect(try daemon.lastSequence() == before)
+            }
+        }
         // reportEvent items that break the rules are rejected on their own, naming the field,
         // and only the good one is appended.
         let before = try daemon.lastSequence()

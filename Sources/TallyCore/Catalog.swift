@@ -40,6 +40,10 @@ public enum Aggregation: String, Sendable, CaseIterable {
 
     /// Whether the aggregation reads a field of the event.
     public var needsField: Bool { self != .count }
+
+    /// Whether usage under it is a sum of amounts (COUNT, SUM), so a reported delta can be added
+    /// to it; MAX, MIN, LATEST and UNIQUE_COUNT are computed from the raw events themselves.
+    public var isAdditive: Bool { self == .count || self == .sum }
 }
 
 public enum FilterOperator: String, Sendable, CaseIterable { case equals = "EQUALS", notEquals = "NOT_EQUALS", isIn = "IN", exists = "EXISTS" }
@@ -253,6 +257,20 @@ public struct Subscription: Sendable, Equatable {
         self.status = status
         self.startDate = startDate
         self.canceledAt = canceledAt
+    }
+
+    /// The end of a TRIAL of `plan` (exclusive): `startDate` + the plan's `trialDays` days; nil for
+    /// other statuses and for plans without `trialDays` (the trial does not end by itself).
+    public func trialEnd(of plan: Plan) -> Timestamp? {
+        guard status == .trial, let days = plan.trialDays else { return nil }
+        return startDate.adding(microseconds: Int64(days) * 86_400_000_000)
+    }
+
+    /// Whether the subscription grants `plan`'s entitlements at `t`: ACTIVE or TRIAL, started
+    /// (`startDate ≤ t`), and a TRIAL only before its `trialEnd`.
+    public func grantsEntitlements(of plan: Plan, at t: Timestamp) -> Bool {
+        guard status.grantsEntitlements, startDate <= t else { return false }
+        return trialEnd(of: plan).map { t < $0 } ?? true
     }
 
     func encode(into w: inout ByteWriter) {

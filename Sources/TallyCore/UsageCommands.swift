@@ -173,8 +173,8 @@ public struct EventsOutcome: Sendable, Equatable {
     }
 }
 
-/// The entitlement a customer has to a feature right now: the active promotional grant if any,
-/// else the most generous of the active subscriptions' plans.
+/// The entitlement a customer has to a feature right now: the most generous of the active
+/// promotional grant and the active subscriptions' plans.
 public struct ResolvedEntitlement: Sendable, Equatable {
     public var hasAccess: Bool
     public var isUnlimited: Bool
@@ -190,20 +190,24 @@ public struct ResolvedEntitlement: Sendable, Equatable {
         self.source = source
     }
 
-    /// Picks the entitlement: a promotional grant replaces the plans; among plans, unlimited wins,
-    /// then the highest limit.
+    /// Picks the entitlement: an active promotional grant competes with the plans as one more
+    /// plan (the more generous wins, as in Stigg); unlimited wins, then the highest limit, and the
+    /// first candidate — the promotion, then the plans in order — wins a tie.
     public static func resolve(featureId: String, plans: [Plan], promotional: PromotionalEntitlement?, at t: Timestamp) -> ResolvedEntitlement? {
+        var candidates: [ResolvedEntitlement] = []
         if let p = promotional, p.isActive(at: t) {
-            return ResolvedEntitlement(hasAccess: true, isUnlimited: p.hasUnlimitedUsage, usageLimit: p.hasUnlimitedUsage ? nil : p.usageLimit, resetPeriod: p.resetPeriod, source: "PROMOTIONAL")
+            candidates.append(ResolvedEntitlement(hasAccess: true, isUnlimited: p.hasUnlimitedUsage, usageLimit: p.hasUnlimitedUsage ? nil : p.usageLimit, resetPeriod: p.resetPeriod, source: "PROMOTIONAL"))
         }
-        var best: ResolvedEntitlement?
         for plan in plans {
             for e in plan.entitlements where e.featureId == featureId && e.hasAccess {
-                let candidate = ResolvedEntitlement(hasAccess: true, isUnlimited: e.hasUnlimitedUsage, usageLimit: e.hasUnlimitedUsage ? nil : e.usageLimit, resetPeriod: e.resetPeriod, source: "PLAN:\(plan.id)")
-                guard let current = best else { best = candidate; continue }
-                if candidate.isUnlimited && !current.isUnlimited { best = candidate; continue }
-                if !current.isUnlimited, let new = candidate.usageLimit, current.usageLimit.map({ new > $0 }) ?? true { best = candidate }
+                candidates.append(ResolvedEntitlement(hasAccess: true, isUnlimited: e.hasUnlimitedUsage, usageLimit: e.hasUnlimitedUsage ? nil : e.usageLimit, resetPeriod: e.resetPeriod, source: "PLAN:\(plan.id)"))
             }
+        }
+        var best: ResolvedEntitlement?
+        for candidate in candidates {
+            guard let current = best else { best = candidate; continue }
+            if candidate.isUnlimited && !current.isUnlimited { best = candidate; continue }
+            if !current.isUnlimited, let new = candidate.usageLimit, current.usageLimit.map({ new > $0 }) ?? true { best = candidate }
         }
         return best
     }

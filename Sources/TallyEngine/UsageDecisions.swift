@@ -76,6 +76,10 @@ extension GroupState {
             return .success(.promotional(entitlement))
 
         case .revokePromotional(let customerId, let featureId):
+            if let rejection = try requireCustomer(customerId) { return .failure(rejection) }
+            guard try Projections.feature(featureId, in: self) != nil else {
+                return .failure(Rejection(.featureNotFound, "feature \"\(featureId)\" does not exist"))
+            }
             guard try Projections.promotional(customerId: customerId, featureId: featureId, in: self) != nil else {
                 return .failure(Rejection(.invalidState, "customer \"\(customerId)\" has no promotional entitlement to \"\(featureId)\""))
             }
@@ -126,6 +130,11 @@ extension GroupState {
         }
         guard feature.type == .metered else {
             return .failure(Rejection(.invalidState, "feature \"\(c.featureId)\" is BOOLEAN; only METERED features take usage"))
+        }
+        // A delta added to the period totals of a MAX/MIN/LATEST/UNIQUE_COUNT meter would make them
+        // disagree with the history, which aggregates the raw events.
+        if let aggregation = feature.meter?.aggregation, !aggregation.isAdditive {
+            return .failure(Rejection(.invalidState, "feature \"\(c.featureId)\"'s usage is computed from raw events with \(aggregation.rawValue); send them with reportEvent"))
         }
         let timestamp = c.timestamp ?? now
         let entitlement = try EntitlementReader.resolve(customerId: c.customerId, featureId: c.featureId, at: now, in: self)
@@ -286,7 +295,7 @@ public enum EntitlementReader {
     public static func resolve(customerId: String, featureId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> ResolvedEntitlement? {
         var plans: [Plan] = []
         for subscription in try Projections.subscriptions(customerId: customerId, in: source) where subscription.status.grantsEntitlements {
-            if let plan = try Projections.plan(subscription.planId, in: source) { plans.append(plan) }
+            if let plan = try Projections.plan(subscription.planId, in: source), subscription.grantsEntitlements(of: plan, at: t) { plans.append(plan) }
         }
         let promotional = try Projections.promotional(customerId: customerId, featureId: featureId, in: source)
         return ResolvedEntitlement.resolve(featureId: featureId, plans: plans, promotional: promotional, at: t)

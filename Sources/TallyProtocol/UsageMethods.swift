@@ -420,9 +420,13 @@ extension Params {
         return value
     }
 
+    /// A reset period: DAY, WEEK, MONTH or YEAR. Anything else — MINUTE and HOUR (calendar periods
+    /// of history only) included — is -32602 listing just those four.
     public mutating func optionalResetPeriod(_ name: String) throws(RPCFailure) -> CalendarPeriod? {
-        guard let period = try optionalEnum(name, CalendarPeriod.self) else { return nil }
-        guard [.day, .week, .month, .year].contains(period) else { throw .invalidParams(field: field(name), "must be DAY, WEEK, MONTH or YEAR") }
+        guard let text = try optionalString(name) else { return nil }
+        guard let period = CalendarPeriod(rawValue: text), [.day, .week, .month, .year].contains(period) else {
+            throw .invalidParams(field: field(name), "must be DAY, WEEK, MONTH or YEAR")
+        }
         return period
     }
 

@@ -227,7 +227,8 @@ enum UsageQueries {
         }
         var featureIds: Set<String> = []
         for subscription in try Projections.subscriptions(customerId: customerId, in: store) where subscription.status.grantsEntitlements {
-            for e in try Projections.plan(subscription.planId, in: store)?.entitlements ?? [] { featureIds.insert(e.featureId) }
+            guard let plan = try Projections.plan(subscription.planId, in: store), subscription.grantsEntitlements(of: plan, at: now) else { continue }
+            for e in plan.entitlements { featureIds.insert(e.featureId) }
         }
         try store.scanProjections(prefix: KeyLayout.promotionalPrefix(customerId: customerId)) { _, value in
             if let p = try? PromotionalEntitlement.decode(value), p.isActive(at: now) { featureIds.insert(p.featureId) }
@@ -240,6 +241,9 @@ enum UsageQueries {
     }
 
     static func dimensionKeys(customerId: String, search: String?, store: LedgerStore) throws -> JSONValue {
+        guard try Projections.customer(customerId, in: store) != nil else {
+            throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(customerId)\" does not exist"))
+        }
         let prefix = KeyLayout.dimensionKeyPrefix(customerId: customerId)
         let needle = search?.lowercased()
         var keys: [JSONValue] = []

@@ -53,14 +53,14 @@ struct UsageTests {
         }
     }
 
-    @Test("entitlements combine the plans of ACTIVE and TRIAL subscriptions (unlimited wins, then the highest limit); PAUSED and CANCELED ones grant nothing; a promotion replaces them")
+    @Test("entitlements combine the plans of ACTIVE and TRIAL subscriptions and an active promotion (unlimited wins, then the highest limit); PAUSED and CANCELED ones grant nothing")
     func combinedPlans() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
         func limit(_ value: Int) -> JSONValue { ["featureId": .string(feature), "usageLimit": .integer(value), "resetPeriod": "MONTH"] }
         let unlimited: JSONValue = ["featureId": .string(feature), "hasUnlimitedUsage": true]
         #expect(try daemon.entitlement(customer, feature)["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT")
         try daemon.subscribe(customer, entitlements: [limit(10)])
-        try daemon.subscribe(customer, entitlements: [limit(25)], status: "TRIAL")
+        let (trialPlan, _) = try daemon.subscribe(customer, entitlements: [limit(25)], status: "TRIAL")
         try daemon.subscribe(customer, entitlements: [unlimited], status: "PAUSED")
         try daemon.subscribe(customer, entitlements: [unlimited], status: "CANCELED")
         let combined = try daemon.entitlement(customer, feature, requested: 25)
@@ -74,8 +74,29 @@ struct UsageTests {
         _ = try daemon.call("cancelSubscription", ["subscriptionId": .string(active)])
         #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25", "back to the highest limit once the unlimited plan is canceled")
 
-        _ = try daemon.call("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "usageLimit": 5])
-        #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "5", "a promotion replaces the plans for its feature")
+        // A promotion competes with the plans like one more plan: the more generous wins.
+        func promote(_ params: JSONObject) throws {
+            var p: JSONObject = ["customerId": .string(customer), "featureId": .string(feature)]
+            for (k, v) in params { p[k] = v }
+            _ = try daemon.call("grantPromotionalEntitlement", p)
+        }
+        try promote(["usageLimit": 5])
+        var e = try daemon.entitlement(customer, feature, requested: 25)
+        #expect(e["hasAccess"] == true && e["usageLimit"] == "25" && e["resetPeriod"] == "MONTH" && e["source"] == .string("PLAN:\(trialPlan)"),
+                "a less generous promotion does not lower the plan's limit: \(e.jsonText)")
+        try promote(["usageLimit": 40, "resetPeriod": "DAY"])
+        e = try daemon.entitlement(customer, feature, requested: 40)
+        #expect(e["hasAccess"] == true && e["usageLimit"] == "40" && e["resetPeriod"] == "DAY" && e["source"] == "PROMOTIONAL",
+                "a more generous promotion wins, with its reset period: \(e.jsonText)")
+        try promote(["usageLimit": 30])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "30" && e["resetPeriod"] == nil && e["source"] == "PROMOTIONAL", "a newer promotion replaces the older: \(e.jsonText)")
+        try promote(["hasUnlimitedUsage": true, "endDate": "2026-01-01T00:00:00Z"])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "25" && e["source"] == .string("PLAN:\(trialPlan)"), "an ended promotion grants nothing: \(e.jsonText)")
+        try promote(["hasUnlimitedUsage": true])
+        e = try daemon.entitlement(customer, feature, requested: 1_000_000)
+        #expect(e["isUnlimited"] == true && e["hasAccess"] == true && e["source"] == "PROMOTIONAL", "\(e.jsonText)")
         _ = try daemon.call("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature)])
         #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25")
     }
@@ -118,6 +139,22 @@ struct UsageTests {
         ]
         for (method, params, field) in cases {
             try daemon.expectInvalidParams(method, params, field: field)
+        }
+        // A bad reset period, whether no calendar period at all or one of history only, is answered
+        // with the four accepted ones.
+        for period: JSONValue in ["QUARTER", "HOUR", "MINUTE", "day"] {
+            let bad: [(method: String, params: JSONObject, field: String)] = [
+                ("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [["featureId": .string(feature), "resetPeriod": period]]], "entitlements[0].resetPeriod"),
+                ("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "resetPeriod": period], "resetPeriod"),
+            ]
+            for (method, params, field) in bad {
+                let before = try daemon.lastSequence()
+                let error = expectRPCError(code: -32602) { _ = try daemon.call(method, params) }
+                #expect(error?.field == field, "\(method) \(period.jsonText): \(error.map { "\($0)" } ?? "")")
+                #expect(error?.message.contains("must be DAY, WEEK, MONTH or YEAR") == true && error?.message.contains("HOUR") == false,
+                        "\(method) \(period.jsonText): only the accepted periods are listed: \(error.map { "\($0)" } ?? "")")
+                #expect(try daemon.lastSequence() == before)
+            }
         }
         // reportEvent items that break the rules are rejected on their own, naming the field,
         // and only the good one is appended.
@@ -236,6 +273,79 @@ struct UsageTests {
         try daemon.expectRejected("reportUsage", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature), "value": 1], code: 1001, reason: "CUSTOMER_NOT_FOUND")
         try daemon.expectRejected("reportUsage", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat")), "value": 1], code: 1002, reason: "FEATURE_NOT_FOUND")
         try daemon.expectRejected("reportUsage", ["customerId": .string(customer), "featureId": .string(boolean), "value": 1], code: 1013, reason: "INVALID_STATE")
+    }
+
+    @Test("reportUsage, reportUsageBulk and importRecords refuse (1013) a feature metered with MAX, MIN, LATEST or UNIQUE_COUNT; COUNT, SUM and unmetered features take usage")
+    func usageOfNonAdditiveMeter() throws {
+        let customer = try daemon.newCustomer(), name = uniqueID("ev")
+        func meter(_ aggregation: String, field: String?) -> JSONValue {
+            var o: JSONObject = ["eventName": .string(name), "aggregation": .string(aggregation)]
+            if let field { o["field"] = .string(field) }
+            return .object(o)
+        }
+        let refused: [(aggregation: String, id: String)] = try [
+            ("MAX", daemon.newMeteredFeature("max", meter: meter("MAX", field: "tokens"))),
+            ("MIN", daemon.newMeteredFeature("min", meter: meter("MIN", field: "tokens"))),
+            ("LATEST", daemon.newMeteredFeature("latest", meter: meter("LATEST", field: "tokens"))),
+            ("UNIQUE_COUNT", daemon.newMeteredFeature("uniq", meter: meter("UNIQUE_COUNT", field: "user"))),
+        ]
+        let taken: [String] = try [
+            daemon.newMeteredFeature("count", meter: meter("COUNT", field: nil)),
+            daemon.newMeteredFeature("sum", meter: meter("SUM", field: "tokens")),
+            daemon.newMeteredFeature("plain"),
+        ]
+        try daemon.subscribe(customer, entitlements: (refused.map(\.id) + taken).map { ["featureId": .string($0), "hasUnlimitedUsage": true] })
+        let sent = try daemon.call("reportEvent", ["events": [usageEvent(customer, name, key: uniqueID("e"), dimensions: ["tokens": "9", "user": "u1"])]])
+        #expect(sent["accepted"] == 1, "\(sent.jsonText)")
+        let maxId = refused[0].id
+        #expect(try daemon.entitlement(customer, maxId)["currentUsage"] == "9")
+
+        for (aggregation, id) in refused {
+            for behavior in ["DELTA", "SET"] {
+                let before = try daemon.lastSequence()
+                let error = expectRPCError(code: 1013, reason: "INVALID_STATE") {
+                    _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(id), "value": 2, "updateBehavior": .string(behavior)])
+                }
+                #expect(error?.message.contains(aggregation) == true && error?.message.contains("reportEvent") == true, "\(aggregation): \(error.map { "\($0)" } ?? "")")
+                #expect(try daemon.lastSequence() == before, "\(aggregation) \(behavior): nothing appended")
+            }
+        }
+        // The totals and the history still agree: 9, not 11.
+        #expect(try daemon.entitlement(customer, maxId)["currentUsage"] == "9")
+        #expect(try daemon.history(customer, maxId, start: "2020-01-01T00:00:00Z", ["granularity": "MONTH"])["series"]?.arrayValue?.first?["total"] == "9")
+        for id in taken {
+            let reply = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(id), "value": 2])
+            #expect(reply.field("measurement.delta") == "2", "\(id): \(reply.jsonText)")
+        }
+
+        // Each bulk item and each imported record is refused on its own.
+        let bulk = try daemon.call("reportUsageBulk", ["usages": [
+            ["customerId": .string(customer), "featureId": .string(maxId), "value": 1],
+            ["customerId": .string(customer), "featureId": .string(taken[1]), "value": 1],
+        ]])
+        let items = bulk["results"]?.arrayValue ?? []
+        #expect(items.first?.field("error.code") == 1013 && items.first?["index"] == 0, "\(bulk.jsonText)")
+        #expect(items.last?.field("measurement.delta") == "1", "\(bulk.jsonText)")
+        let records: [(format: String, refused: JSONValue, taken: JSONValue)] = [
+            ("STIGG",
+             ["id": .string(uniqueID("s")), "customerId": .string(customer), "featureId": .string(maxId), "value": 1, "timestamp": "2026-10-10T00:00:00Z"],
+             ["id": .string(uniqueID("s")), "customerId": .string(customer), "featureId": .string(taken[0]), "value": 1, "timestamp": "2026-10-10T00:00:00Z"]),
+            ("OCTANE",
+             ["id": .string(uniqueID("o")), "meter_name": .string(refused[3].id), "customer_name": .string(customer), "value": 1, "reset_total": true],
+             ["id": .string(uniqueID("o")), "meter_name": .string(taken[1]), "customer_name": .string(customer), "value": 1]),
+            ("PAIGO",
+             ["timestamp": "2026-10-10T00:00:00Z", "customerId": .string(customer), "dimensionId": .string(refused[2].id), "recordValue": "1"],
+             ["timestamp": "2026-10-10T00:00:00Z", "customerId": .string(customer), "dimensionId": .string(taken[2]), "recordValue": "1"]),
+        ]
+        for (format, bad, good) in records {
+            let before = try daemon.lastSequence()
+            let result = try daemon.call("importRecords", ["format": .string(format), "records": [bad, good]])
+            let rejected = result["rejected"]?.arrayValue ?? []
+            #expect(result["accepted"] == 1 && rejected.map { $0["index"]?.intValue } == [0] && rejected.first?["code"] == 1013, "\(format): \(result.jsonText)")
+            #expect(rejected.first?["message"]?.stringValue?.contains("reportEvent") == true, "\(format): \(result.jsonText)")
+            #expect(try daemon.lastSequence() == before + 1, "\(format): only the good record is appended")
+        }
+        #expect(try daemon.entitlement(customer, maxId)["currentUsage"] == "9")
     }
 
     @Test("bad input is -32602 naming the field, and appends nothing")
@@ -798,6 +908,9 @@ struct UsageTests {
         #expect(try keys("gIo") == ["region"])
         #expect(try keys("version") == ["ModelVersion"])
         #expect(try keys("zzz") == [])
+        try daemon.expectRejected("listDimensionKeys", ["customerId": .string(uniqueID("nocust"))], code: 1001, reason: "CUSTOMER_NOT_FOUND")
+        let fresh = try daemon.newCustomer()
+        #expect(try daemon.call("listDimensionKeys", ["customerId": .string(fresh)])["keys"] == [], "a customer without usage has no keys")
     }
 
     // MARK: - Entitlements
@@ -863,7 +976,7 @@ struct UsageTests {
         #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "hasAccess false in the plan: \(e.jsonText)")
     }
 
-    @Test("promotional entitlements replace the plan's; a new grant replaces the old; expired ones are inactive; revoke restores the plan")
+    @Test("promotional entitlements: the more generous of promotion and plan wins; a new grant replaces the old; expired ones are inactive; revoke restores the plan")
     func promotional() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature(), extra = try daemon.newMeteredFeature()
         try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]])
@@ -893,6 +1006,11 @@ struct UsageTests {
         e = try daemon.entitlement(customer, feature)
         #expect(e["usageLimit"] == "10" && e["hasAccess"] == false, "an ended grant is not active; it replaced the unlimited one; the plan applies: \(e.jsonText)")
 
+        _ = try grant(["usageLimit": 5], feature: feature)
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "10" && e["hasAccess"] == false && e["source"]?.stringValue?.hasPrefix("PLAN:") == true,
+                "a promotion less generous than the plan: the plan wins: \(e.jsonText)")
+
         _ = try grant(["usageLimit": 30], feature: feature)
         _ = try grant(["usageLimit": 5], feature: extra)
         let listed = try daemon.call("getEntitlements", ["customerId": .string(customer)])["entitlements"]?.arrayValue ?? []
@@ -908,9 +1026,69 @@ struct UsageTests {
         e = try daemon.entitlement(customer, extra)
         #expect(e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "\(e.jsonText)")
         try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(extra)], code: 1013, reason: "INVALID_STATE")
+        try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature)], code: 1001, reason: "CUSTOMER_NOT_FOUND")
+        try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat"))], code: 1002, reason: "FEATURE_NOT_FOUND")
+        try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(uniqueID("nofeat"))], code: 1001, reason: "CUSTOMER_NOT_FOUND")
         try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature), "usageLimit": 1], code: 1001, reason: "CUSTOMER_NOT_FOUND")
         try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat")), "usageLimit": 1], code: 1002, reason: "FEATURE_NOT_FOUND")
         try daemon.expectLedgerConsistent()
+    }
+
+    @Test("a subscription grants its plan only from its startDate, and a TRIAL of a plan with trialDays only until startDate + trialDays days")
+    func subscriptionDates() throws {
+        // Its own daemon: the test clock moves forward for this test alone.
+        let t0 = "2031-03-10T12:00:00.000Z"
+        let daemon = try LiveDaemon(extraArguments: ["--test-clock", "--test-clock-start", t0]).start()
+        let clock = CreditClock(daemon, start: t0)
+        let day = 86_400.0
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        func provision(_ customerId: String, trialDays: Int?, status: String, startDate: String) throws -> String {
+            let plan = uniqueID("plan")
+            var params: JSONObject = ["planId": .string(plan), "displayName": "P", "entitlements": [["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]]]
+            if let trialDays { params["trialDays"] = .integer(trialDays) }
+            _ = try daemon.call("definePlan", params)
+            let subscription = try daemon.call("provisionSubscription", [
+                "customerId": .string(customerId), "planId": .string(plan), "status": .string(status), "startDate": .string(startDate),
+            ])
+            #expect(subscription["startDate"] == .string(startDate), "\(subscription.jsonText)")
+            return plan
+        }
+        func listed(_ customerId: String) throws -> [String] {
+            try daemon.call("getEntitlements", ["customerId": .string(customerId)])["entitlements"]?.arrayValue?.compactMap { $0["featureId"]?.stringValue } ?? []
+        }
+
+        // A future startDate: nothing until the clock reaches it.
+        let future = try provision(customer, trialDays: nil, status: "ACTIVE", startDate: clock.at(2 * day))
+        var e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "not started yet: \(e.jsonText)")
+        #expect(try listed(customer).isEmpty)
+        let usage = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 1])
+        #expect(usage["usageLimit"] == nil, "no limit before the start: \(usage.jsonText)")
+        try clock.advance(2 * day - 1)
+        #expect(try daemon.entitlement(customer, feature)["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "a second before the start")
+        try clock.advance(1)
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["hasAccess"] == true && e["usageLimit"] == "10" && e["source"] == .string("PLAN:\(future)"), "from startDate on: \(e.jsonText)")
+        #expect(try listed(customer) == [feature])
+
+        // A TRIAL of a plan with trialDays 1: access on day 0, none from day 1. An ACTIVE
+        // subscription to a plan with trialDays is not limited by them.
+        let trialCustomer = try daemon.newCustomer(), activeCustomer = try daemon.newCustomer()
+        let trial = try provision(trialCustomer, trialDays: 1, status: "TRIAL", startDate: clock.nowText)
+        let active = try provision(activeCustomer, trialDays: 1, status: "ACTIVE", startDate: clock.nowText)
+        e = try daemon.entitlement(trialCustomer, feature)
+        #expect(e["hasAccess"] == true && e["source"] == .string("PLAN:\(trial)"), "day 0 of the trial: \(e.jsonText)")
+        try clock.advance(day - 1)
+        #expect(try daemon.entitlement(trialCustomer, feature)["hasAccess"] == true, "the trial's last second")
+        try clock.advance(1)
+        e = try daemon.entitlement(trialCustomer, feature)
+        #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "the trial ended: \(e.jsonText)")
+        #expect(try listed(trialCustomer).isEmpty)
+        try clock.advance(30 * day)
+        e = try daemon.entitlement(activeCustomer, feature)
+        #expect(e["hasAccess"] == true && e["source"] == .string("PLAN:\(active)"), "ACTIVE ignores trialDays: \(e.jsonText)")
+        try daemon.expectLedgerConsistent()
+        #expect(try daemon.terminate() == 0)
     }
 }
 

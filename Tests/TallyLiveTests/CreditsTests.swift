@@ -104,6 +104,18 @@ struct CreditFixture {
         return id
     }
 
+    /// A credit-backed feature (0.001 credits per token) metered from raw events `eventName` by
+    /// SUM over dimension `tokens`.
+    func newTokenMeter() throws -> (eventName: String, featureId: String) {
+        let eventName = uniqueID("cr-evt"), featureId = uniqueID("cr-tokens")
+        _ = try daemon.call("defineFeature", [
+            "featureId": .string(featureId), "type": "METERED",
+            "meter": ["eventName": .string(eventName), "aggregation": "SUM", "field": "tokens"],
+            "creditCost": ["currencyId": .string(currency), "amountPerUnit": "0.001"],
+        ])
+        return (eventName, featureId)
+    }
+
     func newCurrency() throws -> String {
         let id = uniqueID("cr-cur")
         _ = try daemon.call("defineCurrency", ["currencyId": .string(id), "displayName": "Other credits"])
@@ -1047,12 +1059,7 @@ struct CreditsTests {
     @Test("reportEvent through a SUM meter deducts in the same commit, grants drawn in order; auto-recharge tops up from raw events too, its grant expiring one grantExpirationPeriod later")
     func meteredDeduction() throws {
         let f = try CreditFixture(daemon)
-        let eventName = uniqueID("cr-evt"), tokens = uniqueID("cr-tokens")
-        _ = try daemon.call("defineFeature", [
-            "featureId": .string(tokens), "type": "METERED",
-            "meter": ["eventName": .string(eventName), "aggregation": "SUM", "field": "tokens"],
-            "creditCost": ["currencyId": .string(f.currency), "amountPerUnit": "0.001"],
-        ])
+        let (eventName, tokens) = try f.newTokenMeter()
         let promotional = try f.grantId("4", "PROMOTIONAL", ["priority": 10])  // drawn first
         let paid = try f.grantId("20")
         func send(_ count: Int) throws -> JSONValue {
@@ -1099,12 +1106,7 @@ struct CreditsTests {
     @Test("raw events on a credit-backed SUM meter follow reportUsage's rules: a negative value or a cost needing 13 fractional digits rejects that event alone")
     func meteredDeductionRules() throws {
         let f = try CreditFixture(daemon)
-        let eventName = uniqueID("cr-evt"), tokens = uniqueID("cr-tokens")
-        _ = try daemon.call("defineFeature", [
-            "featureId": .string(tokens), "type": "METERED",
-            "meter": ["eventName": .string(eventName), "aggregation": "SUM", "field": "tokens"],
-            "creditCost": ["currencyId": .string(f.currency), "amountPerUnit": "0.001"],
-        ])
+        let (eventName, tokens) = try f.newTokenMeter()
         try f.grant("10")
         let values = ["1000", "-500", "0.0000000001", "2000"]
         let events = values.map { usageEvent(f.customer, eventName, key: uniqueID("ev"), dimensions: ["tokens": $0]) }

@@ -238,8 +238,19 @@ public enum ImportFormats {
             throw .invalidParams(field: r.field("datacontenttype"), "must be a JSON media type when data is present")
         }
 
-        // The idempotency key: CloudEvents ids are unique per source only.
-        let idempotencyKey = source + "/" + id
+        // The idempotency key: CloudEvents ids are unique per source only. The id is escaped
+        // ("%" → "%25", "/" → "%2F") so the last "/" always separates it from the source: source
+        // "a/b" with id "c" and source "a" with id "b/c" are two keys. (Ids without "/" or "%",
+        // UUIDs and the like, keep the key they had before.)
+        var escapedId = ""
+        for character in id {
+            switch character {
+            case "%": escapedId += "%25"
+            case "/": escapedId += "%2F"
+            default: escapedId.append(character)
+            }
+        }
+        let idempotencyKey = source + "/" + escapedId
         if let problem = Identifier.problem(with: idempotencyKey) {
             throw .invalidParams(field: r.field("id"), "with its source (idempotency key source/id) \(problem)")
         }
@@ -249,6 +260,9 @@ public enum ImportFormats {
         var resourceId: String?
         var dimensions = JSONObject()
         if let data {
+            guard data.count <= UsageMethods.dimensionsMax + 2 else {  // customerId and resourceId are not dimensions
+                throw .invalidParams(field: r.field("data"), "may hold at most \(UsageMethods.dimensionsMax) members besides customerId and resourceId (they become dimensions)")
+            }
             for (key, value) in data {
                 let field = r.field("data.\(key)")
                 switch key {
@@ -435,6 +449,10 @@ private struct RecordReader {
         case nil: return JSONObject()
         case .null? where nullIsAbsent: return JSONObject()
         case .object(let map)?:
+            // The limit of reportUsage's dimensions, named by the vendor's field.
+            guard map.count <= UsageMethods.dimensionsMax else {
+                throw .invalidParams(field: field(name), "may hold at most \(UsageMethods.dimensionsMax) keys (they become dimensions)")
+            }
             var out = JSONObject()
             for (key, value) in map {
                 let f = field("\(name).\(key)")

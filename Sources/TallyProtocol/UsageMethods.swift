@@ -155,7 +155,11 @@ public enum UsageMethods {
     }
 
     public static func rawEvent(_ item: JSONValue, index: Int, fingerprint: ([UInt8]) -> [UInt8]) throws(RPCFailure) -> RawEvent {
-        let path = "events[\(index)]"
+        try rawEvent(item, path: "events[\(index)]", fingerprint: fingerprint)
+    }
+
+    /// The same, with errors naming `path` (importRecords: the vendor record it came from).
+    public static func rawEvent(_ item: JSONValue, path: String, fingerprint: ([UInt8]) -> [UInt8]) throws(RPCFailure) -> RawEvent {
         guard case .object(let e) = item else { throw .invalidParams(field: path, "must be an object") }
         var p = Params(e, path: path)
         let event = RawEvent(

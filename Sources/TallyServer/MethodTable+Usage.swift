@@ -261,6 +261,33 @@ enum UsageQueries {
 enum ImportRecords {
     static let recordsMax = ImportFormats.recordsMax
 
+    /// A rejection by the ledger's rules (after the record's own fields were checked) names the
+    /// record and the vendor's field it is about, as the field checks do: `value` or
+    /// `dimensions.<key>` in Tally's terms become, say, Paigo's `recordValue` or Octane's
+    /// `labels.<key>`.
+    static func ofRecord(_ index: Int, format: ImportFormat, field: String? = nil, _ message: String) -> String {
+        guard !message.contains("records[") else { return message }
+        func vendor(_ field: Substring) -> String {
+            if field == "value" { return format == .paigo ? "recordValue" : "value" }
+            guard field.hasPrefix("dimensions.") else { return String(field) }
+            let key = field.dropFirst("dimensions.".count)
+            switch format {
+            case .stigg: return "dimensions.\(key)"
+            case .octane: return "labels.\(key)"
+            case .paigo: return "metadata.\(key)"
+            case .cloudEvents: return "data.\(key)"
+            }
+        }
+        let prefix = "Invalid params: "
+        if let field, message.hasPrefix(prefix + field + " ") {
+            return prefix + "records[\(index)].\(vendor(Substring(field))) " + message.dropFirst(prefix.count + field.count + 1)
+        }
+        if message.hasPrefix("dimensions."), let space = message.firstIndex(of: " ") {
+            return "records[\(index)].\(vendor(message[..<space]))" + message[space...]
+        }
+        return "records[\(index)]: \(message)"
+    }
+
     static func plan(_ params: JSONObject) throws(RPCFailure) -> Dispatcher.FanOut {
         var p = Params(params)
         let format = try p.requiredEnum("format", ImportFormat.self)
@@ -285,10 +312,14 @@ enum ImportRecords {
                     case .usage(let object):
                         var command = try UsageMethods.reportUsage(object, path: "records[\(index)]")
                         command.resetTotalFirst = resetFirst
-                        items.append(.success((.reportUsage(command), command.idempotencyKey, "importRecords.\(format.rawValue)", object)))
+                        // The reset is part of what the key stands for: the same record with and
+                        // without reset_total is another payload (IDEMPOTENCY_CONFLICT), not a duplicate.
+                        var fingerprinted = object
+                        if resetFirst { fingerprinted["resetTotalFirst"] = true }
+                        items.append(.success((.reportUsage(command), command.idempotencyKey, "importRecords.\(format.rawValue)", fingerprinted)))
                         itemRecord.append(index)
                     case .event(let object):
-                        events.append((index, try UsageMethods.rawEvent(.object(object), index: index, fingerprint: EventRecord.sha256)))
+                        events.append((index, try UsageMethods.rawEvent(.object(object), path: "records[\(index)]", fingerprint: EventRecord.sha256)))
                     }
                 }
             } catch {
@@ -312,7 +343,8 @@ enum ImportRecords {
                         accepted += Int(value["accepted"]?.numberText ?? "0") ?? 0
                         duplicates += Int(value["duplicates"]?.numberText ?? "0") ?? 0
                         for r in value["rejected"]?.arrayValue ?? [] {
-                            allRejected.append(EventRejection(index: Int(r["index"]?.numberText ?? "0") ?? 0, code: Int(r["code"]?.numberText ?? "0") ?? 0, message: r["message"]?.stringValue ?? ""))
+                            let index = Int(r["index"]?.numberText ?? "0") ?? 0
+                            allRejected.append(EventRejection(index: index, code: Int(r["code"]?.numberText ?? "0") ?? 0, message: Self.ofRecord(index, format: format, r["message"]?.stringValue ?? "")))
                         }
                     } else if case .failure(let failure) = result {
                         for index in eventIndexes { allRejected.append(EventRejection(index: index, code: failure.code, message: failure.message)) }
@@ -325,7 +357,7 @@ enum ImportRecords {
                     if let measurement = value["measurement"] {
                         measurements.append(.object(["index": .integer(Int64(itemRecords[i])), "measurement": measurement]))
                     }
-                case .failure(let failure): allRejected.append(EventRejection(index: itemRecords[i], code: failure.code, message: failure.message))
+                case .failure(let failure): allRejected.append(EventRejection(index: itemRecords[i], code: failure.code, message: Self.ofRecord(itemRecords[i], format: format, field: failure.data?["field"]?.stringValue, failure.message)))
                 }
             }
             allRejected.sort { $0.index < $1.index }

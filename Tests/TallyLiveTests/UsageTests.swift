@@ -769,6 +769,50 @@ struct UsageTests {
         #expect(refused["rejected"]?.arrayValue?.first?["message"]?.stringValue?.contains("unit") == true, "\(refused.jsonText)")
     }
 
+    @Test("importRecords: CloudEvents keys are unambiguous (source a/b id c is not source a id b/c); rejections name the record and the vendor's field")
+    func importKeysAndFieldNames() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let currency = uniqueID("imp-cur")
+        _ = try daemon.call("defineCurrency", ["currencyId": .string(currency), "displayName": "C"])
+        _ = try daemon.call("defineFeature", ["featureId": .string(feature + "-credit"), "type": "METERED", "creditCost": ["currencyId": .string(currency), "amountPerUnit": "1"]])
+        let name = uniqueID("ce")
+        _ = try daemon.call("defineFeature", ["featureId": .string(uniqueID("ce-count")), "type": "METERED", "meter": ["eventName": .string(name), "aggregation": "COUNT"]])
+        func cloudEvent(source: String, id: String, data: JSONObject = ["status": "200"]) -> JSONValue {
+            ["specversion": "1.0", "source": .string(source), "id": .string(id), "type": .string(name), "subject": .string(customer),
+             "time": "2026-11-01T00:00:00Z", "data": .object(data)]
+        }
+        let first = try daemon.call("importRecords", ["format": "CLOUDEVENTS", "records": [cloudEvent(source: "/gw", id: "a/b")]])
+        #expect(first["accepted"] == 1, "\(first.jsonText)")
+        let second = try daemon.call("importRecords", ["format": "CLOUDEVENTS", "records": [cloudEvent(source: "/gw/a", id: "b"), cloudEvent(source: "/gw", id: "a%2Fb")]])
+        #expect(second["accepted"] == 2 && second["duplicates"] == 0, "three events, not one: \(second.jsonText)")
+        let again = try daemon.call("importRecords", ["format": "CLOUDEVENTS", "records": [cloudEvent(source: "/gw", id: "a/b")]])
+        #expect(again["duplicates"] == 1, "\(again.jsonText)")
+
+        // Too many keys are named by the vendor's field, not by the dimensions they become.
+        let many = JSONObject((0..<33).map { ("k\($0)", JSONValue.string("v")) })
+        let paigo: JSONValue = ["timestamp": "2026-11-30T00:00:00Z", "customerId": .string(customer), "dimensionId": .string(feature),
+                                "recordValue": "1", "idempotencyKey": .string(uniqueID("p")), "metadata": .object(many)]
+        let octane: JSONValue = ["id": .string(uniqueID("o")), "meter_name": .string(feature), "customer_name": .string(customer), "value": 1, "labels": .object(many)]
+        let before = try daemon.lastSequence()
+        for (format, record, field) in [("PAIGO", paigo, "records[0].metadata"), ("OCTANE", octane, "records[0].labels"),
+                                        ("CLOUDEVENTS", cloudEvent(source: "/gw", id: uniqueID("x"), data: JSONObject((0..<35).map { ("k\($0)", JSONValue.string("v")) })), "records[0].data")] {
+            let result = try daemon.call("importRecords", ["format": .string(format), "records": [record]])
+            let message = result["rejected"]?.arrayValue?.first?["message"]?.stringValue ?? ""
+            #expect(message.contains(field) && message.contains("at most 32"), "\(format): \(result.jsonText)")
+        }
+        // A rule of the ledger (a negative value on a credit-backed feature) names the record too.
+        let credit = feature + "-credit"
+        let negative: [(String, JSONValue, String)] = [
+            ("STIGG", ["id": .string(uniqueID("s")), "customerId": .string(customer), "featureId": .string(credit), "value": -5, "timestamp": "2026-11-30T00:00:00Z"], "records[0].value "),
+            ("PAIGO", ["timestamp": "2026-11-30T00:00:00Z", "customerId": .string(customer), "dimensionId": .string(credit), "recordValue": "-5", "idempotencyKey": .string(uniqueID("p"))], "records[0].recordValue "),
+        ]
+        for (format, record, named) in negative {
+            let refused = try daemon.call("importRecords", ["format": .string(format), "records": [record]])
+            #expect(refused["rejected"]?.arrayValue?.first?["message"]?.stringValue?.contains(named) == true, "\(format): \(refused.jsonText)")
+        }
+        #expect(try daemon.lastSequence() == before)
+    }
+
     @Test("importRecords: Octane reset_total restarts the running total once (not again on re-import); Paigo recordValue keeps every digit")
     func octaneResetAndPaigoPrecision() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
@@ -793,6 +837,14 @@ struct UsageTests {
         _ = try daemon.call("importRecords", ["format": "OCTANE", "records": [octane("-4", 1)]])
         let again = try daemon.call("importRecords", ["format": "OCTANE", "records": [octane("-3", 2, reset: true)]])
         #expect(again["duplicates"] == 1, "\(again.jsonText)")
+        #expect(try currentUsage() == "3")
+        // The reset is part of the record's payload: the same id with or without it conflicts.
+        let before = try daemon.lastSequence()
+        for record in [octane("-3", 2), octane("-4", 1, reset: true)] {
+            let changed = try daemon.call("importRecords", ["format": "OCTANE", "records": [record]])
+            #expect(changed["accepted"] == 0 && changed["duplicates"] == 0 && changed["rejected"]?.arrayValue?.first?["code"] == 1011, "\(changed.jsonText)")
+        }
+        #expect(try daemon.lastSequence() == before)
         #expect(try currentUsage() == "3")
 
         // Paigo sends values as strings: 20 integer and 12 fractional digits arrive exactly.

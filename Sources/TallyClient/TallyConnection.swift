@@ -18,6 +18,7 @@ public final class TallyConnection {
     public let socketPath: String
     /// Seconds a single read or write may block before it fails with ``ClientError/io(_:)``.
     public let timeoutSeconds: Int
+    private let timeoutMillis: Int32
 
     /// A response line longer than this is taken as a broken peer rather than buffered forever.
     static let responseBytesMax = 512 * 1024 * 1024
@@ -43,6 +44,8 @@ public final class TallyConnection {
         precondition(timeoutSeconds > 0, "timeoutSeconds must be positive")
         self.socketPath = socketPath
         self.timeoutSeconds = timeoutSeconds
+        // poll(2) takes milliseconds in an Int32 (about 24.8 days); longer waits are that long.
+        timeoutMillis = Int32(clamping: timeoutSeconds.multipliedReportingOverflow(by: 1000).overflow ? Int.max : timeoutSeconds * 1000)
 
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -77,7 +80,7 @@ public final class TallyConnection {
         var failure = result == 0 ? 0 : errno
         if failure == EINTR {
             // The attempt goes on in the kernel after a signal; wait for it rather than retrying.
-            failure = Self.awaitConnect(fd, timeoutMillis: timeoutSeconds * 1000)
+            failure = Self.awaitConnect(fd, timeoutMillis: Int(timeoutMillis))
             result = failure == 0 ? 0 : -1
         }
         if result != 0 {
@@ -292,7 +295,7 @@ public final class TallyConnection {
                 var events = Int16(POLLOUT)
                 if !peerClosed { events |= Int16(POLLIN) }
                 var descriptor = pollfd(fd: fd, events: events, revents: 0)
-                let ready = poll(&descriptor, 1, Int32(clamping: timeoutSeconds * 1000))
+                let ready = poll(&descriptor, 1, timeoutMillis)
                 if ready < 0 {
                     if errno == EINTR { continue }
                     throw .io("poll: \(errorDescription(errno))")

@@ -90,6 +90,12 @@ struct EventsSendCommand: ParsableCommand {
         try context.run { connection in
             do {
                 try sender.run(connection)
+            } catch let error as Sender.InputError {
+                // The file, not the daemon: what was sent so far stands; exit 64.
+                sender.progress.finish()
+                Console.out(sender.report(json: context.json))
+                Console.error("error: \(file): \(error.message) (after line \(sender.counts.lines); the lines before it were sent)")
+                throw ExitCode.validationFailure
             } catch let error as ClientError {
                 sender.progress.finish()
                 Console.out(sender.report(json: context.json))
@@ -119,6 +125,11 @@ struct EventsSendCommand: ParsableCommand {
         private var inFlight: [(id: Int, batch: Batch)] = []
         private var nextId = 1
         private var inputDone = false
+        /// An event read that did not fit the batch being built: the first of the next one.
+        private var carried: (line: Int, bytes: [UInt8])?
+
+        /// The input could not be read (a directory, an I/O error): reported as bad usage.
+        struct InputError: Error { let message: String }
 
         init(batchSize: Int, pipeline: Int, reader: NDJSONReader) {
             self.batchSize = batchSize
@@ -143,14 +154,19 @@ struct EventsSendCommand: ParsableCommand {
 
         /// The next batch of valid events, nil at the end of the input.
         private mutating func nextBatch() throws -> Batch? {
-            guard !inputDone else { return nil }
             var batch = Batch()
-            while batch.lines.count < batchSize, batch.body.count < EventsSendCommand.batchBytesMax {
+            if let carried {
+                batch.body = carried.bytes
+                batch.lines = [carried.line]
+                self.carried = nil
+            }
+            guard !inputDone else { return batch.lines.isEmpty ? nil : batch }
+            while batch.lines.count < batchSize {
                 let line: ArraySlice<UInt8>?
                 do {
                     line = try reader.nextLine()
                 } catch {
-                    throw ClientError.io(error.message)  // as a transport failure: the summary so far, exit 2
+                    throw InputError(message: error.message)
                 }
                 guard let line else {
                     inputDone = true
@@ -173,6 +189,11 @@ struct EventsSendCommand: ParsableCommand {
                 guard bytes.count < EventsSendCommand.batchBytesMax else {
                     invalid(reader.lineNumber, "the event is \(bytes.count) bytes; at most \(EventsSendCommand.batchBytesMax)")
                     continue
+                }
+                // The batch stays under batchBytesMax with this event, or it goes without it.
+                if !batch.lines.isEmpty, batch.body.count + 1 + bytes.count > EventsSendCommand.batchBytesMax {
+                    carried = (reader.lineNumber, bytes)
+                    break
                 }
                 if !batch.lines.isEmpty { batch.body.append(UInt8(ascii: ",")) }
                 batch.body += bytes
@@ -208,8 +229,9 @@ struct EventsSendCommand: ParsableCommand {
                 let rpcError = Self.rpcError(error)
                 for entry in inFlight { fail(entry.batch, rpcError) }
                 inFlight.removeAll()
-                inputDone = true
-                return
+                // Never silently: the rest of the file was not sent.
+                Console.error("error: the daemon closed the connection (\(rpcError.message)); lines after \(counts.lines) were not read or sent")
+                throw ClientError.closed
             }
             guard let position = inFlight.firstIndex(where: { id.numberText == String($0.id) }) else {
                 throw ClientError.protocolViolation("unexpected response id \(id.jsonText)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TallyEngine
+import TallyProtocol
 import TallyStorage
 
 /// `tally snapshot verify PATH`: checks a snapshot where it lies, without a daemon: every file
@@ -40,6 +41,23 @@ struct SnapshotVerifyCommand: ParsableCommand {
             replayBar.finish(result.report?.eventsRead ?? 0, of: result.manifest.sequence)
         } else {
             bar.finish(result.bytesChecked, of: result.manifest.sizeBytes)
+        }
+        if global.json {
+            var o: JSONObject = [
+                "path": .string(path), "valid": .bool(result.isValid), "createdAt": .string(result.manifest.createdAt),
+                "sequence": .integer(result.manifest.sequence), "headHash": .string(result.manifest.headHash),
+                "filesChecked": .integer(result.filesChecked), "files": .integer(result.manifest.files.count),
+                "bytesChecked": .integer(result.bytesChecked), "problems": .array(result.problems.map { .string($0) }),
+            ]
+            if let report = result.report {
+                o["eventsReplayed"] = .integer(report.eventsRead)
+                o["hashChainValid"] = .bool(report.hashChainValid)
+                o["projections"] = .object(JSONObject(report.projectionCounts.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) }))
+                o["idempotencyRecords"] = .integer(Int64(result.idempotencyRecords))
+            }
+            Console.out(JSONValue.object(o).jsonText)
+            if !result.isValid { throw ExitCode(1) }
+            return
         }
         var lines = [
             "snapshot: \(path)",

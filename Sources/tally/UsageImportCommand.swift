@@ -52,18 +52,28 @@ struct UsageImportCommand: ParsableCommand {
         }
         let context = TallyCommandContext(global)
         var accepted = 0, duplicates = 0
-        var rejections: [(record: Int, message: String)] = []
+        let (chunks, oversized) = Self.chunks(records, recordsMax: batch)
+        var rejections: [(record: Int, message: String)] = oversized.map { index in
+            (index + 1, "not sent: the record is \(records[index].jsonText.utf8.count) bytes, over the \(Self.chunkBytesMax) a call may carry")
+        }
         try context.run { connection in
-            for (start, end) in Self.chunks(records, recordsMax: batch) {
-                let chunk = Array(records[start..<end])
-                let result = try connection.call("importRecords", ["format": .string(format.uppercased()), "records": .array(chunk)])
+            for chunk in chunks {
+                let result: JSONValue
+                do {
+                    result = try connection.call("importRecords", ["format": .string(format.uppercased()), "records": .array(chunk.map { records[$0] })])
+                } catch let error as RPCError {
+                    // The call as a whole was refused: each of its records with the reason.
+                    rejections += chunk.map { ($0 + 1, "\(error)") }
+                    continue
+                }
                 accepted += Int(result["accepted"]?.numberText ?? "") ?? 0
                 duplicates += Int(result["duplicates"]?.numberText ?? "") ?? 0
                 for rejection in result["rejected"]?.arrayValue ?? [] {
                     let index = Int(rejection["index"]?.numberText ?? "") ?? 0
-                    rejections.append((start + index + 1, rejection["message"]?.stringValue ?? ""))
+                    rejections.append(((chunk.indices.contains(index) ? chunk[index] : 0) + 1, rejection["message"]?.stringValue ?? ""))
                 }
             }
+            rejections.sort { $0.record < $1.record }
             let summary: JSONValue = [
                 "records": .integer(records.count), "accepted": .integer(accepted), "duplicates": .integer(duplicates),
                 "rejected": .array(rejections.map { ["record": .integer($0.record), "message": .string($0.message)] }),
@@ -84,22 +94,28 @@ struct UsageImportCommand: ParsableCommand {
     /// most `recordsMax` records and about this many bytes of them, as `events send` does.
     static var chunkBytesMax: Int { EventsSendCommand.batchBytesMax }
 
-    /// Index ranges of the calls: up to `recordsMax` records, and a new call before the bytes of
-    /// the records would pass `chunkBytesMax` (a larger record goes alone).
-    static func chunks(_ records: [JSONValue], recordsMax: Int) -> [(start: Int, end: Int)] {
-        var chunks: [(start: Int, end: Int)] = []
-        var start = 0, bytes = 0
+    /// The record indexes of each call: up to `recordsMax` records, and a new call before the
+    /// bytes of the records would pass `chunkBytesMax`. A record larger than that on its own is
+    /// not sent (`oversized`): it could only fail the call, and the connection with it.
+    static func chunks(_ records: [JSONValue], recordsMax: Int) -> (chunks: [[Int]], oversized: [Int]) {
+        var chunks: [[Int]] = [], oversized: [Int] = []
+        var current: [Int] = [], bytes = 0
         for (index, record) in records.enumerated() {
             let size = record.jsonText.utf8.count + 1
-            if index > start, index - start == recordsMax || bytes + size > chunkBytesMax {
-                chunks.append((start, index))
-                start = index
+            guard size <= chunkBytesMax else {
+                oversized.append(index)
+                continue
+            }
+            if !current.isEmpty, current.count == recordsMax || bytes + size > chunkBytesMax {
+                chunks.append(current)
+                current = []
                 bytes = 0
             }
+            current.append(index)
             bytes += size
         }
-        if start < records.count { chunks.append((start, records.count)) }
-        return chunks
+        if !current.isEmpty { chunks.append(current) }
+        return (chunks, oversized)
     }
 
     /// The records of an NDJSON file, or of a file holding one JSON array.

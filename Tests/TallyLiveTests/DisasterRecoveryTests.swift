@@ -81,6 +81,8 @@ struct DisasterRecoveryTests {
         let verified = try runProgram(Binaries.tally, ["snapshot", "verify", snapshot, "--scratch", place.path])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         #expect(verified.stdout.contains("OK: the snapshot is good."))
+        let verifiedJSON = try parseJSON(try runProgram(Binaries.tally, ["snapshot", "verify", snapshot, "--scratch", place.path, "--json"]).stdout)
+        #expect(verifiedJSON["valid"] == true && verifiedJSON["sequence"]?.numberText == String(sequence) && verifiedJSON["problems"] == [], "\(verifiedJSON.jsonText)")
 
         // A running daemon holds the data directory: restore refuses it.
         let refused = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])

@@ -245,6 +245,47 @@ struct UsageCLITests {
         #expect(history["series"]?.arrayValue?.first?["total"] == .string(String(2 * count)))
     }
 
+    @Test("events send keeps every call under the line limit, whatever the events' sizes; an unreadable file is bad usage; a huge --timeout is no crash")
+    func eventsSendSizes() throws {
+        let event = uniqueID("evt")
+        let feature = uniqueID("feat")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED", "--meter-event", event, "--aggregation", "COUNT"])
+        let customer = uniqueID("ucli")
+        _ = try tallyOK(["customers", "provision", customer])
+        // Three events of 600 KB (each refused by the daemon on its own: an unknown field), then
+        // 100 small ones. Two large ones in one call would pass the 1 MiB line limit.
+        let junk = String(repeating: "x", count: 600_000)
+        var lines = (0..<3).map { #"{"customerId":"\#(customer)","eventName":"\#(event)","idempotencyKey":"big\#($0)","junk":"\#(junk)"}"# }
+        lines += (0..<100).map { #"{"customerId":"\#(customer)","eventName":"\#(event)","idempotencyKey":"s\#($0)"}"# }
+        let directory = TemporaryDirectory()
+        let path = try writeFile(lines.joined(separator: "\n") + "\n", named: "sizes.jsonl", in: directory)
+        let sent = try tally(["events", "send", path, "--json", "--timeout", "9223372036854775807"])
+        #expect(sent.status == 1, "3 rejections: \(sent.stderr)")
+        let json = try parseJSON(sent.stdout)
+        #expect(json["accepted"] == 100 && json["rejected"] == 3 && json["failed"] == 0 && json["lines"] == 103, "\(json.jsonText.prefix(600))")
+        // A directory is not an events file: bad usage (64), not a transport failure (2).
+        let unreadable = try tally(["events", "send", directory.path])
+        #expect(unreadable.status == 64, "\(unreadable.stderr)")
+    }
+
+    @Test("usage import reports a record too large for any call by its number, and imports the others")
+    func importOversizedRecord() throws {
+        let (feature, customer) = try meteredFeatureAndCustomer()
+        let id = uniqueID("imp")
+        let huge = String(repeating: "v", count: 1_100_000)
+        let ndjson = [
+            #"{"id":"\#(id)-1","meter_name":"\#(feature)","customer_name":"\#(customer)","value":2}"#,
+            #"{"id":"\#(id)-2","meter_name":"\#(feature)","customer_name":"\#(customer)","value":3,"labels":{"big":"\#(huge)"}}"#,
+            #"{"id":"\#(id)-3","meter_name":"\#(feature)","customer_name":"\#(customer)","value":5}"#,
+        ].joined(separator: "\n")
+        let result = try tally(["usage", "import", "OCTANE", "-", "--json"], stdin: ndjson)
+        #expect(result.status == 1, "\(result.stderr)")
+        let json = try parseJSON(result.stdout)
+        #expect(json["accepted"] == 2 && json["rejected"]?.arrayValue?.map { $0["record"] } == [2], "\(json.jsonText.prefix(400))")
+        let reported = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 0])
+        #expect(reported["currentUsage"] == "7", "\(reported.jsonText)")
+    }
+
     @Test("entitlements check exits 0 when allowed and 3 when denied; list shows a table")
     func entitlements() throws {
         let feature = uniqueID("feat")

@@ -94,7 +94,13 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
 /// A snapshot could not be taken, read or restored. The message says what to do.
 public struct SnapshotError: Error, Sendable, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The path asked for cannot be used (it exists, its parent does not, it is inside the data
+    /// directory): the caller's to change, not a failure to retry.
+    public let isPathRefused: Bool
+    public init(_ message: String, isPathRefused: Bool = false) {
+        self.message = message
+        self.isPathRefused = isPathRefused
+    }
     public var description: String { message }
 }
 
@@ -116,10 +122,10 @@ public enum Snapshots {
         let target = absolute(path)
         let parent = DurableFiles.parent(of: target)
         let name = (target as NSString).lastPathComponent
-        guard !DurableFiles.exists(target) else { throw SnapshotError("\(target) already exists; choose a new path for each snapshot") }
+        guard !DurableFiles.exists(target) else { throw SnapshotError("\(target) already exists; choose a new path for each snapshot", isPathRefused: true) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw SnapshotError("the directory \(parent) does not exist; create it first")
+            throw SnapshotError("the directory \(parent) does not exist; create it first", isPathRefused: true)
         }
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let checkpoint = parent + "/.\(name).checkpoint-\(tag)"
@@ -179,7 +185,7 @@ extension Ledger {
             defer { free(real); free(data) }
             let (target, live) = (String(cString: real), String(cString: data))
             guard target != live, !target.hasPrefix(live + "/") else {
-                throw SnapshotError("\(path) is inside the data directory \(dataDirectory): a snapshot there would not survive its loss; choose a path on another disk or at least outside it")
+                throw SnapshotError("\(path) is inside the data directory \(dataDirectory): a snapshot there would not survive its loss; choose a path on another disk or at least outside it", isPathRefused: true)
             }
         }
         return try Snapshots.create(store: store, at: path, now: now)

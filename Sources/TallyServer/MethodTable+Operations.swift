@@ -17,6 +17,8 @@ extension MethodTable {
             let manifest: SnapshotManifest
             do {
                 manifest = try dispatcher.ledger.createSnapshot(at: path)
+            } catch let error as SnapshotError where error.isPathRefused {
+                throw RPCFailure.invalidParams(field: "path", error.message)
             } catch {
                 dispatcher.logger.error("createSnapshot failed", metadata: ["path": "\(path)", "error": "\(error)"])
                 throw RPCFailure.storageUnavailable("cannot create the snapshot: \(error)")

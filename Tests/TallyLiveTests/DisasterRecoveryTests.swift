@@ -293,6 +293,11 @@ struct DisasterRecoveryTests {
         let place = TemporaryDirectory("tally-snap")
         try Self.provision(daemon, 0..<20)
         #expect(try Self.tally(daemon, ["snapshot", "create", place.path + "/snap"]).status == 0)
+        // Paths the caller must change are -32602 naming `path`, not 2001 (which says: retry).
+        for path in [place.path + "/snap", place.path + "/missing/snap", daemon.dataDirectory + "/snap"] {
+            let error = expectRPCError(code: -32602) { _ = try daemon.call("createSnapshot", ["path": .string(path)]) }
+            #expect(error?.field == "path", "\(path): \(error.map { "\($0)" } ?? "no error")")
+        }
         #expect(try daemon.terminate() == 0)
         let sst = try FileManager.default.contentsOfDirectory(atPath: place.path + "/snap").first { $0.hasSuffix(".sst") }!
         try Self.flipBit(place.path + "/snap/" + sst, at: 30)

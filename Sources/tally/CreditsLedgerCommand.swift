@@ -111,7 +111,7 @@ struct CreditsLedgerCommand: ParsableCommand {
     /// The entries as a table; with `fixedWidths` every batch gets the same widths, so rows printed
     /// later line up under the first header.
     static func table(_ entries: [JSONValue], fixedWidths: Bool) -> TableFormatter {
-        let widths = fixedWidths ? [7, 16, 12, 12, 12, 10, 14, 24] : Array(repeating: 0, count: 8)
+        let widths = fixedWidths ? [7, 16, 20, 20, 12, 10, 14, 24] : Array(repeating: 0, count: 8)
         var table = TableFormatter(columns: [
             .init("SEQ", alignment: .right, widthMin: widths[0]), .init("TYPE", alignment: .left, widthMin: widths[1]),
             .init("AMOUNT", alignment: .right, widthMin: widths[2]), .init("BALANCE", alignment: .right, widthMin: widths[3]),

@@ -96,7 +96,7 @@ struct LedgerTailCommand: ParsableCommand {
         }
         var widths = [3, 4, 11, hashPrefixLength]  // the titles' lengths
         if fixedWidths {
-            widths = [7, 20, 27, hashPrefixLength]  // a sequence in the millions, an ISO time in µs
+            widths = [7, 31, 27, hashPrefixLength]  // a sequence in the millions, the longest event type, an ISO time in µs
         }
         for row in rows {
             for index in widths.indices { widths[index] = max(widths[index], row[index].count) }

@@ -41,7 +41,9 @@ public struct UsageCell: Sendable, Equatable {
         var next = self
         next.eventCount += other.eventCount
         switch aggregation {
-        case .count, .sum, .uniqueCount: next.value = value + other.value
+        // Beyond Int128 (over 10^26 of usage): the sum saturates instead of trapping, like a cell
+        // that leaves a contribution out rather than overflow (queries never crash the daemon).
+        case .count, .sum, .uniqueCount: next.value = value.adding(other.value) ?? (other.value.isNegative ? Amount(units: .min) : Amount(units: .max))
         case .max: next.value = Amount.max(value, other.value)
         case .min: next.value = Amount.min(value, other.value)
         case .latest:

@@ -42,7 +42,12 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
     /// anchor inside with it, but not this one. Kept best-effort: where the parent cannot be
     /// written, there is no copy (the daemon says so at start).
     public static func mirrorPath(in dataDirectory: String) -> String {
-        let absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        // The directory itself, whatever path names it (a symlink, `..`), once it exists.
+        var absolute = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        if let real = realpath(dataDirectory, nil) {
+            absolute = String(cString: real)
+            free(real)
+        }
         let parent = DurableFiles.parent(of: absolute)
         let name = (absolute as NSString).lastPathComponent
         return (parent == "/" ? "" : parent) + "/." + name + ".tally-anchor"

@@ -146,7 +146,10 @@ extension GroupState {
         if let config = try Projections.autoRecharge(customerId: c.customerId, currencyId: c.currencyId, in: self), config.isEnabled,
            c.resourceId == nil, balance < config.thresholdValue, let amount = config.targetBalance.subtracting(balance), amount.isPositive {
             let spent = try Projections.rechargedThisMonth(customerId: c.customerId, currencyId: c.currencyId, at: now, in: self)
-            if config.maxSpendLimit.map({ spent + amount <= $0 }) ?? true,
+            // A top-up is one amount (below 10^21) and so is a month's sum of them, with or
+            // without a maxSpendLimit: the projections keep that sum.
+            if amount.isBelowMaxMagnitude, let monthTotal = spent.adding(amount), monthTotal.isBelowMaxMagnitude,
+               config.maxSpendLimit.map({ monthTotal <= $0 }) ?? true,
                try grantFits(amount, customerId: c.customerId, currencyId: c.currencyId, resourceId: nil) {
                 let expireAt = config.grantExpirationPeriod.map { CalendarUTC.adding(1, $0, to: now) }
                 let request = GrantCredits(

@@ -69,9 +69,19 @@ public final class Ledger: Sendable {
         }
         let head: Head
         do {
+            let inside = try Anchor.read(dataDirectory: dataDirectory)
+            var beside = try Anchor.readMirror(dataDirectory: dataDirectory)
+            if inside == nil, let stale = beside, stale.sequence > 0, try store.lastEvent() == nil {
+                // A new, empty ledger where another one was (its directory deleted and made again):
+                // a fresh start, not a rollback to serve. The copy is rewritten at sequence 0.
+                logger.warning("starting a new, empty ledger; the anchor's copy beside the data directory said an earlier one reached a later sequence", metadata: [
+                    "path": "\(Anchor.mirrorPath(in: dataDirectory))", "earlier": "\(stale)",
+                ])
+                beside = nil
+            }
             head = try Recovery.recover(store: store, anchors: [
-                (try Anchor.read(dataDirectory: dataDirectory), .inside),
-                (try Anchor.readMirror(dataDirectory: dataDirectory), .beside(Anchor.mirrorPath(in: dataDirectory))),
+                (inside, .inside),
+                (beside, .beside(Anchor.mirrorPath(in: dataDirectory))),
             ], logger: logger)
         } catch {
             // A damaged block read while checking the tail says what to do, like one found at open.

@@ -26,6 +26,12 @@ extension Snapshots {
         } catch {
             throw SnapshotError("cannot resolve an earlier interrupted restore: \(error)")
         }
+        // The anchor's copy beside the data directory is rewritten with the anchor: if it is there
+        // and cannot be, the restored database would be refused at start. Say so before anything.
+        let mirror = Anchor.mirrorPath(in: dataDirectory)
+        if DurableFiles.exists(mirror), access(DurableFiles.parent(of: mirror), W_OK) != 0 {
+            throw SnapshotError("cannot rewrite the anchor's copy \(mirror) (its directory is not writable): make it writable or delete the copy, then restore again; nothing was changed")
+        }
         let database = Ledger.databasePath(in: dataDirectory)
         let temporary = RestoreJournal.temporaryPath(in: dataDirectory)
         let verification = try verify(at: path, into: temporary, progress: progress, replayProgress: replayProgress)

@@ -265,6 +265,9 @@ extension GroupState {
     /// feature (no negative usage: refunds are grants; a cost exact in 12 fractional digits and in
     /// range). An event is never accepted without the deduction it owes.
     private func meterProblem(_ raw: RawEvent) throws(StorageError) -> String? {
+        // The event's deductions so far, by currency: several features may charge one pool, and
+        // their costs together must stay in range.
+        var costs: [String: Amount] = [:]
         for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
             guard let feature = try Projections.feature(featureId, in: self), let meter = feature.meter, meter.matches(raw.dimensions) else { continue }
             if [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field],
@@ -281,7 +284,11 @@ extension GroupState {
             guard let price = reading.contribution.multipliedExactly(by: cost.amountPerUnit) else {
                 return "\(what) × amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range"
             }
-            if let problem = try deductionRangeProblem(customerId: raw.customerId, currencyId: cost.currencyId, resourceId: raw.resourceId, cost: price) {
+            guard let total = (costs[cost.currencyId] ?? .zero).adding(price) else {
+                return "\(what) of feature \"\(featureId)\" costs more than the ledger can hold"
+            }
+            costs[cost.currencyId] = total
+            if let problem = try deductionRangeProblem(customerId: raw.customerId, currencyId: cost.currencyId, resourceId: raw.resourceId, cost: total) {
                 return "\(what) of feature \"\(featureId)\" \(problem)"
             }
         }

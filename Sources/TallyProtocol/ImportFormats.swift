@@ -137,6 +137,9 @@ public enum ImportFormats {
                 throw .invalidParams(field: r.field("labels.event_name"), "conflicts with event_name (kept as the dimension \"event_name\")")
             }
             dimensions["event_name"] = .string(eventName)
+            guard dimensions.count <= UsageMethods.dimensionsMax else {
+                throw .invalidParams(field: r.field("labels"), "may hold at most \(UsageMethods.dimensionsMax - 1) keys with event_name (which becomes a dimension too)")
+            }
         }
 
         var params: JSONObject = ["customerId": .string(customerId), "featureId": .string(featureId), "value": value]
@@ -260,9 +263,6 @@ public enum ImportFormats {
         var resourceId: String?
         var dimensions = JSONObject()
         if let data {
-            guard data.count <= UsageMethods.dimensionsMax + 2 else {  // customerId and resourceId are not dimensions
-                throw .invalidParams(field: r.field("data"), "may hold at most \(UsageMethods.dimensionsMax) members besides customerId and resourceId (they become dimensions)")
-            }
             for (key, value) in data {
                 let field = r.field("data.\(key)")
                 switch key {
@@ -290,6 +290,9 @@ public enum ImportFormats {
                     try checkDimension(key: key, value: text, field: field)
                     dimensions[key] = .string(text)
                 }
+            }
+            guard dimensions.count <= UsageMethods.dimensionsMax else {
+                throw .invalidParams(field: r.field("data"), "may hold at most \(UsageMethods.dimensionsMax) members that become dimensions (besides customerId, resourceId and nulls)")
             }
         }
         let customerId: String

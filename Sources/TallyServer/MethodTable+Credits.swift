@@ -158,7 +158,8 @@ enum CreditQueries {
             }
         }
         // Exact to the hour, the finest cells kept: the range widened to whole hours, read as hour
-        // cells at its ragged ends and day cells for the whole days between.
+        // cells at its ragged ends and day cells for the whole days between (hour cells only when
+        // the points are hours).
         let start = CalendarUTC.periodStart(.hour, containing: requestedStart)
         let endFloor = CalendarUTC.periodStart(.hour, containing: requestedEnd)
         let end = endFloor < requestedEnd ? CalendarUTC.adding(1, .hour, to: endFloor) : endFloor
@@ -166,7 +167,7 @@ enum CreditQueries {
         let startDay = CalendarUTC.periodStart(.day, containing: start)
         let firstWholeDay = startDay < start ? CalendarUTC.adding(1, .day, to: startDay) : startDay
         let lastWholeDayEnd = CalendarUTC.periodStart(.day, containing: end)
-        if firstWholeDay < lastWholeDayEnd {
+        if output != .hour, firstWholeDay < lastWholeDayEnd {
             ranges = [(.hour, start, firstWholeDay), (.day, firstWholeDay, lastWholeDayEnd), (.hour, lastWholeDayEnd, end)]
         }
         var currencies = [q.currencyId].compactMap { $0 }

@@ -34,7 +34,11 @@ struct SnapshotVerifyCommand: ParsableCommand {
                     replayBar.update(done, of: total)
                 })
         } catch {
-            Console.error("error: \(error)")
+            if global.json {
+                Console.out(JSONValue.object(["path": .string(path), "valid": false, "problems": .array([.string("\(error)")])]).jsonText)
+            } else {
+                Console.error("error: \(error)")
+            }
             throw ExitCode(1)
         }
         if replayStarted {

@@ -951,6 +951,11 @@ struct CreditsTests {
         #expect(try usage("05T00:00:00Z", "10T10:00:00Z").total == "7")
         #expect(try usage("05T06:00:00Z", "10T11:00:00Z").total == "7")
         #expect(try usage("04T12:00:00Z", "11T00:00:00Z").total == "10")
+        // A whole day at HOUR granularity: the points are that day's hours, read from hour cells.
+        let wholeDay = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "currencyId": .string(f.currency), "startDate": .string(day + "05T00:00:00Z"), "endDate": .string(day + "06T00:00:00Z")])
+        let points = wholeDay["series"]?.arrayValue?.first?["points"]?.arrayValue ?? []
+        #expect(wholeDay["granularity"] == "HOUR" && points.map { $0["timestamp"] } == [.string(day + "05T05:00:00.000Z"), .string(day + "05T23:00:00.000Z")]
+                && points.map { $0["value"] } == ["3", "4"], "\(wholeDay.jsonText)")
     }
 
     @Test("getCreditBalance asOf a sequence and a timestamp equals what the daemon answered then")
@@ -1138,6 +1143,16 @@ struct CreditsTests {
         try daemon.expectCreditRefusal(code: -32602, field: "value") { _ = try f.use("4", ["strict": true]) }
         #expect(try f.balance() == "-800000000000000000000")
         _ = try daemon.call("getStatus")  // still serving
+        // Two credit-backed meters of one event charge one pool: their costs together are checked.
+        let event = uniqueID("cr-evt")
+        for _ in 0..<2 {
+            _ = try daemon.call("defineFeature", ["featureId": .string(uniqueID("cr-twin")), "type": "METERED",
+                                                  "meter": ["eventName": .string(event), "aggregation": "SUM", "field": "n"],
+                                                  "creditCost": ["currencyId": .string(f.currency), "amountPerUnit": "100000000000000000000"]])
+        }
+        let twins = try daemon.call("reportEvent", ["events": [usageEvent(f.customer, event, key: uniqueID("ev"), dimensions: ["n": "1"])]])
+        #expect(twins["accepted"] == 0 && twins["rejected"]?.arrayValue?.first?["code"] == -32602, "8 + 1 + 1 reaches 10: \(twins.jsonText)")
+        #expect(try f.balance() == "-800000000000000000000")
         // A grant that would bring the pool's balance to 10^21 or more is refused too.
         let other = try CreditFixture(daemon)
         try other.grant("999999999999999999999")
@@ -1147,6 +1162,21 @@ struct CreditsTests {
         try daemon.expectCreditRefusal(code: -32602, field: "amount") { try f.grant("900000000000000000000") }
         try expectCreditInvariants(daemon, f.customer)
         try expectCreditInvariants(daemon, other.customer)
+    }
+
+    @Test("auto-recharge without maxSpendLimit: a month's top-ups stay below 10^21 in all (the ledger's range), then stop")
+    func autoRechargeRange() throws {
+        let f = try CreditFixture(daemon, amountPerUnit: "100000000000000000000")  // 10^20 per unit
+        _ = try daemon.call("setAutoRecharge", [
+            "customerId": .string(f.customer), "currencyId": .string(f.currency), "isEnabled": true,
+            "thresholdValue": "450000000000000000000", "targetBalance": "500000000000000000000",
+        ])
+        // Top-ups of 6, then 1, 1, 1 × 10^20 (9 × 10^20 this month); a fifth would make 10^21.
+        for _ in 0..<5 { try f.use("1") }
+        let recharges = try f.grants().filter { $0["sourceType"] == "AUTO_RECHARGE" }.map { $0["amount"]?.stringValue ?? "" }
+        #expect(recharges == ["600000000000000000000", "100000000000000000000", "100000000000000000000", "100000000000000000000"], "\(recharges)")
+        #expect(try f.balance() == "400000000000000000000")
+        try expectCreditInvariants(daemon, f.customer)
     }
 
     @Test("auto-recharge: maxSpendLimit stops top-ups beyond this calendar month's limit; a new month starts over")

@@ -430,5 +430,10 @@ struct DisasterRecoveryTests {
         try daemon.start()
         #expect(try daemon.lastSequence() == 10)
         #expect(try daemon.terminate() == 0)
+        // A data directory deleted and started afresh is a new, empty ledger, not a rollback.
+        try FileManager.default.removeItem(atPath: daemon.dataDirectory)
+        try daemon.start()
+        #expect(try daemon.lastSequence() == 0)
+        #expect(try daemon.terminate() == 0)
     }
 }

@@ -800,6 +800,17 @@ struct UsageTests {
             let message = result["rejected"]?.arrayValue?.first?["message"]?.stringValue ?? ""
             #expect(message.contains(field) && message.contains("at most 32"), "\(format): \(result.jsonText)")
         }
+        // 32 labels and event_name are 33 dimensions; 32 data members and nulls are 32.
+        let labels32 = JSONObject((0..<32).map { ("k\($0)", JSONValue.string("v")) })
+        let withName: JSONValue = ["id": .string(uniqueID("o")), "meter_name": .string(feature), "customer_name": .string(customer), "value": 1,
+                                   "event_name": "e", "labels": .object(labels32)]
+        let named = try daemon.call("importRecords", ["format": "OCTANE", "records": [withName]])
+        #expect(named["rejected"]?.arrayValue?.first?["message"]?.stringValue?.contains("records[0].labels") == true, "\(named.jsonText)")
+        var withNulls = labels32
+        for key in ["n1", "n2", "n3"] { withNulls[key] = .null }
+        let nulls = try daemon.call("importRecords", ["format": "CLOUDEVENTS", "records": [cloudEvent(source: "/gw", id: uniqueID("n"), data: withNulls)]])
+        #expect(nulls["accepted"] == 1, "\(nulls.jsonText)")
+        let afterNulls = try daemon.lastSequence()
         // A rule of the ledger (a negative value on a credit-backed feature) names the record too.
         let credit = feature + "-credit"
         let negative: [(String, JSONValue, String)] = [
@@ -810,7 +821,7 @@ struct UsageTests {
             let refused = try daemon.call("importRecords", ["format": .string(format), "records": [record]])
             #expect(refused["rejected"]?.arrayValue?.first?["message"]?.stringValue?.contains(named) == true, "\(format): \(refused.jsonText)")
         }
-        #expect(try daemon.lastSequence() == before)
+        #expect(try daemon.lastSequence() == afterNulls && afterNulls == before + 1)
     }
 
     @Test("importRecords: Octane reset_total restarts the running total once (not again on re-import); Paigo recordValue keeps every digit")

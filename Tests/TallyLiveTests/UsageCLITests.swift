@@ -170,13 +170,17 @@ struct UsageCLITests {
         #expect(empty.contains("no usage"), "\(empty)")
     }
 
+    /// A feature counting raw events of a new name, and a new customer, defined through the CLI.
+    func countedEventsFeature() throws -> (event: String, feature: String, customer: String) {
+        let event = uniqueID("evt"), feature = uniqueID("feat"), customer = uniqueID("ucli")
+        _ = try tallyOK(["features", "define", feature, "--type", "METERED", "--meter-event", event, "--aggregation", "COUNT"])
+        _ = try tallyOK(["customers", "provision", customer])
+        return (event, feature, customer)
+    }
+
     @Test("events send: batches pipelined, counts, rejections and bad lines by line number, duplicates on resend")
     func eventsSend() throws {
-        let feature = uniqueID("feat")
-        let event = uniqueID("evt")
-        _ = try tallyOK(["features", "define", feature, "--type", "METERED", "--meter-event", event, "--aggregation", "COUNT"])
-        let customer = uniqueID("ucli")
-        _ = try tallyOK(["customers", "provision", customer])
+        let (event, feature, customer) = try countedEventsFeature()
 
         var lines: [String] = []
         for index in 1...20 {
@@ -247,11 +251,7 @@ struct UsageCLITests {
 
     @Test("events send keeps every call under the line limit, whatever the events' sizes; an unreadable file is bad usage; a huge --timeout is no crash")
     func eventsSendSizes() throws {
-        let event = uniqueID("evt")
-        let feature = uniqueID("feat")
-        _ = try tallyOK(["features", "define", feature, "--type", "METERED", "--meter-event", event, "--aggregation", "COUNT"])
-        let customer = uniqueID("ucli")
-        _ = try tallyOK(["customers", "provision", customer])
+        let (event, _, customer) = try countedEventsFeature()
         // Three events of 600 KB (each refused by the daemon on its own: an unknown field), then
         // 100 small ones. Two large ones in one call would pass the 1 MiB line limit.
         let junk = String(repeating: "x", count: 600_000)

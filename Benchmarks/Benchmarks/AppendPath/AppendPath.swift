@@ -121,7 +121,10 @@ let benchmarks: @Sendable () -> Void = {
         } teardown: {
             fixture.ledger?.shutdown()
             fixture.ledger = nil
-            if let directory = fixture.ledgerDirectory { try? FileManager.default.removeItem(atPath: directory) }
+            if let directory = fixture.ledgerDirectory {
+                try? FileManager.default.removeItem(atPath: Anchor.mirrorPath(in: directory))  // beside it
+                try? FileManager.default.removeItem(atPath: directory)
+            }
             fixture.ledgerDirectory = nil
         }
     }

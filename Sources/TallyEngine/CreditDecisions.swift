@@ -145,7 +145,9 @@ extension GroupState {
         let c = d.consumed
         if let config = try Projections.autoRecharge(customerId: c.customerId, currencyId: c.currencyId, in: self), config.isEnabled,
            c.resourceId == nil, balance < config.thresholdValue, let amount = config.targetBalance.subtracting(balance), amount.isPositive {
-            let spent = try Projections.rechargedThisMonth(customerId: c.customerId, currencyId: c.currencyId, at: now, in: self)
+            // The month the top-up is recorded in (`recordedAt` never goes back, even when the
+            // clock does): the month whose total the projections add it to.
+            let spent = try Projections.rechargedThisMonth(customerId: c.customerId, currencyId: c.currencyId, at: head.recordedAt, in: self)
             // A top-up is one amount (below 10^21) and so is a month's sum of them, with or
             // without a maxSpendLimit: the projections keep that sum.
             if amount.isBelowMaxMagnitude, let monthTotal = spent.adding(amount), monthTotal.isBelowMaxMagnitude,

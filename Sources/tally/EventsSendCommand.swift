@@ -186,7 +186,7 @@ struct EventsSendCommand: ParsableCommand {
                     continue
                 }
                 let bytes = event.serialized()
-                guard bytes.count < EventsSendCommand.batchBytesMax else {
+                guard bytes.count <= EventsSendCommand.batchBytesMax else {
                     invalid(reader.lineNumber, "the event is \(bytes.count) bytes; at most \(EventsSendCommand.batchBytesMax)")
                     continue
                 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TallyClient
 import TallyProtocol
 
@@ -70,7 +71,12 @@ struct UsageImportCommand: ParsableCommand {
                 duplicates += Int(result["duplicates"]?.numberText ?? "") ?? 0
                 for rejection in result["rejected"]?.arrayValue ?? [] {
                     let index = Int(rejection["index"]?.numberText ?? "") ?? 0
-                    rejections.append(((chunk.indices.contains(index) ? chunk[index] : 0) + 1, rejection["message"]?.stringValue ?? ""))
+                    // The daemon names the record by its place in the call; the line says which
+                    // record of the file it is.
+                    let message = (rejection["message"]?.stringValue ?? "")
+                        .replacingOccurrences(of: "records[\(index)].", with: "")
+                        .replacingOccurrences(of: "records[\(index)]: ", with: "")
+                    rejections.append(((chunk.indices.contains(index) ? chunk[index] : 0) + 1, message))
                 }
             }
             rejections.sort { $0.record < $1.record }

@@ -1164,6 +1164,25 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, other.customer)
     }
 
+    @Test("auto-recharge: maxSpendLimit counts the month a top-up is recorded in, also when the clock steps back across a month boundary")
+    func autoRechargeClockBack() throws {
+        let own = try LiveDaemon(extraArguments: ["--test-clock", "--test-clock-start", "2031-02-01T00:00:00Z"]).start()
+        defer { _ = try? own.terminate() }
+        let f = try CreditFixture(own)
+        _ = try own.call("setAutoRecharge", [
+            "customerId": .string(f.customer), "currencyId": .string(f.currency), "isEnabled": true,
+            "thresholdValue": "10", "targetBalance": "100", "maxSpendLimit": "150",
+        ])
+        #expect(try f.use("50").field("credit.autoRecharged") == "150")
+        // The wall clock steps back into January; events are still recorded in February (recordedAt
+        // never goes back), so February's limit, already spent, holds.
+        _ = try own.call("debug.setClock", ["now": "2031-01-31T23:00:00Z"])
+        // (The February top-up is not effective yet at that clock: the balance is -1, a top-up would be 101.)
+        let later = try f.use("1")
+        #expect(later.field("credit.autoRecharged") == nil, "\(later.jsonText)")
+        #expect(try f.grants().filter { $0["sourceType"] == "AUTO_RECHARGE" }.count == 1)
+    }
+
     @Test("auto-recharge without maxSpendLimit: a month's top-ups stay below 10^21 in all (the ledger's range), then stop")
     func autoRechargeRange() throws {
         let f = try CreditFixture(daemon, amountPerUnit: "100000000000000000000")  // 10^20 per unit

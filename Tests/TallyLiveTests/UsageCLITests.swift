@@ -277,11 +277,15 @@ struct UsageCLITests {
             #"{"id":"\#(id)-1","meter_name":"\#(feature)","customer_name":"\#(customer)","value":2}"#,
             #"{"id":"\#(id)-2","meter_name":"\#(feature)","customer_name":"\#(customer)","value":3,"labels":{"big":"\#(huge)"}}"#,
             #"{"id":"\#(id)-3","meter_name":"\#(feature)","customer_name":"\#(customer)","value":5}"#,
+            #"{"id":"\#(id)-4","meter_name":"\#(feature)","customer_name":"\#(customer)","value":1,"colour":"red"}"#,
         ].joined(separator: "\n")
         let result = try tally(["usage", "import", "OCTANE", "-", "--json"], stdin: ndjson)
         #expect(result.status == 1, "\(result.stderr)")
         let json = try parseJSON(result.stdout)
-        #expect(json["accepted"] == 2 && json["rejected"]?.arrayValue?.map { $0["record"] } == [2], "\(json.jsonText.prefix(400))")
+        #expect(json["accepted"] == 2 && json["rejected"]?.arrayValue?.map { $0["record"] } == [2, 4], "\(json.jsonText.prefix(400))")
+        // Each rejection is named by its record of the file only (the daemon's index is its place in the call).
+        let message = json["rejected"]?.arrayValue?.last?["message"]?.stringValue ?? ""
+        #expect(message.contains("colour") && !message.contains("records["), "\(message)")
         let reported = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 0])
         #expect(reported["currentUsage"] == "7", "\(reported.jsonText)")
     }

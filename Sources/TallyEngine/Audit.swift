@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 public import TallyCore
 public import TallyStorage
 import RocksDB
@@ -126,11 +127,14 @@ public enum Audit {
                 // and the anchor's hash), but only after a replay to the end: one stopped by damage
                 // has not read far enough to compare.
                 let places: [(Anchor?, Recovery.AnchorPlace)] = [(report.anchor, .inside), (try mirror.get(), .beside(Anchor.mirrorPath(in: dataDirectory)))]
+                // The same check as at start, against the head the replay reached.
+                let head = Head(sequence: report.lastSequence, hash: report.headHash, recordedAt: .distantPast)
                 for case let (anchor?, place) in places where report.readToEnd {
-                    if anchor.sequence > report.lastSequence {
-                        report.problems.append("the log ends at sequence \(report.lastSequence), but \(place.name) says it reached \(anchor): the database was rolled back or truncated. \(Recovery.restoreAdvice)\(place.deliberate)")
-                    } else if anchor.sequence > 0, let event = try store.events(after: anchor.sequence - 1, limit: 1).first, event.hash != anchor.hash {
-                        report.problems.append("event \(anchor.sequence) does not have \(place.name)'s hash \(anchor.hash.hexString): the log was altered or replaced. \(Recovery.restoreAdvice)\(place.deliberate)")
+                    do throws(StorageError) {
+                        try Recovery.checkAnchor(anchor, place, store: store, head: head, logger: Logger(label: "tallyd.replay"))
+                    } catch {
+                        guard case .corrupt(let problem) = error else { throw error }
+                        report.problems.append(problem)
                     }
                 }
             } catch {

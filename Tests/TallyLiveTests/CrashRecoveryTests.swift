@@ -21,7 +21,6 @@ struct CrashRecoveryTests {
     @Test("every acknowledged command survives kill -9, 20 times over")
     func killNineRepeatedly() throws {
         let daemon = LiveDaemon()
-        var generator = SystemRandomNumberGenerator()
         var allAcknowledged: [String: String] = [:]  // customerId → name
         var allSent: [(id: String, name: String)] = []
         var lastSequence = 0
@@ -32,13 +31,7 @@ struct CrashRecoveryTests {
             let socket = daemon.socketPath
             let streamer = Thread { Self.stream(socket: socket, round: round, log: log) }
             streamer.start()
-            // The kill comes at a random moment after the first acknowledgement (on a loaded
-            // machine the stream's first reply can take longer than the random wait alone).
-            let deadline = Date().addingTimeInterval(30)
-            while log.acknowledged.withLock({ $0.isEmpty }), streamer.isExecuting || !streamer.isFinished, Date() < deadline { usleep(1000) }
-            usleep(UInt32.random(in: 30_000...250_000, using: &generator))
-            daemon.kill9()
-            while streamer.isExecuting || !streamer.isFinished { usleep(1000) }
+            daemon.kill9(afterFirst: { !log.acknowledged.withLock { $0.isEmpty } }, of: streamer, delay: 30_000...250_000)
 
             try daemon.start()
             let sent = log.sent.withLock { $0 }

@@ -219,7 +219,6 @@ struct CreditsConcurrencyTests {
         let f = try CreditFixture(daemon, prefix: "kill")
         let granted = 1_000_000
         try f.grant(String(granted))
-        var generator = SystemRandomNumberGenerator()
         var allSent: [String] = []
         var allAcknowledged: Set<String> = []
         daemon.kill9()
@@ -231,9 +230,7 @@ struct CreditsConcurrencyTests {
             let (customer, feature) = (f.customer, f.feature)
             let streamer = Thread { Self.stream(socket: socket, customer: customer, feature: feature, round: round, log: log) }
             streamer.start()
-            usleep(UInt32.random(in: 150_000...400_000, using: &generator))
-            daemon.kill9()
-            while !streamer.isFinished { usleep(1000) }
+            daemon.kill9(afterFirst: { !log.acknowledged.withLock { $0.isEmpty } }, of: streamer, delay: 100_000...350_000)
 
             try daemon.start()
             let acknowledged = log.acknowledged.withLock { $0 }

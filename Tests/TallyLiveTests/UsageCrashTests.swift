@@ -86,7 +86,6 @@ struct UsageCrashTests {
         let eventName = uniqueID("crashevt")
         let feature = try daemon.newMeteredFeature("crashcount", meter: ["eventName": .string(eventName), "aggregation": "COUNT"])
         try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "hasUnlimitedUsage": true]])
-        var generator = SystemRandomNumberGenerator()
         var distinct = 0  // events in the ledger after each round's retry
 
         for round in 0..<Self.rounds {
@@ -94,9 +93,7 @@ struct UsageCrashTests {
             let socket = daemon.socketPath
             let streamer = Thread { Self.stream(socket: socket, customerId: customer, eventName: eventName, round: round, log: log) }
             streamer.start()
-            usleep(UInt32.random(in: 150_000...450_000, using: &generator))
-            daemon.kill9()
-            while !streamer.isFinished { usleep(1000) }
+            daemon.kill9(afterFirst: { !log.acknowledged.withLock { $0.isEmpty } }, of: streamer, delay: 100_000...400_000)
 
             try daemon.start()
             let sent = log.sent.withLock { $0 }

@@ -146,6 +146,18 @@ final class LiveDaemon {
         process.waitUntilExit()
     }
 
+    /// Kills the daemon (SIGKILL) at a random moment, `delay` microseconds, after `acknowledged()`
+    /// first holds (on a loaded machine a stream's first reply can take longer than any fixed
+    /// wait), then waits for `streamer` to see the daemon die.
+    func kill9(afterFirst acknowledged: () -> Bool, of streamer: Thread, delay: ClosedRange<UInt32>) {
+        let deadline = Date().addingTimeInterval(30)
+        while !acknowledged(), !streamer.isFinished, Date() < deadline { usleep(1000) }
+        var generator = SystemRandomNumberGenerator()
+        usleep(UInt32.random(in: delay, using: &generator))
+        kill9()
+        while !streamer.isFinished { usleep(1000) }
+    }
+
     /// Sends SIGTERM and waits; returns the exit status.
     @discardableResult
     func terminate(timeoutSeconds: Double = 20) throws -> Int32 {

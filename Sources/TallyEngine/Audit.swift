@@ -28,6 +28,9 @@ public enum Audit {
         public var replayedCounts: [String: Int] = [:]
         /// Records per projection as stored (with `verify`).
         public var storedCounts: [String: Int]?
+        /// With `verify`: the stored projections are of an older layout and were not compared
+        /// (`VerificationReport.olderLayoutNote`).
+        public var olderLayoutNote: String?
         public var chainProblem: String?
         /// False when damage stopped the replay before the end: the chain and the projections
         /// were then checked only as far as `lastSequence`.
@@ -82,6 +85,7 @@ public enum Audit {
                 report.chainProblem = verification.chainProblem
                 report.mismatches = verification.mismatches
                 report.storedCounts = verification.projectionCounts
+                report.olderLayoutNote = verification.olderLayoutNote
                 report.replayedCounts = verification.mismatches.isEmpty ? verification.projectionCounts : counts(replayed)
                 report.idempotencyRecords = verification.idempotencyRecords
                 if balances { report.balances = try poolBalances(replayed, at: last?.event.recordedAt ?? .distantPast) }

@@ -147,8 +147,19 @@ public struct VerificationReport: Sendable {
     public var projectionCounts: [String: Int]
     /// Idempotency records read (each decoded, so damage in that column family is found too).
     public var idempotencyRecords: Int
+    /// Set when the stored projections are of an older layout version than this build folds (a
+    /// snapshot or data directory of an older tallyd): they were not compared, and the next start
+    /// rebuilds them from the log, which was checked.
+    public var olderLayoutVersion: UInt32? = nil
 
     public var isValid: Bool { hashChainValid && projectionsMatch }
+
+    /// What `olderLayoutVersion` means, for reports.
+    public var olderLayoutNote: String? {
+        olderLayoutVersion.map {
+            "the stored projections have layout version \($0), older than this tallyd's \(KeyLayout.projectionVersion): not compared; the next start rebuilds them from the log"
+        }
+    }
 }
 
 extension Replay {
@@ -177,14 +188,18 @@ extension Replay {
             ))
         }
         let replayed = outcome.projections
+        let mark = try store.projectionMark(snapshot: snapshot)
+        // Records of an older layout cannot equal this build's fold; start rebuilds them.
+        let olderLayout = mark.flatMap { $0.version < KeyLayout.projectionVersion ? $0.version : nil }
         var found = 0
         try store.forEachProjection(snapshot: snapshot) { key, value in
             counts[Projections.projectionName(of: key), default: 0] += 1
+            guard olderLayout == nil else { return }
             let expected = replayed.projection(key)
             if expected != nil { found += 1 }
             if expected != value { note(key, expected: expected, stored: value) }
         }
-        if found < replayed.count {
+        if olderLayout == nil, found < replayed.count {
             // Records the replay built that are not stored: only a damaged ledger gets here.
             for (key, value) in replayed.sortedRecords where try store.projection(key, snapshot: snapshot) == nil {
                 note(key, expected: value, stored: nil)
@@ -193,7 +208,6 @@ extension Replay {
         // Replay never reads the idempotency records: a damaged block there would otherwise only
         // show when a client retries.
         let idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
-        let mark = try store.projectionMark(snapshot: snapshot)
         if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence, mismatches.count < mismatchesMax {
             mismatches.append(ProjectionMismatch(projection: "mark", key: "projection.sequence", expected: "\(outcome.lastSequence)", stored: mark.map { "\($0.sequence)" } ?? "nothing"))
         }
@@ -206,7 +220,8 @@ extension Replay {
             projectionsMatch: mismatches.isEmpty,
             mismatches: mismatches,
             projectionCounts: counts,
-            idempotencyRecords: idempotencyRecords
+            idempotencyRecords: idempotencyRecords,
+            olderLayoutVersion: olderLayout
         )
         return (report, replayed)
     }

@@ -58,6 +58,7 @@ struct SnapshotVerifyCommand: ParsableCommand {
                 o["hashChainValid"] = .bool(report.hashChainValid)
                 o["projections"] = .object(JSONObject(report.projectionCounts.sorted { $0.key < $1.key }.map { ($0.key, .integer(Int64($0.value))) }))
                 o["idempotencyRecords"] = .integer(Int64(result.idempotencyRecords))
+                if let older = report.olderLayoutVersion { o["olderLayoutVersion"] = .integer(Int64(older)) }
             }
             Console.out(JSONValue.object(o).jsonText)
             if !result.isValid { throw ExitCode(1) }
@@ -73,6 +74,7 @@ struct SnapshotVerifyCommand: ParsableCommand {
         if let report = result.report {
             lines.append("events replayed: \(report.eventsRead); hash chain \(report.hashChainValid ? "valid" : "BROKEN")")
             for (name, count) in report.projectionCounts.sorted(by: { $0.key < $1.key }) { lines.append("projection \(name): \(count)") }
+            if let note = report.olderLayoutNote { lines.append("projections: \(note)") }
             lines.append("idempotency records: \(result.idempotencyRecords)")
         }
         for problem in result.problems { lines.append("PROBLEM: \(problem)") }

@@ -93,6 +93,7 @@ struct Replay: ParsableCommand {
             lines.append(line)
         }
         if names.isEmpty { lines.append("projections: none") }
+        if let note = report.olderLayoutNote { lines.append("projections: \(note)") }
         if let count = report.idempotencyRecords { lines.append("idempotency records: \(count) read") }
         for (customer, b) in report.balances ?? [] {
             lines.append("balance \(customer) \(b.currencyId) \(b.resourceId.map { "pool \($0)" } ?? "global"): \(b.balance) (grants remaining \(b.grantsRemaining), overdraft \(b.overdraft))")

@@ -66,6 +66,41 @@ struct SnapshotTests {
         ledger.shutdown()
     }
 
+    @Test("projections of an older layout version (an older tallyd's data directory or snapshot) are not compared by verify, and the next start rebuilds them")
+    func olderProjectionLayout() throws {
+        let dir = TempDir()
+        do {
+            let ledger = try openLedger(dir)
+            _ = submitAll(ledger, (0..<20).map { (provision("c\($0)"), nil) })
+            ledger.shutdown()
+        }
+        // What an older tallyd left: its layout version in the mark, and records this build would fold differently.
+        do {
+            let store = try LedgerStore(path: Ledger.databasePath(in: dir.path))
+            let older = KeyLayout.projectionVersion - 1
+            try store.database.put(KeyLayout.projectionVersionKey, [UInt8(older >> 24), UInt8(older >> 16 & 0xFF), UInt8(older >> 8 & 0xFF), UInt8(older & 0xFF)], in: store.database.columnFamily(KeyLayout.metaFamily), sync: true)
+            try store.database.put(KeyLayout.customerKey("c3"), [1, 2, 3], in: store.database.columnFamily(KeyLayout.projectionsFamily), sync: true)
+            let report = try Replay.verify(store: store)
+            #expect(report.isValid && report.olderLayoutVersion == older && report.mismatches.isEmpty, "\(report.mismatches)")
+            #expect(report.olderLayoutNote?.contains("rebuilds them from the log") == true)
+        }
+        let audit = try Audit.run(dataDirectory: dir.path, target: .head, verify: true)
+        #expect(audit.isValid && audit.olderLayoutNote != nil, "\(audit.problems)")
+        // The same records under this build's own version are a mismatch.
+        do {
+            let ledger = try openLedger(dir)
+            let rebuilt = try ledger.verify()
+            #expect(rebuilt.isValid && rebuilt.olderLayoutVersion == nil, "\(rebuilt.mismatches)")
+            #expect(try Projections.customer("c3", in: ledger.store)?.id == "c3", "the start rebuilt the damaged-looking record")
+            ledger.shutdown()
+        }
+        do {
+            let store = try LedgerStore(path: Ledger.databasePath(in: dir.path))
+            try store.database.put(KeyLayout.customerKey("c3"), [1, 2, 3], in: store.database.columnFamily(KeyLayout.projectionsFamily), sync: true)
+            #expect(try !Replay.verify(store: store).isValid)
+        }
+    }
+
     @Test("a snapshot inside the data directory (or its db/) is refused: it would not survive the directory's loss")
     func snapshotInsideDataDirectory() throws {
         let dir = TempDir(), place = TempDir()

@@ -14,7 +14,8 @@ public enum Command: Sendable {
     case grantCredits(GrantCredits)
     case voidCreditGrant(grantId: String)
     case setAutoRecharge(SetAutoRecharge)
-    /// Appends CREDITS_EXPIRED for every grant whose expireAt has passed (the daemon's timer).
+    /// Appends CREDITS_ACTIVATED for every scheduled grant whose effectiveAt has passed, then
+    /// CREDITS_EXPIRED for every grant whose expireAt has (the daemon's timer).
     case expireCredits
 
     /// The idempotency scope: keys are unique per method family and customer (catalog commands

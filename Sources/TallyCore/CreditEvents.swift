@@ -151,6 +151,43 @@ public struct CreditsVoided: Sendable, Equatable {
     init(from r: inout ByteReader, schemaVersion: UInt16) throws(DecodingError) { removal = try CreditsRemoved(from: &r) }
 }
 
+/// CREDITS_ACTIVATED v1: a grant scheduled for later became effective (its effectiveAt passed) and
+/// repaid `overdraftRepaid` of its pool's overdraft, as a grant effective when granted does at once.
+/// Appended for every grant that was scheduled when granted, whether it repaid anything or not.
+public struct CreditsActivated: Sendable, Equatable {
+    public static let type = "CREDITS_ACTIVATED"
+    public static let schemaVersion: UInt16 = 1
+    public var grantId: String
+    public var customerId: String
+    public var currencyId: String
+    public var resourceId: String?
+    public var overdraftRepaid: Amount
+
+    public init(grantId: String, customerId: String, currencyId: String, resourceId: String?, overdraftRepaid: Amount) {
+        self.grantId = grantId
+        self.customerId = customerId
+        self.currencyId = currencyId
+        self.resourceId = resourceId
+        self.overdraftRepaid = overdraftRepaid
+    }
+
+    func encode(into w: inout ByteWriter) {
+        w.writeString(grantId)
+        w.writeString(customerId)
+        w.writeString(currencyId)
+        w.writeOptional(resourceId) { $0.writeString($1) }
+        w.writeAmount(overdraftRepaid)
+    }
+
+    init(from r: inout ByteReader, schemaVersion: UInt16) throws(DecodingError) {
+        grantId = try r.readString()
+        customerId = try r.readString()
+        currencyId = try r.readString()
+        resourceId = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+        overdraftRepaid = try r.readAmount()
+    }
+}
+
 public struct AutoRechargeConfigured: Sendable, Equatable {
     public static let type = "AUTO_RECHARGE_CONFIGURED"
     public static let schemaVersion: UInt16 = 1

@@ -33,7 +33,7 @@ public struct CreditGrant: Sendable, Equatable {
     public var sequence: UInt64
     /// Drawn by deductions.
     public var consumed: Amount = .zero
-    /// Taken at grant time to repay an overdraft.
+    /// Taken to repay the pool's overdraft: when granted, or (scheduled) when it became effective.
     public var repaid: Amount = .zero
     public var expiredAmount: Amount = .zero
     public var voidedAmount: Amount = .zero
@@ -72,6 +72,10 @@ public struct CreditGrant: Sendable, Equatable {
         if effectiveAt > t { return .scheduled }
         return .active
     }
+
+    /// Scheduled for later when granted: it repays no overdraft then, but when it becomes effective
+    /// (CREDITS_ACTIVATED). A grant effective when granted repays at once (`repaid` in its event).
+    public var isScheduledWhenGranted: Bool { effectiveAt > createdAt }
 
     /// Whether a deduction recorded at `t` may draw this grant.
     public func isDrawable(at t: Timestamp) -> Bool { status(at: t) == .active && remaining.isPositive }
@@ -156,11 +160,14 @@ public struct CreditPool: Sendable, Equatable {
     public var overdraft: Amount
     /// The running ledger balance (Σ of the ledger entries' signed amounts).
     public var ledgerBalance: Amount
+    /// Open grants that were scheduled when granted and have no CREDITS_ACTIVATED yet, in grant order.
+    public var awaitingActivation: [String]
 
-    public init(openGrants: [String] = [], overdraft: Amount = .zero, ledgerBalance: Amount = .zero) {
+    public init(openGrants: [String] = [], overdraft: Amount = .zero, ledgerBalance: Amount = .zero, awaitingActivation: [String] = []) {
         self.openGrants = openGrants
         self.overdraft = overdraft
         self.ledgerBalance = ledgerBalance
+        self.awaitingActivation = awaitingActivation
     }
 
     public func encoded() -> [UInt8] {
@@ -168,12 +175,16 @@ public struct CreditPool: Sendable, Equatable {
             w.writeArray(openGrants) { $0.writeString($1) }
             w.writeAmount(overdraft)
             w.writeAmount(ledgerBalance)
+            w.writeArray(awaitingActivation) { $0.writeString($1) }
         }
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> CreditPool {
         try decodeRecord(bytes) { (r: inout ByteReader) throws(DecodingError) in
-            CreditPool(openGrants: try r.readArray { (r: inout ByteReader) throws(DecodingError) in try r.readString() }, overdraft: try r.readAmount(), ledgerBalance: try r.readAmount())
+            CreditPool(
+                openGrants: try r.readArray { (r: inout ByteReader) throws(DecodingError) in try r.readString() }, overdraft: try r.readAmount(),
+                ledgerBalance: try r.readAmount(), awaitingActivation: try r.readArray { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
+            )
         }
     }
 }

@@ -17,6 +17,7 @@ public enum EventPayload: Sendable, Equatable {
     case creditsConsumed(CreditsConsumed)
     case creditsExpired(CreditsExpired)
     case creditsVoided(CreditsVoided)
+    case creditsActivated(CreditsActivated)
     case autoRechargeConfigured(AutoRechargeConfigured)
 
     /// The stable type string stored with the event and shown by readLedger.
@@ -38,6 +39,7 @@ public enum EventPayload: Sendable, Equatable {
         case .creditsConsumed: CreditsConsumed.type
         case .creditsExpired: CreditsExpired.type
         case .creditsVoided: CreditsVoided.type
+        case .creditsActivated: CreditsActivated.type
         case .autoRechargeConfigured: AutoRechargeConfigured.type
         }
     }
@@ -61,6 +63,7 @@ public enum EventPayload: Sendable, Equatable {
         case .creditsConsumed: CreditsConsumed.schemaVersion
         case .creditsExpired: CreditsExpired.schemaVersion
         case .creditsVoided: CreditsVoided.schemaVersion
+        case .creditsActivated: CreditsActivated.schemaVersion
         case .autoRechargeConfigured: AutoRechargeConfigured.schemaVersion
         }
     }
@@ -82,6 +85,7 @@ public enum EventPayload: Sendable, Equatable {
         case .creditsConsumed(let e): e.customerId
         case .creditsExpired(let e): e.removal.customerId
         case .creditsVoided(let e): e.removal.customerId
+        case .creditsActivated(let e): e.customerId
         case .autoRechargeConfigured(let e): e.config.customerId
         }
     }
@@ -104,6 +108,7 @@ public enum EventPayload: Sendable, Equatable {
         case .creditsConsumed(let e): e.encode(into: &w)
         case .creditsExpired(let e): e.encode(into: &w)
         case .creditsVoided(let e): e.encode(into: &w)
+        case .creditsActivated(let e): e.encode(into: &w)
         case .autoRechargeConfigured(let e): e.encode(into: &w)
         }
     }
@@ -160,6 +165,9 @@ public enum EventPayload: Sendable, Equatable {
         case CreditsVoided.type:
             try check(schemaVersion, max: CreditsVoided.schemaVersion, type)
             return .creditsVoided(try CreditsVoided(from: &reader, schemaVersion: schemaVersion))
+        case CreditsActivated.type:
+            try check(schemaVersion, max: CreditsActivated.schemaVersion, type)
+            return .creditsActivated(try CreditsActivated(from: &reader, schemaVersion: schemaVersion))
         case AutoRechargeConfigured.type:
             try check(schemaVersion, max: AutoRechargeConfigured.schemaVersion, type)
             return .autoRechargeConfigured(try AutoRechargeConfigured(from: &reader, schemaVersion: schemaVersion))

@@ -13,8 +13,10 @@ extension GroupState: ProjectionScanner {
     }
 }
 
-/// What a deduction would do, computed before anything is appended.
+/// What a deduction would do, computed before anything is appended: the activations due in its
+/// pool (appended first), then the consumption.
 struct Deduction {
+    var activations: [CreditsActivated]
     var consumed: CreditsConsumed
     var availableAfter: Amount
 }
@@ -59,13 +61,16 @@ extension GroupState {
         guard try grantFits(c.amount, customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId) else {
             return .failure(Rejection(.invalidParams, "would take the pool's balance beyond \(Self.poolBalanceMax) \(c.currencyId)", field: "amount"))
         }
+        // Grants that became effective before this one repay the overdraft before it does.
+        try settleActivations(customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId, now: now)
         let grant = newGrant(c, effectiveAt: effectiveAt, sourceType: sourceType, now: now)
         try append([.creditsGranted(CreditsGranted(grant: grant, idempotencyKey: c.idempotencyKey))], now: now)
         return .success(.grant(try Projections.grant(grant.grantId, in: self)!))
     }
 
-    /// A grant numbered by the event that will create it; an effective grant repays the pool's
-    /// overdraft first.
+    /// A grant numbered by the event that will create it; a grant effective when granted repays the
+    /// pool's overdraft first (one scheduled for later repays when it becomes effective:
+    /// `settleActivations`).
     private func newGrant(_ c: GrantCredits, effectiveAt: Timestamp, sourceType: GrantSource, now: Timestamp) -> CreditGrant {
         let sequence = head.sequence + 1
         var grant = CreditGrant(
@@ -74,7 +79,7 @@ extension GroupState {
             expireAt: c.expireAt, displayName: c.displayName, cost: c.cost, metadata: c.metadata, comment: c.comment,
             createdAt: max(now, head.recordedAt), sequence: sequence
         )
-        if effectiveAt <= now, let pool = try? Projections.creditPool(customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId, in: self) {
+        if !grant.isScheduledWhenGranted, let pool = try? Projections.creditPool(customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId, in: self) {
             grant.repaid = Amount.min(c.amount, pool.overdraft)
         }
         return grant
@@ -88,6 +93,9 @@ extension GroupState {
         guard status == .active || status == .scheduled else {
             return .failure(Rejection(.grantNotActive, "credit grant \"\(grantId)\" is \(status.rawValue)"))
         }
+        // Effective already, it repaid the overdraft first; what is left of it is voided.
+        try settleActivations(customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId, now: now)
+        guard let grant = try Projections.grant(grantId, in: self) else { preconditionFailure("grant \(grantId) vanished") }
         try append([.creditsVoided(CreditsVoided(removal: CreditsRemoved(
             grantId: grantId, customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId,
             amount: grant.remaining, idempotencyKey: idempotencyKey
@@ -95,8 +103,17 @@ extension GroupState {
         return .success(.grant(try Projections.grant(grantId, in: self)!))
     }
 
-    /// Appends CREDITS_EXPIRED, in expireAt order, for every open grant whose expireAt ≤ now.
+    /// Appends CREDITS_ACTIVATED for every grant that became effective by now (see
+    /// `settleActivations`), then CREDITS_EXPIRED, in expireAt order, for every open grant whose
+    /// expireAt ≤ now. Returns how many grants expired.
     mutating func expireCredits(now: Timestamp) throws(StorageError) -> Int {
+        let activations = try scan(from: KeyLayout.activationPrefix, to: KeyLayout.activationPrefix + KeyLayout.sortable(now.adding(microseconds: 1)))
+        for (key, _) in activations {
+            guard let grantId = KeyLayout.grantId(fromActivationKey: key) else { throw .corrupt("activation schedule key of \(key.count) bytes does not parse") }
+            // The first grant of a pool settles the pool's others too; they are then no longer due.
+            guard let grant = try Projections.grant(grantId, in: self) else { continue }
+            try settleActivations(customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId, now: now)
+        }
         let due = try scan(from: KeyLayout.expiryPrefix, to: KeyLayout.expiryPrefix + KeyLayout.sortable(now.adding(microseconds: 1)))
         var count = 0
         for (key, _) in due {
@@ -111,15 +128,31 @@ extension GroupState {
         return count
     }
 
-    /// The deduction of `cost` from a pool, drawing grants in the contract's order; nothing
-    /// appended. An overdraft left from earlier (a grant that was scheduled when it came repaid
-    /// nothing) is repaid first from what the grants hold, so the balance moves by exactly −cost.
-    func planDeduction(customerId: String, currencyId: String, resourceId: String?, featureId: String, cost: Amount, timestamp: Timestamp, dimensions: Dimensions, idempotencyKey: String?, now: Timestamp) throws(StorageError) -> Deduction {
+    /// Appends CREDITS_ACTIVATED for each grant of the pool that was scheduled when granted and is
+    /// effective by now, in the order they became effective: each repays what it can of the
+    /// overdraft, as a grant effective when granted does at once. Called before anything else
+    /// touches the pool (a grant, a void, a deduction) and by the daemon's timer.
+    mutating func settleActivations(customerId: String, currencyId: String, resourceId: String?, now: Timestamp) throws(StorageError) {
         let pool = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
+        try append(try Projections.activationsDue(pool, at: now, in: self).map { grant, repays in
+            .creditsActivated(CreditsActivated(grantId: grant.grantId, customerId: customerId, currencyId: currencyId, resourceId: resourceId, overdraftRepaid: repays))
+        }, now: now)
+    }
+
+    /// The deduction of `cost` from a pool, drawing grants in the contract's order; nothing
+    /// appended. It starts from the pool as the activations due now leave it (they are appended
+    /// with the deduction). An overdraft left even so (a log written before activations repaid)
+    /// is repaid first from what the grants hold, so the balance moves by exactly −cost.
+    func planDeduction(customerId: String, currencyId: String, resourceId: String?, featureId: String, cost: Amount, timestamp: Timestamp, dimensions: Dimensions, idempotencyKey: String?, now: Timestamp) throws(StorageError) -> Deduction {
+        let stored = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
+        let activations = try Projections.activationsDue(stored, at: now, in: self).map { grant, repays in
+            CreditsActivated(grantId: grant.grantId, customerId: customerId, currencyId: currencyId, resourceId: resourceId, overdraftRepaid: repays)
+        }
+        let (pool, grants) = try Projections.settled(customerId: customerId, currencyId: currencyId, resourceId: resourceId, at: now, in: self)
         var left = pool.overdraft + cost
         var available = Amount.zero
         var breakdown: [(String, Amount)] = []
-        for grant in try Projections.openGrants(pool, in: self) where grant.isDrawable(at: now) {
+        for grant in grants where grant.isDrawable(at: now) {
             available = available + grant.remaining
             guard left.isPositive else { continue }
             let draw = Amount.min(left, grant.remaining)
@@ -133,13 +166,13 @@ extension GroupState {
             breakdown: breakdown, uncovered: left - (pool.overdraft - repaid), overdraftRepaid: repaid,
             timestamp: timestamp, dimensions: dimensions, idempotencyKey: idempotencyKey
         )
-        return Deduction(consumed: consumed, availableAfter: available - pool.overdraft - cost)
+        return Deduction(activations: activations, consumed: consumed, availableAfter: available - pool.overdraft - cost)
     }
 
     /// Appends a planned deduction and, when it leaves the balance below the auto-recharge
     /// threshold, the top-up grant in the same commit. Returns the credit outcome.
     mutating func applyDeduction(_ d: Deduction, now: Timestamp) throws(StorageError) -> CreditOutcome {
-        try append([.creditsConsumed(d.consumed)], now: now)
+        try append(d.activations.map { .creditsActivated($0) } + [.creditsConsumed(d.consumed)], now: now)
         var balance = d.availableAfter
         var recharged: Amount?
         let c = d.consumed

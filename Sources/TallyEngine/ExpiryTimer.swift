@@ -3,9 +3,10 @@ public import Logging
 public import TallyCore
 import TallyStorage
 
-/// Appends CREDITS_EXPIRED when grants' expireAt passes: a timer, not a side effect of queries.
-/// Its first tick, at start, appends (in time order) the expiries missed while the daemon was
-/// stopped. It submits through the single writer, like any command.
+/// Appends CREDITS_EXPIRED when grants' expireAt passes, and CREDITS_ACTIVATED when a scheduled
+/// grant's effectiveAt does: a timer, not a side effect of queries. Its first tick, at start,
+/// appends (in time order) what was missed while the daemon was stopped. It submits through the
+/// single writer, like any command.
 public final class ExpiryTimer: @unchecked Sendable {
     // @unchecked: `stopping` is guarded by `condition`; the rest is immutable.
     private let ledger: Ledger
@@ -46,12 +47,14 @@ public final class ExpiryTimer: @unchecked Sendable {
         }
     }
 
-    /// Submits an expiry command when a grant is due, and waits for it.
+    /// Submits an expiry command when a grant is due to expire or to be activated, and waits for it.
     public func tick() {
         let now = ledger.now
         let due: Bool
         do {
-            due = try !ledger.store.scan(from: KeyLayout.expiryPrefix, to: KeyLayout.expiryPrefix + KeyLayout.sortable(now.adding(microseconds: 1))).isEmpty
+            let through = KeyLayout.sortable(now.adding(microseconds: 1))
+            due = try !ledger.store.scan(from: KeyLayout.expiryPrefix, to: KeyLayout.expiryPrefix + through).isEmpty
+                || !ledger.store.scan(from: KeyLayout.activationPrefix, to: KeyLayout.activationPrefix + through).isEmpty
         } catch {
             logger.error("expiry check failed", metadata: ["error": "\(error)"])
             return

@@ -133,6 +133,12 @@ public enum EventJSON {
             removal(e.removal, into: &o)
         case .creditsVoided(let e):
             removal(e.removal, into: &o)
+        case .creditsActivated(let e):
+            o["creditGrantId"] = .string(e.grantId)
+            o["customerId"] = .string(e.customerId)
+            o["currencyId"] = .string(e.currencyId)
+            if let resource = e.resourceId { o["resourceId"] = .string(resource) }
+            o["overdraftRepaid"] = .string(e.overdraftRepaid.description)
         case .autoRechargeConfigured(let e):
             return CreditMethods.json(e.config)
         }

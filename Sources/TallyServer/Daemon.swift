@@ -137,7 +137,7 @@ enum TestClockMethods {
                 guard let now = try p.optionalTimestamp("now") else { throw RPCFailure.invalidParams(field: "now", "is required") }
                 try p.finish()
                 clock.set(now)
-                // Expire what the new time makes due before answering, so tests need not wait for a tick.
+                // Activate and expire what the new time makes due before answering, so tests need not wait for a tick.
                 expiry.tick()
                 return .object(["now": .string(now.rfc3339)])
             },

@@ -111,7 +111,7 @@ enum CreditQueries {
         var grants: [CreditGrant] = []
         for (key, _) in try store.scan(prefix: KeyLayout.customerGrantPrefix(customerId: q.customerId)) {
             let id = String(decoding: key[KeyLayout.customerGrantPrefix(customerId: q.customerId).count...], as: UTF8.self)
-            guard let grant = try Projections.grant(id, in: store) else { continue }
+            guard let grant = try Projections.grant(id, at: now, in: store) else { continue }
             if let c = q.currencyId, grant.currencyId != c { continue }
             if let r = q.resourceId, grant.resourceId != r { continue }
             if let s = q.status, grant.status(at: now) != s { continue }

@@ -43,6 +43,10 @@ enum CreditProjector {
             if grant.remaining.isPositive {
                 pool.openGrants.append(grant.grantId)
                 if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, sequence: grant.sequence, grantId: grant.grantId), []) }
+                if grant.isScheduledWhenGranted {
+                    pool.awaitingActivation.append(grant.grantId)
+                    sink.setProjection(KeyLayout.activationKey(effectiveAt: grant.effectiveAt, sequence: grant.sequence, grantId: grant.grantId), [])
+                }
             }
             pool.ledgerBalance = pool.ledgerBalance + grant.amount
             try save(pool, grant.customerId, grant.currencyId, grant.resourceId, &sink)
@@ -81,6 +85,20 @@ enum CreditProjector {
             try UsageProjector.indexDimensionKeys(e.customerId, e.dimensions, &sink)
             entry(event, .consumed, e.customerId, e.currencyId, e.resourceId, -e.amount, pool.ledgerBalance, nil, e.featureId, e.idempotencyKey, e.breakdown, &sink, overdraftRepaid: e.overdraftRepaid)
 
+        case .creditsActivated(let e):
+            guard var grant = try Projections.grant(e.grantId, in: sink) else {
+                preconditionFailure("CREDITS_ACTIVATED for unknown grant \(e.grantId) at \(event.sequence)")
+            }
+            var pool = try Projections.creditPool(customerId: e.customerId, currencyId: e.currencyId, resourceId: e.resourceId, in: sink)
+            precondition(pool.awaitingActivation.contains(e.grantId), "CREDITS_ACTIVATED for grant \(e.grantId), which awaits no activation, at \(event.sequence)")
+            grant.repaid = grant.repaid + e.overdraftRepaid
+            pool.overdraft = pool.overdraft - e.overdraftRepaid
+            precondition(!grant.remaining.isNegative && !pool.overdraft.isNegative, "CREDITS_ACTIVATED repays more than grant \(e.grantId) holds or its pool owes at \(event.sequence)")
+            activated(grant, &pool, &sink)
+            if grant.remaining.isZero { close(grant, &pool, &sink) }
+            sink.setProjection(KeyLayout.grantKey(grant.grantId), decoded: .grant(grant))
+            try save(pool, e.customerId, e.currencyId, e.resourceId, &sink)
+
         case .creditsExpired(let e):
             try remove(e.removal, event, .expired, &sink)
         case .creditsVoided(let e):
@@ -112,10 +130,17 @@ enum CreditProjector {
         entry(event, type, r.customerId, r.currencyId, r.resourceId, -r.amount, pool.ledgerBalance, r.grantId, nil, r.idempotencyKey, [], &sink)
     }
 
-    /// A grant with nothing left leaves its pool's open list and the expiry schedule.
+    /// A grant with nothing left leaves its pool's open list and the expiry and activation schedules.
     private static func close(_ grant: CreditGrant, _ pool: inout CreditPool, _ sink: inout some ProjectionSink) {
         pool.openGrants.removeAll { $0 == grant.grantId }
         if let expireAt = grant.expireAt { sink.setProjection(KeyLayout.expiryKey(expireAt: expireAt, sequence: grant.sequence, grantId: grant.grantId), nil) }
+        if pool.awaitingActivation.contains(grant.grantId) { activated(grant, &pool, &sink) }
+    }
+
+    /// The grant leaves the activation schedule (activated, or closed before it was).
+    private static func activated(_ grant: CreditGrant, _ pool: inout CreditPool, _ sink: inout some ProjectionSink) {
+        pool.awaitingActivation.removeAll { $0 == grant.grantId }
+        sink.setProjection(KeyLayout.activationKey(effectiveAt: grant.effectiveAt, sequence: grant.sequence, grantId: grant.grantId), nil)
     }
 
     private static func save(_ pool: CreditPool, _ customerId: String, _ currencyId: String, _ resourceId: String?, _ sink: inout some ProjectionSink) throws(StorageError) {
@@ -179,12 +204,55 @@ extension Projections {
         return grants.sorted(by: CreditGrant.drawsBefore)
     }
 
+    /// The activations due at `t` in a pool: the grants awaiting activation whose effectiveAt ≤ t,
+    /// in the order they became effective (then granted), each with what it repays of the
+    /// overdraft left by the ones before it. The writer appends them as CREDITS_ACTIVATED before
+    /// anything else touches the pool; reads at `t` apply them ahead of the events (`settled`).
+    public static func activationsDue(_ pool: CreditPool, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> [(grant: CreditGrant, repays: Amount)] {
+        guard !pool.awaitingActivation.isEmpty else { return [] }
+        var due: [CreditGrant] = []
+        for id in pool.awaitingActivation {
+            guard let grant = try grant(id, in: source) else { throw .corrupt("pool awaits the activation of grant \(id), which has no record") }
+            if grant.effectiveAt <= t { due.append(grant) }
+        }
+        due.sort { ($0.effectiveAt, $0.sequence) < ($1.effectiveAt, $1.sequence) }
+        var owed = pool.overdraft
+        return due.map { grant in
+            let repays = Amount.min(owed, grant.remaining)
+            owed = owed - repays
+            return (grant, repays)
+        }
+    }
+
+    /// A pool and its open grants (in consumption order) as they stand at `t`, with the
+    /// activations due by then applied, whether or not their CREDITS_ACTIVATED was written yet.
+    public static func settled(customerId: String, currencyId: String, resourceId: String?, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> (pool: CreditPool, grants: [CreditGrant]) {
+        var pool = try creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: source)
+        var grants = try openGrants(pool, in: source)
+        for (activated, repays) in try activationsDue(pool, at: t, in: source) {
+            pool.overdraft = pool.overdraft - repays
+            pool.awaitingActivation.removeAll { $0 == activated.grantId }
+            if let i = grants.firstIndex(where: { $0.grantId == activated.grantId }) { grants[i].repaid = grants[i].repaid + repays }
+        }
+        return (pool, grants)
+    }
+
+    /// A grant as it stands at `t`: with what it repaid when it became effective, if its
+    /// CREDITS_ACTIVATED is due by then but not written yet.
+    public static func grant(_ id: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> CreditGrant? {
+        guard let stored = try grant(id, in: source) else { return nil }
+        guard stored.isScheduledWhenGranted, stored.effectiveAt <= t, stored.remaining.isPositive else { return stored }
+        let pool = try settled(customerId: stored.customerId, currencyId: stored.currencyId, resourceId: stored.resourceId, at: t, in: source)
+        return pool.grants.first { $0.grantId == id } ?? stored
+    }
+
     /// The balance of one pool as it stands at `t`: grants expired (expireAt ≤ t) or not yet
-    /// effective are not counted, whether or not their events were written yet.
+    /// effective are not counted, and grants effective by `t` have repaid the overdraft, whether or
+    /// not their events were written yet.
     public static func balance(customerId: String, currencyId: String, resourceId: String?, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> PoolBalance {
-        let pool = try creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: source)
+        let (pool, grants) = try settled(customerId: customerId, currencyId: currencyId, resourceId: resourceId, at: t, in: source)
         var remaining = Amount.zero
-        for grant in try openGrants(pool, in: source) where grant.status(at: t) == .active {
+        for grant in grants where grant.status(at: t) == .active {
             remaining = remaining + grant.remaining
         }
         return PoolBalance(currencyId: currencyId, resourceId: resourceId, balance: remaining - pool.overdraft, grantsRemaining: remaining, overdraft: pool.overdraft, ledgerBalance: pool.ledgerBalance)

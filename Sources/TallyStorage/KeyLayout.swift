@@ -20,7 +20,7 @@ public enum KeyLayout {
     public static let columnFamilies = [eventsFamily, projectionsFamily, idempotencyFamily]
 
     /// Bump when the projection records or keys change: the next start rebuilds them from the log.
-    public static let projectionVersion: UInt32 = 3
+    public static let projectionVersion: UInt32 = 4
 
     public static let projectionSequenceKey = Array("projection.sequence".utf8)
     public static let projectionVersionKey = Array("projection.version".utf8)
@@ -173,6 +173,8 @@ extension KeyLayout {
 /// - `cp\0<customerId>\0<currencyId>\0<resourceId or "">` → CreditPool
 /// - `cl\0<customerId>\0<sequence u64 BE>` → CreditLedgerEntry
 /// - `cx\0<expireAt sortable><sequence u64 BE><grantId>` → empty: the expiry schedule of open grants
+/// - `ca\0<effectiveAt sortable><sequence u64 BE><grantId>` → empty: the activation schedule of
+///   grants scheduled when granted and not activated yet
 /// - `cu\0<customerId>\0<currencyId>\0<granularity>\0<start>\0<resourceId>\0<featureId>\0<dimensions>` → UsageCell of credits consumed
 /// - `ar\0<customerId>\0<currencyId>` → AutoRecharge
 /// - `arm\0<customerId>\0<currencyId>\0<month start>` → Amount recharged that calendar month
@@ -194,9 +196,22 @@ extension KeyLayout {
     }
 
     /// The grant id of an expiry schedule key.
-    public static func grantId(fromExpiryKey key: [UInt8]) -> String? {
-        let start = expiryPrefix.count + 16
-        guard key.count > start, key.starts(with: expiryPrefix) else { return nil }
+    public static func grantId(fromExpiryKey key: [UInt8]) -> String? { grantId(fromScheduleKey: key, prefix: expiryPrefix) }
+
+    public static let activationPrefix: [UInt8] = Array("ca".utf8) + [0]
+    /// Ordered like the expiry schedule: by effectiveAt, then by the grant's sequence.
+    public static func activationKey(effectiveAt: Timestamp, sequence: UInt64, grantId: String) -> [UInt8] {
+        var key = KeyBuilder("ca").separator().sortable(effectiveAt).bigEndian(sequence)
+        key.bytes.append(contentsOf: grantId.utf8)
+        return key.bytes
+    }
+
+    /// The grant id of an activation schedule key.
+    public static func grantId(fromActivationKey key: [UInt8]) -> String? { grantId(fromScheduleKey: key, prefix: activationPrefix) }
+
+    private static func grantId(fromScheduleKey key: [UInt8], prefix: [UInt8]) -> String? {
+        let start = prefix.count + 16
+        guard key.count > start, key.starts(with: prefix) else { return nil }
         return String(validating: key[start...], as: UTF8.self)
     }
     public static func creditUsagePrefix(customerId: String, currencyId: String, granularity: CalendarPeriod) -> [UInt8] {

@@ -198,7 +198,7 @@ public enum Projections {
     private static let projectionNames = [
         "c": "customers", "$": "currencies", "f": "features", "m": "meterIndex", "p": "plans", "s": "subscriptions", "cs": "customerSubscriptions",
         "pe": "promotionalEntitlements", "ut": "usageTotals", "us": "usageSeries", "uu": "uniqueMembers", "dk": "dimensionKeys",
-        "cg": "creditGrants", "cgl": "customerGrants", "cp": "creditPools", "cl": "creditLedger", "cx": "expirySchedule",
+        "cg": "creditGrants", "cgl": "customerGrants", "cp": "creditPools", "cl": "creditLedger", "cx": "expirySchedule", "ca": "activationSchedule",
         "cu": "creditUsage", "ar": "autoRecharge", "arm": "rechargeSpend",
     ]
 
@@ -211,11 +211,11 @@ public enum Projections {
         switch projectionName(of: key) {
         case "creditPools":
             if let pool = try? CreditPool.decode(value) {
-                return "{balance: \(pool.ledgerBalance), overdraft: \(pool.overdraft), openGrants: \(pool.openGrants.count)}"
+                return "{balance: \(pool.ledgerBalance), overdraft: \(pool.overdraft), openGrants: \(pool.openGrants.count), awaitingActivation: \(pool.awaitingActivation.count)}"
             }
         case "creditGrants":
             if let grant = try? CreditGrant.decode(value) {
-                return "{customer: \(grant.customerId), currency: \(grant.currencyId), amount: \(grant.amount), consumed: \(grant.consumed), expired: \(grant.expiredAmount), voided: \(grant.voidedAmount), remaining: \(grant.remaining)}"
+                return "{customer: \(grant.customerId), currency: \(grant.currencyId), amount: \(grant.amount), consumed: \(grant.consumed), repaid: \(grant.repaid), expired: \(grant.expiredAmount), voided: \(grant.voidedAmount), remaining: \(grant.remaining)}"
             }
         case "usageTotals", "usageSeries", "creditUsage":
             if let cell = try? UsageCell.decode(value) {

@@ -64,7 +64,7 @@ enum UsageProjector {
             sink.setProjection(KeyLayout.promotionalKey(customerId: e.entitlement.customerId, featureId: e.entitlement.featureId), e.entitlement.encoded())
         case .promotionalEntitlementRevoked(let e):
             sink.setProjection(KeyLayout.promotionalKey(customerId: e.customerId, featureId: e.featureId), nil)
-        case .creditsGranted, .creditsConsumed, .creditsExpired, .creditsVoided, .autoRechargeConfigured:
+        case .creditsGranted, .creditsConsumed, .creditsExpired, .creditsVoided, .creditsActivated, .autoRechargeConfigured:
             try CreditProjector.apply(event, to: &sink)
         }
     }

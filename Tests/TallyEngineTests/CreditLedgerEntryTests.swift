@@ -6,8 +6,8 @@ import Testing
 
 @Suite("credit ledger entries")
 struct CreditLedgerEntryTests {
-    @Test("a deduction that repays a leftover overdraft records the repayment in its ledger entry")
-    func overdraftRepaidInEntry() async throws {
+    @Test("a deduction first appends, in its commit, the activation of a grant that became effective since: it repays the overdraft, the deduction only its cost")
+    func activationBeforeDeduction() async throws {
         let dir = TempDir()
         let clock = ManualClock(Timestamp(secondsSinceEpoch: 1_790_000_000))
         let ledger = try openLedger(dir, clock: clock)
@@ -22,15 +22,26 @@ struct CreditLedgerEntryTests {
         }
         _ = await grant(5)
         _ = await use(8)  // overdraft 3
-        _ = await grant(10, effectiveAt: clock.now().adding(microseconds: 3_600_000_000))  // scheduled: repays nothing
+        guard case .applied(.grant(let scheduled)) = await grant(10, effectiveAt: clock.now().adding(microseconds: 3_600_000_000)) else {
+            Issue.record("the scheduled grant was refused")
+            return
+        }
+        #expect(scheduled.repaid == .zero, "scheduled: it repays nothing yet")
+        let before = ledger.head.sequence
+        // No timer runs here: the deduction finds the activation due.
         clock.advance(seconds: 7200)
-        _ = await use(4)  // repays 3, then covers 4
+        _ = await use(4)
+        let appended = try ledger.events(after: before, limit: 10).map(\.event.payload)
+        #expect(appended.map(\.type) == ["USAGE_REPORTED", "CREDITS_ACTIVATED", "CREDITS_CONSUMED"])
+        if case .creditsActivated(let a) = appended.dropFirst().first {
+            #expect(a.grantId == scheduled.grantId && a.overdraftRepaid == Amount(3))
+        }
         let entries = try ledger.store.scan(prefix: KeyLayout.creditLedgerPrefix(customerId: "c")).map { try CreditLedgerEntry.decode($0.value) }
         let last = try #require(entries.last)
-        #expect(last.eventType == .consumed)
-        #expect(last.amount == -Amount(4))
-        #expect(last.breakdown.map(\.1) == [Amount(7)])
-        #expect(last.overdraftRepaid == Amount(3))
+        #expect(last.eventType == .consumed && last.amount == -Amount(4))
+        #expect(last.breakdown.map(\.1) == [Amount(4)] && last.overdraftRepaid == .zero)
+        let grant = try #require(try Projections.grant(scheduled.grantId, in: ledger.store))
+        #expect(grant.repaid == Amount(3) && grant.consumed == Amount(4) && grant.remaining == Amount(3))
         #expect(try ledger.verify().isValid)
         ledger.shutdown()
     }

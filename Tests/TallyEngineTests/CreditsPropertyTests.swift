@@ -32,26 +32,13 @@ struct CreditsPropertyTests {
     func matchesTheReferenceModel() async {
         CreditsRun.tally.withLock { $0 = [:] }
         await propertyCheck(count: 30, input: Self.runs) { perUnit, steps in
-            await CreditsRun.check(steps: steps, perUnit: Self.perUnit(perUnit), repayment: .atNextDeduction)
+            await CreditsRun.check(steps: steps, perUnit: Self.perUnit(perUnit))
         }
         // The generator still reaches the interesting cases (moot once a run failed: it stops early).
         let tally = CreditsRun.tally.withLock { $0 }
         guard tally["failed", default: 0] == 0 else { return }
-        // ("overdraft repaid by a deduction" is counted too, but comes up only a few times a test.)
-        for outcome in ["strict usage refused", "overdraft", "overdraft repaid by a grant", "GRANT_NOT_ACTIVE", "expired", "restart"] {
+        for outcome in ["strict usage refused", "overdraft", "overdraft repaid by a grant", "overdraft repaid at activation", "GRANT_NOT_ACTIVE", "expired", "restart"] {
             #expect(tally[outcome, default: 0] > 0, "no \(outcome) in \(tally)")
-        }
-    }
-
-    /// The other reading of "the next grant repays first": a scheduled grant repays the overdraft
-    /// when it becomes effective. The engine's documented choice differs (docs/protocol.md,
-    /// Credits): the grant's remaining amount and the overdraft then differ, and so does the
-    /// balance once that grant is voided or expires before any deduction. Shrinks to
-    /// usage(0.1) · grant(eff: h+1, 1) · clock(+120m).
-    @Test("the same, if a scheduled grant repaid the overdraft when it became effective", .disabled("docs/protocol.md chose otherwise"))
-    func matchesTheModelRepayingWhenEffective() async {
-        await propertyCheck(count: 30, input: Self.runs) { perUnit, steps in
-            await CreditsRun.check(steps: steps, perUnit: Self.perUnit(perUnit), repayment: .whenEffective)
         }
     }
 }
@@ -165,18 +152,18 @@ final class CreditsRun {
     /// The last sequence whose events were checked.
     var seen: UInt64 = 0
 
-    private init(perUnit: Amount, repayment: CreditsReferenceModel.Repayment) throws {
+    private init(perUnit: Amount) throws {
         clock = ManualClock(start)
         self.perUnit = perUnit
         ledger = try openLedger(dir, clock: clock)
-        model = CreditsReferenceModel(now: start, repayment: repayment)
+        model = CreditsReferenceModel(now: start)
     }
 
     /// Runs `steps` and records an issue (with the trace of the run) at the first disagreement.
-    static func check(steps: [CreditStep], perUnit: Amount, repayment: CreditsReferenceModel.Repayment, sourceLocation: SourceLocation = #_sourceLocation) async {
+    static func check(steps: [CreditStep], perUnit: Amount, sourceLocation: SourceLocation = #_sourceLocation) async {
         let run: CreditsRun
         do {
-            run = try CreditsRun(perUnit: perUnit, repayment: repayment)
+            run = try CreditsRun(perUnit: perUnit)
         } catch {
             Issue.record("open: \(error)", sourceLocation: sourceLocation)
             return
@@ -235,7 +222,9 @@ final class CreditsRun {
         case .minutes(let n): clock.advance(seconds: n * 60)
         case .toNextHour(let plus): clock.set(hour(plus: plus))
         }
+        let repaid = model.grants.reduce(Amount.zero) { $0 + $1.repaid }
         model.advance(to: clock.now())
+        if model.grants.reduce(Amount.zero, { $0 + $1.repaid }) > repaid { count("overdraft repaid at activation") }
     }
 
     private func perform(_ step: CreditStep) async {
@@ -265,13 +254,10 @@ final class CreditsRun {
                 customerId: Self.customer, featureId: Self.feature, value: value, updateBehavior: .delta, resourceId: pool,
                 idempotencyKey: nil, timestamp: nil, dimensions: .none, strict: strict
             )))
-            let owed = model.overdraft(pool)
             let expected = model.reportUsage(pool: pool, cost: cost, strict: strict)
             switch expected {
             case .rejected: count("strict usage refused")
-            case .applied(_, _, let breakdown):
-                if owed.isPositive, breakdown.reduce(Amount.zero, { $0 + $1.amount }) > cost { count("overdraft repaid by a deduction") }
-                if model.overdraft(pool).isPositive { count("overdraft") }
+            case .applied: if model.overdraft(pool).isPositive { count("overdraft") }
             }
             trace.append("\(minutes) \(step) cost \(cost), balance before \(before) → \(brief(reply))")
             switch (expected, reply) {
@@ -429,7 +415,8 @@ final class CreditsRun {
             // Grants: 0 ≤ remaining ≤ amount, and as the model has them.
             var notCounted: [String?: Amount] = [:]
             for (i, id) in engineIds.enumerated() {
-                guard let grant = try Projections.grant(id, in: ledger.store) else {
+                // As getCreditGrants reads it: a grant effective by now has repaid, CREDITS_ACTIVATED written or not.
+                guard let grant = try Projections.grant(id, at: now, in: ledger.store) else {
                     problems.append("grant \(id) (#\(i)) is missing")
                     continue
                 }

@@ -7,18 +7,11 @@ import TallyCore
 ///
 /// One customer, one currency; pools are the global pool (`nil`) and resources (`"r1"`).
 /// Grants are named by their creation index (0, 1, …); the test maps them to the engine's ids.
+///
+/// "Any uncovered cost becomes a negative balance (overdraft) that the next grant repays first": a
+/// grant effective when granted repays at once; one scheduled for later repays when it becomes
+/// effective (at its effectiveAt), in the order grants become effective.
 struct CreditsReferenceModel {
-    /// "any uncovered cost becomes a negative balance (overdraft) that the next grant repays first".
-    /// A grant effective when granted repays at once. The contract does not say what a grant
-    /// scheduled for later does; two readings:
-    enum Repayment: Sendable {
-        /// It repays when it becomes effective (at its effectiveAt), if it is the next to.
-        case whenEffective
-        /// It does not (docs/protocol.md "Credits", **Choice**): the overdraft waits, and the
-        /// next deduction that finds grants to draw repays it from them before the cost.
-        case atNextDeduction
-    }
-
     struct Grant {
         let index: Int
         let pool: String?
@@ -84,15 +77,13 @@ struct CreditsReferenceModel {
         case voided(Int)
     }
 
-    let repayment: Repayment
     private(set) var now: Timestamp
     private(set) var grants: [Grant] = []
     private(set) var pools: [String?: Pool] = [:]
     private(set) var entries: [Entry] = []
 
-    init(now: Timestamp, repayment: Repayment) {
+    init(now: Timestamp) {
         self.now = now
-        self.repayment = repayment
     }
 
     // MARK: Reads
@@ -127,11 +118,7 @@ struct CreditsReferenceModel {
             index: grants.count, pool: pool, type: type, priority: priority, effectiveAt: effective, expireAt: expireAt, amount: amount,
             repaymentSettled: false
         )
-        if !(now < effective) {
-            repay(with: &grant)
-        } else if repayment == .atNextDeduction {
-            grant.repaymentSettled = true
-        }
+        if !(now < effective) { repay(with: &grant) }
         grants.append(grant)
         pools[pool, default: Pool()].ledgerBalance = ledgerBalance(pool) + amount
         record(.granted, pool, amount, grant: grant.index)
@@ -139,9 +126,9 @@ struct CreditsReferenceModel {
     }
 
     /// reportUsage of a credit-backed feature costing `cost`. Strict fails when the cost exceeds
-    /// the balance; otherwise the grants are drawn in the consumption order for what the pool
-    /// owes (any overdraft first, then the cost), and what they do not cover stays overdraft.
-    /// (When activation repays, an overdraft never meets a drawable grant here.)
+    /// the balance; otherwise the grants are drawn in the consumption order for the cost, and what
+    /// they do not cover becomes overdraft. (Grants repay an overdraft when they become effective,
+    /// so one never meets a drawable grant here: what the pool owes is the overdraft plus the cost.)
     mutating func reportUsage(pool: String?, cost: Amount, strict: Bool) -> UsageOutcome {
         if strict, balance(pool) < cost { return .rejected(.insufficientCredits) }
         var owed = overdraft(pool) + cost

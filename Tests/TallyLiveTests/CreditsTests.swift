@@ -232,8 +232,18 @@ func expectCreditInvariants(_ daemon: LiveDaemon, _ customer: String, sourceLoca
     struct Sums { var running = Amount.zero, granted = Amount.zero, consumed = Amount.zero, expired = Amount.zero, voided = Amount.zero }
     let grants = try daemon.call("getCreditGrants", ["customerId": .string(customer)])["grants"]?.arrayValue ?? []
     var repaidByGrant: [String: Amount] = [:]
+    // A grant scheduled when granted repaid when it became effective, which has no ledger entry:
+    // the walk takes its repayment off at the end.
+    var repaidAtActivation: [Pool: Amount] = [:]
     for grant in grants {
-        if let id = grant["grantId"]?.stringValue, let repaid = grant["overdraftRepaid"] { repaidByGrant[id] = amount(repaid, sourceLocation: sourceLocation) }
+        guard let id = grant["grantId"]?.stringValue, let repaid = grant["overdraftRepaid"] else { continue }
+        let effectiveAt = grant["effectiveAt"]?.stringValue.flatMap(CreditTime.parse), createdAt = grant["createdAt"]?.stringValue.flatMap(CreditTime.parse)
+        if let effectiveAt, let createdAt, effectiveAt > createdAt {
+            let pool = Pool(currency: grant["currencyId"]?.stringValue ?? "?", resource: grant["resourceId"]?.stringValue)
+            repaidAtActivation[pool, default: .zero] = repaidAtActivation[pool, default: .zero] + amount(repaid, sourceLocation: sourceLocation)
+        } else {
+            repaidByGrant[id] = amount(repaid, sourceLocation: sourceLocation)
+        }
     }
     let entries = try creditLedger(daemon, customer)
     var sums: [Pool: Sums] = [:]
@@ -312,7 +322,8 @@ func expectCreditInvariants(_ daemon: LiveDaemon, _ customer: String, sourceLoca
         grantSums[pool] = g
     }
 
-    let overdraft_ = overdraft
+    var overdraft_ = overdraft
+    for (pool, repaid) in repaidAtActivation { overdraft_[pool, default: .zero] = overdraft_[pool, default: .zero] - repaid }
     let balances = try daemon.call("getCreditBalance", ["customerId": .string(customer)])["balances"]?.arrayValue ?? []
     for pool in Set(sums.keys).union(grantSums.keys) {
         let s = sums[pool] ?? Sums()
@@ -626,7 +637,7 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
-    @Test("strict compares the cost with the balance net of the overdraft (a scheduled grant that became active after it)")
+    @Test("strict compares the cost with the balance net of the overdraft, which a scheduled grant repaid when it became active")
     func strictWithOverdraft() throws {
         let f = try CreditFixture(daemon)
         try f.grant("5")
@@ -636,7 +647,7 @@ struct CreditsTests {
         try clock.set(CreditTime.parse(start)!)
         #expect(try f.grant(withId: s)?["status"] == "ACTIVE")
         let pool = try f.pool()
-        #expect(pool["balance"] == "7" && pool["overdraft"] == "3" && pool["grantsRemaining"] == "10", "\(pool.jsonText)")
+        #expect(pool["balance"] == "7" && pool["overdraft"] == "0" && pool["grantsRemaining"] == "7", "\(pool.jsonText)")
         // The balance is 7: a strict report costing 9 exceeds it and must be refused.
         try daemon.expectCreditRefusal(code: 1010, reason: "INSUFFICIENT_CREDITS") { _ = try f.use("9", ["strict": true]) }
         #expect(try f.balance() == "7")
@@ -645,18 +656,36 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
-    @Test("a deduction that also repays a leftover overdraft says so in its ledger entry (overdraftRepaid), so the breakdown adds up")
-    func ledgerShowsOverdraftRepaid() throws {
+    @Test("a grant scheduled for later repays the overdraft when it becomes effective (CREDITS_ACTIVATED), not at the next deduction; a void then removes only what is left")
+    func activationRepaysOverdraft() throws {
         let f = try CreditFixture(daemon)
         try f.grant("5")
         _ = try f.use("8")  // overdraft 3
         let start = clock.at(600)
         let s = try f.grantId("10", "PAID", ["effectiveAt": .string(start)])
+        let scheduled = try f.grant(withId: s)
+        #expect(scheduled?["remainingAmount"] == "10" && scheduled?["overdraftRepaid"] == nil, "\(scheduled?.jsonText ?? "")")
+        var pool = try f.pool()
+        #expect(pool["balance"] == "-3" && pool["overdraft"] == "3" && pool["grantsRemaining"] == "0", "\(pool.jsonText)")
+        let before = try daemon.lastSequence()
         try clock.set(CreditTime.parse(start)!)
+        // debug.setClock runs the timer's tick: the activation is appended before it answers.
+        let appended = try daemon.events(after: before)
+        #expect(appended.map { $0["type"]?.stringValue ?? "?" } == ["CREDITS_ACTIVATED"], "\(appended)")
+        #expect(appended.first?["data"]?["creditGrantId"] == .string(s) && appended.first?["data"]?["overdraftRepaid"] == "3", "\(appended)")
+        let active = try f.grant(withId: s)
+        #expect(active?["status"] == "ACTIVE" && active?["overdraftRepaid"] == "3" && active?["remainingAmount"] == "7" && active?["consumedAmount"] == "3", "\(active?.jsonText ?? "")")
+        pool = try f.pool()
+        #expect(pool["balance"] == "7" && pool["overdraft"] == "0" && pool["grantsRemaining"] == "7", "\(pool.jsonText)")
+        // The next deduction draws only its cost.
         _ = try f.use("4")
         let entry = try f.ledger(["eventType": "CREDITS_CONSUMED"]).last
-        #expect(entry?["amount"] == "-4" && CreditFixture.breakdown(entry) == ["\(s)=7"], "\(entry?.jsonText ?? "")")
-        #expect(entry?["overdraftRepaid"] == "3", "the breakdown draws 7 for a deduction of 4: the entry should show the 3 it repaid: \(entry?.jsonText ?? "")")
+        #expect(entry?["amount"] == "-4" && CreditFixture.breakdown(entry) == ["\(s)=4"] && entry?["overdraftRepaid"] == nil, "\(entry?.jsonText ?? "")")
+        // Voided now, the grant takes away only the 3 it still holds: the overdraft stays repaid.
+        let voided = try daemon.call("voidCreditGrant", ["grantId": .string(s)])
+        #expect(voided["voidedAmount"] == "3" && voided["remainingAmount"] == "0", "\(voided.jsonText)")
+        pool = try f.pool()
+        #expect(pool["balance"] == "0" && pool["overdraft"] == "0" && pool["ledgerBalance"] == "0", "\(pool.jsonText)")
         try expectCreditInvariants(daemon, f.customer)
     }
 

@@ -134,9 +134,11 @@ extension GroupState {
     /// touches the pool (a grant, a void, a deduction) and by the daemon's timer.
     mutating func settleActivations(customerId: String, currencyId: String, resourceId: String?, now: Timestamp) throws(StorageError) {
         let pool = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
-        try append(try Projections.activationsDue(pool, at: now, in: self).map { grant, repays in
-            .creditsActivated(CreditsActivated(grantId: grant.grantId, customerId: customerId, currencyId: currencyId, resourceId: resourceId, overdraftRepaid: repays))
-        }, now: now)
+        try append(try Projections.activationsDue(pool, at: now, in: self).map { .creditsActivated(Self.activation($0.grant, repays: $0.repays)) }, now: now)
+    }
+
+    private static func activation(_ grant: CreditGrant, repays: Amount) -> CreditsActivated {
+        CreditsActivated(grantId: grant.grantId, customerId: grant.customerId, currencyId: grant.currencyId, resourceId: grant.resourceId, overdraftRepaid: repays)
     }
 
     /// The deduction of `cost` from a pool, drawing grants in the contract's order; nothing
@@ -144,11 +146,7 @@ extension GroupState {
     /// with the deduction). An overdraft left even so (a log written before activations repaid)
     /// is repaid first from what the grants hold, so the balance moves by exactly −cost.
     func planDeduction(customerId: String, currencyId: String, resourceId: String?, featureId: String, cost: Amount, timestamp: Timestamp, dimensions: Dimensions, idempotencyKey: String?, now: Timestamp) throws(StorageError) -> Deduction {
-        let stored = try Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: self)
-        let activations = try Projections.activationsDue(stored, at: now, in: self).map { grant, repays in
-            CreditsActivated(grantId: grant.grantId, customerId: customerId, currencyId: currencyId, resourceId: resourceId, overdraftRepaid: repays)
-        }
-        let (pool, grants) = try Projections.settled(customerId: customerId, currencyId: currencyId, resourceId: resourceId, at: now, in: self)
+        let (pool, grants, due) = try Projections.settled(customerId: customerId, currencyId: currencyId, resourceId: resourceId, at: now, in: self)
         var left = pool.overdraft + cost
         var available = Amount.zero
         var breakdown: [(String, Amount)] = []
@@ -166,7 +164,7 @@ extension GroupState {
             breakdown: breakdown, uncovered: left - (pool.overdraft - repaid), overdraftRepaid: repaid,
             timestamp: timestamp, dimensions: dimensions, idempotencyKey: idempotencyKey
         )
-        return Deduction(activations: activations, consumed: consumed, availableAfter: available - pool.overdraft - cost)
+        return Deduction(activations: due.map { Self.activation($0.grant, repays: $0.repays) }, consumed: consumed, availableAfter: available - pool.overdraft - cost)
     }
 
     /// Appends a planned deduction and, when it leaves the balance below the auto-recharge

@@ -225,16 +225,18 @@ extension Projections {
     }
 
     /// A pool and its open grants (in consumption order) as they stand at `t`, with the
-    /// activations due by then applied, whether or not their CREDITS_ACTIVATED was written yet.
-    public static func settled(customerId: String, currencyId: String, resourceId: String?, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> (pool: CreditPool, grants: [CreditGrant]) {
+    /// activations due by then (also returned) applied, whether or not their CREDITS_ACTIVATED
+    /// was written yet.
+    public static func settled(customerId: String, currencyId: String, resourceId: String?, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> (pool: CreditPool, grants: [CreditGrant], activations: [(grant: CreditGrant, repays: Amount)]) {
         var pool = try creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: source)
         var grants = try openGrants(pool, in: source)
-        for (activated, repays) in try activationsDue(pool, at: t, in: source) {
+        let activations = try activationsDue(pool, at: t, in: source)
+        for (activated, repays) in activations {
             pool.overdraft = pool.overdraft - repays
             pool.awaitingActivation.removeAll { $0 == activated.grantId }
             if let i = grants.firstIndex(where: { $0.grantId == activated.grantId }) { grants[i].repaid = grants[i].repaid + repays }
         }
-        return (pool, grants)
+        return (pool, grants, activations)
     }
 
     /// A grant as it stands at `t`: with what it repaid when it became effective, if its
@@ -250,7 +252,7 @@ extension Projections {
     /// effective are not counted, and grants effective by `t` have repaid the overdraft, whether or
     /// not their events were written yet.
     public static func balance(customerId: String, currencyId: String, resourceId: String?, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> PoolBalance {
-        let (pool, grants) = try settled(customerId: customerId, currencyId: currencyId, resourceId: resourceId, at: t, in: source)
+        let (pool, grants, _) = try settled(customerId: customerId, currencyId: currencyId, resourceId: resourceId, at: t, in: source)
         var remaining = Amount.zero
         for grant in grants where grant.status(at: t) == .active {
             remaining = remaining + grant.remaining

@@ -190,9 +190,7 @@ extension KeyLayout {
     /// Ordered by expireAt, then by the grant's sequence: grants expiring at the same instant
     /// expire in the order they were granted (their ids do not sort numerically).
     public static func expiryKey(expireAt: Timestamp, sequence: UInt64, grantId: String) -> [UInt8] {
-        var key = KeyBuilder("cx").separator().sortable(expireAt).bigEndian(sequence)
-        key.bytes.append(contentsOf: grantId.utf8)
-        return key.bytes
+        scheduleKey("cx", at: expireAt, sequence: sequence, grantId: grantId)
     }
 
     /// The grant id of an expiry schedule key.
@@ -201,7 +199,12 @@ extension KeyLayout {
     public static let activationPrefix: [UInt8] = Array("ca".utf8) + [0]
     /// Ordered like the expiry schedule: by effectiveAt, then by the grant's sequence.
     public static func activationKey(effectiveAt: Timestamp, sequence: UInt64, grantId: String) -> [UInt8] {
-        var key = KeyBuilder("ca").separator().sortable(effectiveAt).bigEndian(sequence)
+        scheduleKey("ca", at: effectiveAt, sequence: sequence, grantId: grantId)
+    }
+
+    /// `<tag>\0<instant sortable><sequence u64 BE><grantId>`: a grant's place in a time schedule.
+    private static func scheduleKey(_ tag: String, at instant: Timestamp, sequence: UInt64, grantId: String) -> [UInt8] {
+        var key = KeyBuilder(tag).separator().sortable(instant).bigEndian(sequence)
         key.bytes.append(contentsOf: grantId.utf8)
         return key.bytes
     }

@@ -126,13 +126,14 @@ final class Dispatcher: Sendable {
                 return
             }
             let claim = key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: request.method, params: request.params)) }
-            session.commandStarted()
-            let store = ledger.store
-            ledger.submit(command, idempotency: claim) { reply in
-                // Render on the connection's event loop, not on the writer thread.
-                session.execute {
-                    respond(MethodTable.render(reply, store: store))
-                    session.commandFinished()
+            let (ledger, store) = (ledger, ledger.store)
+            session.submitCommands(1) {
+                ledger.submit(command, idempotency: claim) { reply in
+                    // Render on the connection's event loop, not on the writer thread.
+                    session.execute {
+                        respond(MethodTable.render(reply, store: store))
+                        session.commandFinished()
+                    }
                 }
             }
         case .fanOut(let plan):
@@ -144,35 +145,51 @@ final class Dispatcher: Sendable {
                 return
             }
             let collector = ResultCollector(count: fanOut.items.count) { results in respond(.success(fanOut.combine(results))) }
+            var calls: [(index: Int, command: Command, claim: IdempotencyClaim?)] = []
             for (index, item) in fanOut.items.enumerated() {
                 switch item {
                 case .failure(let failure):
                     collector.set(index, .failure(failure))
                 case .success(let call):
-                    let claim = call.key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: call.method, params: call.params)) }
-                    session.commandStarted()
-                    let store = ledger.store
-                    ledger.submit(call.command, idempotency: claim) { reply in
+                    calls.append((index, call.command, call.key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: call.method, params: call.params)) }))
+                }
+            }
+            let (ledger, store, submitted) = (ledger, ledger.store, calls)
+            // The items go to the writer together, in order, so they share its groups.
+            session.submitCommands(submitted.count) {
+                for call in submitted {
+                    ledger.submit(call.command, idempotency: call.claim) { reply in
                         session.execute {
-                            collector.set(index, MethodTable.render(reply, store: store))
+                            collector.set(call.index, MethodTable.render(reply, store: store))
                             session.commandFinished()
                         }
                     }
                 }
             }
         case .query(let run):
-            session.runQuery { [self] in respond(runQuery(run, request)) }
+            runQuery(run, request, inline: true, session: session, respond: respond)
         case .slowQuery(let run):
-            session.runQuery { [self] in
-                DispatchQueue.global().async { [self] in respond(runQuery(run, request)) }
-            }
+            runQuery(run, request, inline: false, session: session, respond: respond)
         case .queryOffloadedWhen(let isSlow, let run):
-            if isSlow(request.params) {
-                session.runQuery { [self] in
-                    DispatchQueue.global().async { [self] in respond(runQuery(run, request)) }
-                }
-            } else {
-                session.runQuery { [self] in respond(runQuery(run, request)) }
+            runQuery(run, request, inline: !isSlow(request.params), session: session, respond: respond)
+        }
+    }
+
+    /// Runs a query in its turn on the connection: inline on the event loop, or off the event
+    /// loops for a long read (the connection's later commands wait until it has read).
+    private func runQuery(
+        _ run: @escaping @Sendable (Dispatcher, JSONObject) throws -> JSONValue, _ request: RPCRequest, inline: Bool, session: Session,
+        respond: @escaping @Sendable (Result<JSONValue, RPCFailure>) -> Void
+    ) {
+        session.runQuery { [self] finished in
+            guard !inline else {
+                respond(runQuery(run, request))
+                return finished()
+            }
+            DispatchQueue.global().async { [self] in
+                let result = runQuery(run, request)
+                finished()
+                respond(result)
             }
         }
     }

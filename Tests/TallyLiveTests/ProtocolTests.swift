@@ -76,6 +76,32 @@ struct ProtocolTests {
         }
     }
 
+    @Test("pipelined on one connection, a query sees the commands before it and none after it (inline and off-loop queries)")
+    func queriesBetweenCommands() throws {
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        for round in 0..<20 {
+            let customer = uniqueID("order")
+            func provision(_ id: String, _ name: String) -> String {
+                #"{"jsonrpc":"2.0","id":"\#(id)","method":"provisionCustomer","params":{"customerId":"\#(customer)","name":"\#(name)"}}"#
+            }
+            let get = { (id: String) in #"{"jsonrpc":"2.0","id":"\#(id)","method":"getCustomer","params":{"customerId":"\#(customer)"}}"# }
+            let before = try daemon.lastSequence()
+            let lines = [
+                provision("a", "A"), get("g1"), provision("b", "B"),
+                #"{"jsonrpc":"2.0","id":"v","method":"verifyLedger"}"#, provision("c", "C"), get("g2"),
+            ]
+            try connection.sendLine(Array(lines.joined(separator: "\n").utf8))
+            _ = expectResult(try connection.readReply(), id: "a")
+            #expect(expectResult(try connection.readReply(), id: "g1")["name"] == "A", "round \(round): the get saw a later command")
+            _ = expectResult(try connection.readReply(), id: "b")
+            let verified = expectResult(try connection.readReply(), id: "v")
+            #expect(verified["lastSequence"] == .integer(Int64(before + 2)), "round \(round): verifyLedger read \(verified["lastSequence"]?.jsonText ?? "?"), not the ledger after the second command")
+            _ = expectResult(try connection.readReply(), id: "c")
+            #expect(expectResult(try connection.readReply(), id: "g2")["name"] == "C", "round \(round)")
+        }
+    }
+
     // MARK: - Idempotency and upserts
 
     @Test("idempotency: same key and params replays the result; different params is IDEMPOTENCY_CONFLICT")

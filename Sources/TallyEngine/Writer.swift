@@ -93,33 +93,32 @@ final class Writer: @unchecked Sendable {
             let head = committed
             condition.unlock()
 
-            let (replies, newHead) = commit(group, head: head)
+            let (replies, newHead, settled) = commit(group, head: head)
             if let newHead {
                 condition.lock()
                 committed = newHead
                 condition.unlock()
             }
             for (pending, reply) in zip(group, replies) { pending.completion(reply) }
+            // After the replies, off their path: the next group, on this thread, is the first to read it.
+            settled?.keep(in: cache)
         }
     }
 
-    /// Decides and commits one group. Returns a reply per command and the new head (nil if
-    /// nothing was appended).
-    private func commit(_ pendings: [Pending], head: Head) -> ([CommandReply], Head?) {
-        if let failure { return (pendings.map { _ in .unavailable(failure) }, nil) }
+    /// Decides and commits one group. Returns a reply per command, the new head (nil if nothing
+    /// was appended) and the group if what it read and set is now what RocksDB holds (nil after a
+    /// failed commit), for the cache.
+    private func commit(_ pendings: [Pending], head: Head) -> ([CommandReply], Head?, settled: GroupState?) {
+        if let failure { return (pendings.map { _ in .unavailable(failure) }, nil, nil) }
         var group = GroupState(store: store, head: head, cache: cache)
         let replies = pendings.map { group.decide($0.command, idempotency: $0.idempotency, now: clock.now()) }
         group.writeProjections()
-        guard !group.batch.isEmpty else {
-            group.keep(in: cache)
-            return (replies, nil)
-        }
+        guard !group.batch.isEmpty else { return (replies, nil, group) }
         if group.head.sequence > head.sequence { group.batch.setProjectionMark(sequence: group.head.sequence) }
         do {
             try store.commit(group.batch)
-            group.keep(in: cache)
             if group.head.sequence > head.sequence { onCommit?(group.head.sequence, group.head.hash) }
-            return (replies, group.head)
+            return (replies, group.head, group)
         } catch {
             // What the cache holds may no longer be what RocksDB holds (or it may: unknown).
             cache.removeAll()
@@ -128,7 +127,7 @@ final class Writer: @unchecked Sendable {
             let message = "the write failed, its outcome is unknown; retry with the same idempotency key (\(error))"
             logger.error("group commit failed", metadata: ["error": "\(error)", "commands": "\(pendings.count)"])
             resynchronize(after: error)
-            return (pendings.map { _ in .unavailable(message) }, nil)
+            return (pendings.map { _ in .unavailable(message) }, nil, nil)
         }
     }
 

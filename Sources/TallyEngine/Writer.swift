@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RocksDB
 import TallyCore
 import TallyStorage
 
@@ -80,6 +81,9 @@ final class Writer: @unchecked Sendable {
     }
 
     private func run() {
+        // Every write's memtable inserts compare keys; counting each comparison costs a
+        // thread-local lookup in librocksdb, and no one reads the counts.
+        PerfCounters.disableOnThisThread()
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }

@@ -43,8 +43,8 @@ public struct DatabaseOptions: Sendable {
 
 /// RocksDB's per-thread performance counters (`rocksdb::PerfContext`). By default every thread
 /// counts (`kEnableCount`): each key comparison in a memtable insert bumps a thread-local counter,
-/// which from a shared library costs a `__tls_get_addr` call per comparison (~4 % of the writer
-/// thread's time in a strict reportUsage). Tally never reads the counters.
+/// which from a shared library costs a `__tls_get_addr` call per comparison (~5 % of the writer
+/// thread's samples in a strict reportUsage). Tally never reads the counters.
 public enum PerfCounters {
     /// Stops the counting on the calling thread only (`rocksdb_set_perf_level(kDisable)`).
     public static func disableOnThisThread() {

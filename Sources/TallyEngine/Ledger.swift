@@ -42,6 +42,9 @@ public final class Ledger: Sendable {
         public var groupCommandsMax = 4096
         /// Commands waiting for the writer before new ones are refused as OVERLOADED.
         public var queuedCommandsMax = 100_000
+        /// Projection records the writer keeps from one group to the next (see `WriterCache`); a
+        /// group that reads and changes more (a large ingest batch) empties it.
+        public var cachedRecordsMax = 16_384
 
         public init() {}
     }

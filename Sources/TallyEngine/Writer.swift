@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RocksDB
 import TallyCore
 import TallyStorage
 
@@ -24,6 +25,8 @@ final class Writer: @unchecked Sendable {
     private var stopping = false
     private var committed: Head
     private var thread: JoinableThread?
+    /// Records read or committed by earlier groups; writer thread only.
+    private let cache: WriterCache
     /// Set after a commit failed and the head could not be re-read: every later write is refused.
     private var failure: String?
     /// Called on the writer thread after each synced commit that appended events, with the new
@@ -36,6 +39,7 @@ final class Writer: @unchecked Sendable {
         self.limits = limits
         self.logger = logger
         self.committed = head
+        self.cache = WriterCache(recordsMax: limits.cachedRecordsMax)
     }
 
     var committedHead: (sequence: UInt64, hash: [UInt8]) {
@@ -77,6 +81,9 @@ final class Writer: @unchecked Sendable {
     }
 
     private func run() {
+        // Every write's memtable inserts compare keys; counting each comparison costs a
+        // thread-local lookup in librocksdb, and no one reads the counts.
+        PerfCounters.disableOnThisThread()
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
@@ -90,36 +97,41 @@ final class Writer: @unchecked Sendable {
             let head = committed
             condition.unlock()
 
-            let (replies, newHead) = commit(group, head: head)
+            let (replies, newHead, settled) = commit(group, head: head)
             if let newHead {
                 condition.lock()
                 committed = newHead
                 condition.unlock()
             }
             for (pending, reply) in zip(group, replies) { pending.completion(reply) }
+            // After the replies, off their path: the next group, on this thread, is the first to read it.
+            settled?.keep(in: cache)
         }
     }
 
-    /// Decides and commits one group. Returns a reply per command and the new head (nil if
-    /// nothing was appended).
-    private func commit(_ pendings: [Pending], head: Head) -> ([CommandReply], Head?) {
-        if let failure { return (pendings.map { _ in .unavailable(failure) }, nil) }
-        var group = GroupState(store: store, head: head)
+    /// Decides and commits one group. Returns a reply per command, the new head (nil if nothing
+    /// was appended) and the group if what it read and set is now what RocksDB holds (nil after a
+    /// failed commit), for the cache.
+    private func commit(_ pendings: [Pending], head: Head) -> ([CommandReply], Head?, settled: GroupState?) {
+        if let failure { return (pendings.map { _ in .unavailable(failure) }, nil, nil) }
+        var group = GroupState(store: store, head: head, cache: cache)
         let replies = pendings.map { group.decide($0.command, idempotency: $0.idempotency, now: clock.now()) }
         group.writeProjections()
-        guard !group.batch.isEmpty else { return (replies, nil) }
+        guard !group.batch.isEmpty else { return (replies, nil, group) }
         if group.head.sequence > head.sequence { group.batch.setProjectionMark(sequence: group.head.sequence) }
         do {
             try store.commit(group.batch)
             if group.head.sequence > head.sequence { onCommit?(group.head.sequence, group.head.hash) }
-            return (replies, group.head)
+            return (replies, group.head, group)
         } catch {
+            // What the cache holds may no longer be what RocksDB holds (or it may: unknown).
+            cache.removeAll()
             // Nothing of the group may be reported as done: the write's outcome is unknown, and the
             // group's other answers were decided against state that may not exist.
             let message = "the write failed, its outcome is unknown; retry with the same idempotency key (\(error))"
             logger.error("group commit failed", metadata: ["error": "\(error)", "commands": "\(pendings.count)"])
             resynchronize(after: error)
-            return (pendings.map { _ in .unavailable(message) }, nil)
+            return (pendings.map { _ in .unavailable(message) }, nil, nil)
         }
     }
 
@@ -150,11 +162,14 @@ struct GroupState: ProjectionSink {
     /// What the group set (nil: removed), as set: bytes or decoded values.
     private var overlay: [ByteKey: ProjectionRecord?] = [:]
     private var idempotencyRecords: [ByteKey: IdempotencyRecord] = [:]
+    /// What earlier groups read and committed: read before RocksDB, changed only between groups.
+    private let cache: WriterCache
 
-    init(store: LedgerStore, head: Head) {
+    init(store: LedgerStore, head: Head, cache: WriterCache) {
         self.store = store
         self.batch = store.makeBatch()
         self.head = head
+        self.cache = cache
     }
 
     func projection(_ key: [UInt8]) throws(StorageError) -> [UInt8]? {
@@ -165,6 +180,7 @@ struct GroupState: ProjectionSink {
         let byteKey = ByteKey(key)
         if let known = overlay[byteKey] { return known }
         if let cached = reads.values[byteKey] { return cached }
+        if let kept = cache[byteKey] { return kept }
         let stored = try store.projection(key).map { ProjectionRecord.bytes($0) }
         reads.values[byteKey] = .some(stored)
         return stored
@@ -177,7 +193,13 @@ struct GroupState: ProjectionSink {
         reads.values[byteKey] = .some(.decoded(value))
     }
 
-    /// Records this group read and did not change: the customer, the feature and its meter index
+    /// Hands what this group read from RocksDB and what it changed to the writer's cache, once
+    /// they are committed (or when the group wrote nothing).
+    func keep(in cache: WriterCache) {
+        cache.absorb(reads: reads.values, changes: overlay)
+    }
+
+    /// Records this group read from RocksDB and did not change: the customer, the feature and its meter index
     /// are read for every event of a batch. A class, so that reading stays non-mutating.
     private final class ReadCache {
         var values: [ByteKey: ProjectionRecord?] = [:]

@@ -1,5 +1,6 @@
 import Foundation
 import RocksDB
+import Synchronization
 import Testing
 
 /// A fresh directory per test (tests run in parallel), removed afterwards.
@@ -55,6 +56,28 @@ private func keys(_ pairs: [(String, String)]) -> [String] { pairs.map(\.0) }
         #expect(try db.get(b("k"), in: cfB) == b("in-b"))
         // Deleting an absent key is not an error.
         try db.delete(b("never"), in: a, sync: false)
+    }
+
+    @Test func readsAndWritesWithPerfCountersDisabledOnTheThread() throws {
+        let dir = TempDir()
+        let db = try Database(path: dir.sub("db"), columnFamilies: ["a"])
+        let a = db.columnFamily("a")
+        // On a thread of its own, as the writer does (the setting is per thread); read from this one.
+        let failures = Mutex(0)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            PerfCounters.disableOnThisThread()
+            for i in 0..<100 {
+                do { try db.put(b("k\(i)"), b("v\(i)"), in: a, sync: false) } catch { failures.withLock { $0 += 1 } }
+            }
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(failures.withLock { $0 } == 0)
+        #expect(try db.get(b("k42"), in: a) == b("v42"))
+        let iterator = db.makeIterator(in: a)
+        iterator.seekToFirst()
+        #expect(try drainForward(iterator).count == 100)
     }
 
     @Test func writeBatchAcrossColumnFamiliesAndDeleteRange() throws {

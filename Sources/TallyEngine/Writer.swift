@@ -115,7 +115,17 @@ final class Writer: @unchecked Sendable {
     private func commit(_ pendings: [Pending], head: Head) -> ([CommandReply], Head?, settled: GroupState?) {
         if let failure { return (pendings.map { _ in .unavailable(failure) }, nil, nil) }
         var group = GroupState(store: store, head: head, cache: cache)
-        let replies = pendings.map { group.decide($0.command, idempotency: $0.idempotency, now: clock.now()) }
+        var replies: [CommandReply] = []
+        for pending in pendings {
+            replies.append(group.decide(pending.command, idempotency: pending.idempotency, now: clock.now()))
+            if let failure = group.readFailure {
+                // The failed command may have appended part of its events and projections to the
+                // batch: none of the group is written, so nothing of it happened.
+                let message = "the ledger state could not be read (\(failure)) while deciding this command or one committed with it; nothing was applied: retry with the same idempotency key"
+                logger.error("reading the ledger state failed", metadata: ["error": "\(failure)", "commands": "\(pendings.count)"])
+                return (pendings.map { _ in .unavailable(message) }, nil, nil)
+            }
+        }
         group.writeProjections()
         guard !group.batch.isEmpty else { return (replies, nil, group) }
         if group.head.sequence > head.sequence { group.batch.setProjectionMark(sequence: group.head.sequence) }
@@ -162,6 +172,9 @@ struct GroupState: ProjectionSink {
     /// What the group set (nil: removed), as set: bytes or decoded values.
     private var overlay: [ByteKey: ProjectionRecord?] = [:]
     private var idempotencyRecords: [ByteKey: IdempotencyRecord] = [:]
+    /// Set when a decision failed to read (or decode) a record: the batch may then hold part of
+    /// that command, and must not be written.
+    private(set) var readFailure: StorageError?
     /// What earlier groups read and committed: read before RocksDB, changed only between groups.
     private let cache: WriterCache
 
@@ -258,6 +271,7 @@ struct GroupState: ProjectionSink {
             }
             return .applied(result)
         } catch {
+            readFailure = error
             return .unavailable("could not read the ledger state: \(error)")
         }
     }

@@ -125,6 +125,42 @@ struct LedgerTests {
         ledger.shutdown()
     }
 
+    @Test("a record that cannot be read while a command is decided fails the whole group: nothing is written, not even the events the command had appended")
+    func readFailureWritesNothing() throws {
+        let dir = TempDir()
+        let clock = ManualClock(Timestamp(secondsSinceEpoch: 1_790_000_000))
+        do {
+            let ledger = try openLedger(dir, clock: clock)
+            let feature = Command.defineFeature(DefineFeature(featureId: "f", displayName: nil, type: .metered, unit: nil, meter: nil, creditCost: nil))
+            _ = submitAll(ledger, [(provision("c"), nil), (feature, nil)])
+            ledger.shutdown()
+        }
+        // Damaged usage series cells, read only while the usage event is folded: after the event
+        // itself is in the batch.
+        let minute = CalendarUTC.periodStart(.minute, containing: clock.now())
+        try withRawDatabase(dir) { db in
+            for whole in [false, true] {
+                let key = KeyLayout.usageSeriesKey(customerId: "c", featureId: "f", granularity: .minute, start: minute, resourceId: nil, dimensions: .none, whole: whole)
+                try db.put(key, [0xFF, 0xFF], in: db.columnFamily(KeyLayout.projectionsFamily), sync: true)
+            }
+        }
+        let ledger = try openLedger(dir, clock: clock)
+        let head = ledger.head.sequence
+        let usage = Command.reportUsage(ReportUsage(
+            customerId: "c", featureId: "f", value: Amount(1), updateBehavior: .delta, resourceId: nil, idempotencyKey: "u1", timestamp: nil, dimensions: .none, strict: false
+        ))
+        let reply = submitAll(ledger, [(usage, IdempotencyClaim(key: "u1", fingerprint: fingerprint("u1")))]).first
+        guard case .unavailable(let message) = reply else {
+            Issue.record("a damaged record was answered with \(String(describing: reply))")
+            ledger.shutdown()
+            return
+        }
+        #expect(message.contains("nothing was applied"), "\(message)")
+        #expect(ledger.head.sequence == head, "the usage event was written without its projections")
+        #expect(try ledger.events(after: head, limit: 10).isEmpty)
+        ledger.shutdown()
+    }
+
     @Test("verify reports a projection that differs from the log")
     func verifyFindsMismatch() throws {
         let dir = TempDir()

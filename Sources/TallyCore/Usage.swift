@@ -4,16 +4,21 @@ public struct UsageCell: Sendable, Equatable {
     public var eventCount: UInt64
     /// The usage timestamp that set `value` (LATEST keeps the newest).
     public var latestAt: Timestamp?
+    /// The log sequence of the event that set `value` with `latestAt`: of two readings with the same
+    /// timestamp, the one recorded later is the latest (in one cell, and when cells are combined).
+    public var latestSequence: UInt64
 
-    public init(value: Amount = .zero, eventCount: UInt64 = 0, latestAt: Timestamp? = nil) {
+    public init(value: Amount = .zero, eventCount: UInt64 = 0, latestAt: Timestamp? = nil, latestSequence: UInt64 = 0) {
         self.value = value
         self.eventCount = eventCount
         self.latestAt = latestAt
+        self.latestSequence = latestSequence
     }
 
-    /// Folds one contribution in. For UNIQUE_COUNT the caller passes 1 for a value new to this
-    /// cell and 0 for one already counted. Returns nil when the sum would overflow.
-    public func adding(_ contribution: Amount, at timestamp: Timestamp, aggregation: Aggregation) -> UsageCell? {
+    /// Folds in one contribution of the event at `sequence`. For UNIQUE_COUNT the caller passes 1
+    /// for a value new to this cell and 0 for one already counted. Returns nil when the sum would
+    /// overflow.
+    public func adding(_ contribution: Amount, at timestamp: Timestamp, sequence: UInt64, aggregation: Aggregation) -> UsageCell? {
         var next = self
         next.eventCount += 1
         switch aggregation {
@@ -25,9 +30,10 @@ public struct UsageCell: Sendable, Equatable {
         case .min:
             next.value = eventCount == 0 ? contribution : Amount.min(value, contribution)
         case .latest:
-            if latestAt.map({ timestamp >= $0 }) ?? true {
+            if latestAt.map({ (timestamp, sequence) >= ($0, latestSequence) }) ?? true {
                 next.value = contribution
                 next.latestAt = timestamp
+                next.latestSequence = sequence
             }
         }
         return next
@@ -47,9 +53,10 @@ public struct UsageCell: Sendable, Equatable {
         case .max: next.value = Amount.max(value, other.value)
         case .min: next.value = Amount.min(value, other.value)
         case .latest:
-            if let theirs = other.latestAt, latestAt.map({ theirs >= $0 }) ?? true {
+            if let theirs = other.latestAt, latestAt.map({ (theirs, other.latestSequence) >= ($0, latestSequence) }) ?? true {
                 next.value = other.value
                 next.latestAt = theirs
+                next.latestSequence = other.latestSequence
             }
         }
         return next
@@ -59,19 +66,20 @@ public struct UsageCell: Sendable, Equatable {
         var w = ByteWriter(capacity: 24)
         w.writeAmount(value)
         w.writeVarUInt(eventCount)
-        w.writeOptional(latestAt) { $0.writeTimestamp($1) }
+        w.writeOptional(latestAt) { w, t in
+            w.writeTimestamp(t)
+            w.writeVarUInt(latestSequence)
+        }
         return w.bytes
     }
 
     public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> UsageCell {
         var r = ByteReader(bytes)
-        let cell = UsageCell(
-            value: try r.readAmount(),
-            eventCount: try r.readVarUInt(),
-            latestAt: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readTimestamp() }
-        )
+        let value = try r.readAmount()
+        let eventCount: UInt64 = try r.readVarUInt()
+        let latest = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in (try r.readTimestamp(), try r.readVarUInt() as UInt64) }
         try r.expectEnd()
-        return cell
+        return UsageCell(value: value, eventCount: eventCount, latestAt: latest?.0, latestSequence: latest?.1 ?? 0)
     }
 }
 

@@ -79,7 +79,7 @@ enum CreditProjector {
                 )
                 try sink.updateUsageCell(key) { current in
                     let cell = current ?? UsageCell()
-                    return cell.adding(e.amount, at: e.timestamp, aggregation: .sum) ?? cell
+                    return cell.adding(e.amount, at: e.timestamp, sequence: event.sequence, aggregation: .sum) ?? cell
                 }
             }
             try UsageProjector.indexDimensionKeys(e.customerId, e.dimensions, &sink)

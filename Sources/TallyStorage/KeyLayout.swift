@@ -20,7 +20,7 @@ public enum KeyLayout {
     public static let columnFamilies = [eventsFamily, projectionsFamily, idempotencyFamily]
 
     /// Bump when the projection records or keys change: the next start rebuilds them from the log.
-    public static let projectionVersion: UInt32 = 4
+    public static let projectionVersion: UInt32 = 5
 
     public static let projectionSequenceKey = Array("projection.sequence".utf8)
     public static let projectionVersionKey = Array("projection.version".utf8)

@@ -37,7 +37,7 @@ enum UsageProjector {
         case .usageReported(let e):
             try indexDimensionKeys(e.customerId, e.dimensions, &sink)
             try addUsage(
-                customerId: e.customerId, featureId: e.featureId, resourceId: e.resourceId, timestamp: e.timestamp,
+                customerId: e.customerId, featureId: e.featureId, resourceId: e.resourceId, timestamp: e.timestamp, sequence: event.sequence,
                 dimensions: e.dimensions, contribution: e.delta, uniqueValue: nil, aggregation: .sum, &sink
             )
         case .eventReceived(let e):
@@ -47,7 +47,7 @@ enum UsageProjector {
                       meter.matches(e.dimensions), let reading = MeterReading(meter: meter, dimensions: e.dimensions)
                 else { continue }
                 try addUsage(
-                    customerId: e.customerId, featureId: featureId, resourceId: e.resourceId, timestamp: e.timestamp,
+                    customerId: e.customerId, featureId: featureId, resourceId: e.resourceId, timestamp: e.timestamp, sequence: event.sequence,
                     dimensions: reading.seriesDimensions, contribution: reading.contribution, uniqueValue: reading.uniqueValue,
                     aggregation: meter.aggregation, &sink
                 )
@@ -58,6 +58,7 @@ enum UsageProjector {
                 guard var cell = try Projections.usageCell(key, in: sink) else { continue }
                 cell.value = .zero
                 cell.latestAt = e.timestamp
+                cell.latestSequence = event.sequence
                 sink.setProjection(key, cell.encoded())
             }
         case .promotionalEntitlementGranted(let e):
@@ -75,7 +76,7 @@ enum UsageProjector {
 
     /// One contribution to every series bucket and period total it falls in.
     static func addUsage(
-        customerId: String, featureId: String, resourceId: String?, timestamp: Timestamp, dimensions: Dimensions,
+        customerId: String, featureId: String, resourceId: String?, timestamp: Timestamp, sequence: UInt64, dimensions: Dimensions,
         contribution: Amount, uniqueValue: String?, aggregation: Aggregation, _ sink: inout some ProjectionSink
     ) throws(StorageError) {
         let canonicalDimensions = dimensions.canonicalBytes
@@ -84,11 +85,11 @@ enum UsageProjector {
                 customerId: customerId, featureId: featureId, granularity: granularity,
                 start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, canonicalDimensions: canonicalDimensions
             )
-            try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
+            try addToCell(key, contribution, uniqueValue, timestamp, sequence, aggregation, &sink)
         }
         for period in UsageBuckets.totalPeriods {
             let key = KeyLayout.usageTotalKey(customerId: customerId, featureId: featureId, resourceId: resourceId, period: period, start: periodStart(period, timestamp))
-            try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
+            try addToCell(key, contribution, uniqueValue, timestamp, sequence, aggregation, &sink)
         }
         // Distinct counts cannot be summed across dimension sets or buckets, so UNIQUE_COUNT also
         // keeps whole-bucket cells for ungrouped history, MONTH included.
@@ -98,13 +99,13 @@ enum UsageProjector {
                     customerId: customerId, featureId: featureId, granularity: granularity,
                     start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, canonicalDimensions: Dimensions.none.canonicalBytes, whole: true
                 )
-                try addToCell(key, contribution, uniqueValue, timestamp, aggregation, &sink)
+                try addToCell(key, contribution, uniqueValue, timestamp, sequence, aggregation, &sink)
             }
         }
     }
 
     private static func addToCell(
-        _ key: [UInt8], _ contribution: Amount, _ uniqueValue: String?, _ timestamp: Timestamp, _ aggregation: Aggregation,
+        _ key: [UInt8], _ contribution: Amount, _ uniqueValue: String?, _ timestamp: Timestamp, _ sequence: UInt64, _ aggregation: Aggregation,
         _ sink: inout some ProjectionSink
     ) throws(StorageError) {
         var amount = contribution
@@ -122,7 +123,7 @@ enum UsageProjector {
         // the same, so the projections stay equal to the log.
         try sink.updateUsageCell(key) { current in
             let cell = current ?? UsageCell()
-            return cell.adding(amount, at: timestamp, aggregation: aggregation) ?? cell
+            return cell.adding(amount, at: timestamp, sequence: sequence, aggregation: aggregation) ?? cell
         }
     }
 

@@ -440,6 +440,35 @@ struct UsageTests {
 
     // MARK: - reportEvent and meters
 
+    @Test("LATEST: of readings with the same timestamp the one recorded last wins, in the entitlement's total and in the history alike")
+    func latestTies() throws {
+        let customer = try daemon.newCustomer()
+        let name = uniqueID("gauge")
+        let feature = try daemon.newMeteredFeature("latest", meter: ["eventName": .string(name), "aggregation": "LATEST", "field": "v"])
+        try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 100, "resetPeriod": "DAY"]])
+        // Now (to the second), so that the readings fall in the entitlement's current DAY.
+        let at = ISO8601DateFormatter().string(from: Date())
+        func readings() throws -> (total: String?, history: [String?]) {
+            let total = try daemon.entitlement(customer, feature)["currentUsage"]?.stringValue
+            let history = try daemon.history(customer, feature, start: String(at.prefix(10)) + "T00:00:00Z", ["granularity": "DAY"])
+            let points = history["series"]?.arrayValue?.flatMap { $0["points"]?.arrayValue ?? [] } ?? []
+            return (total, points.map { $0["value"]?.stringValue })
+        }
+        // host "b" sorts after host "a": the dimension sets' order must not decide which is latest.
+        _ = try daemon.call("reportEvent", ["events": [
+            usageEvent(customer, name, key: "k1", dimensions: ["v": "7", "host": "b"], timestamp: at),
+            usageEvent(customer, name, key: "k2", dimensions: ["v": "2", "host": "a"], timestamp: at),
+        ]])
+        var seen = try readings()
+        #expect(seen.total == "2" && seen.history == ["2"], "\(seen)")
+        for (key, value) in [("k3", "9"), ("k4", "4")] {
+            _ = try daemon.call("reportEvent", ["events": [usageEvent(customer, name, key: key, dimensions: ["v": .init(value), "host": "a"], timestamp: at)]])
+        }
+        seen = try readings()
+        #expect(seen.total == "4" && seen.history == ["4"], "\(seen)")
+        #expect(try daemon.call("verifyLedger")["projectionsMatch"] == true)
+    }
+
     @Test("reportEvent: COUNT with filters, SUM, MAX, MIN, LATEST, UNIQUE_COUNT; per-event rejections; duplicates")
     func meters() throws {
         let customer = try daemon.newCustomer()

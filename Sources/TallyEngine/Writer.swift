@@ -117,7 +117,9 @@ final class Writer: @unchecked Sendable {
         var group = GroupState(store: store, head: head, cache: cache)
         var replies: [CommandReply] = []
         for pending in pendings {
-            replies.append(group.decide(pending.command, idempotency: pending.idempotency, now: clock.now()))
+            // The decision time is the command's recordedAt: the clock's now, or the log's last
+            // recordedAt when the clock is behind it (the clock stepped back), never before it.
+            replies.append(group.decide(pending.command, idempotency: pending.idempotency, now: max(clock.now(), group.head.recordedAt)))
             if let failure = group.readFailure {
                 // The failed command may have appended part of its events and projections to the
                 // batch: none of the group is written, so nothing of it happened.

@@ -689,6 +689,23 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
+    @Test("with the clock behind the log (stepped back), commands decide at their recordedAt: the grant active then is drawn, an expireAt before it is refused, the default timestamp is it")
+    func clockBehindTheLog() throws {
+        let f = try CreditFixture(daemon)
+        let g = try f.grantId("5")
+        let was = clock.now
+        try clock.set(was.addingTimeInterval(-7200))
+        defer { _ = try? clock.set(was) }
+        let reply = try f.use("1")
+        #expect(reply.field("credit.balance") == "4", "\(reply.jsonText)")
+        #expect(reply.field("measurement.timestamp") == reply.field("measurement.createdAt"), "\(reply.jsonText)")
+        #expect(CreditFixture.breakdown(try f.ledger(["eventType": "CREDITS_CONSUMED"]).last) == ["\(g)=1"])
+        try daemon.expectCreditRefusal(code: -32602, field: "expireAt") {
+            _ = try f.grant("3", "PAID", ["expireAt": .string(CreditTime.format(was.addingTimeInterval(-3600)))])
+        }
+        try expectCreditInvariants(daemon, f.customer)
+    }
+
     @Test("voidCreditGrant idempotency keys are scoped per customer, like every other command's")
     func voidKeyPerCustomer() throws {
         let a = try CreditFixture(daemon), b = try CreditFixture(daemon)

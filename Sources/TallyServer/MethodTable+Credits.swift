@@ -150,11 +150,14 @@ enum CreditQueries {
             requestedStart = s
             if requestedEnd.microsecondsSinceEpoch - s.microsecondsSinceEpoch <= 2 * 86_400_000_000 { output = .hour }
         } else {
+            // Back from the instant itself (now, or the endDate), not from the microsecond after
+            // it: that can be the next hour, and the window would start an hour late.
+            let last = q.endDate ?? now
             switch q.timeRange {
-            case .lastDay: requestedStart = requestedEnd.adding(microseconds: -86_400_000_000); output = .hour
-            case .lastWeek: requestedStart = CalendarUTC.adding(-1, .week, to: requestedEnd)
-            case .lastMonth: requestedStart = CalendarUTC.adding(-1, .month, to: requestedEnd)
-            case .lastYear: requestedStart = CalendarUTC.adding(-1, .year, to: requestedEnd); output = .month
+            case .lastDay: requestedStart = last.adding(microseconds: -86_400_000_000); output = .hour
+            case .lastWeek: requestedStart = CalendarUTC.adding(-1, .week, to: last)
+            case .lastMonth: requestedStart = CalendarUTC.adding(-1, .month, to: last)
+            case .lastYear: requestedStart = CalendarUTC.adding(-1, .year, to: last); output = .month
             }
         }
         // Exact to the hour, the finest cells kept: the range widened to whole hours, read as hour

@@ -706,6 +706,22 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
+    @Test("getCreditUsage LAST_DAY counts back from now itself: a now one microsecond before the hour still starts the window at the hour 24 hours back")
+    func lastDayFromNow() throws {
+        let f = try CreditFixture(daemon)
+        try f.grant("100")
+        let clockNow = Timestamp(microsecondsSinceEpoch: Int64(clock.now.timeIntervalSince1970 * 1_000_000))
+        let hour = CalendarUTC.periodStart(.hour, containing: clockNow).adding(microseconds: -3_600_000_000)
+        _ = try f.use("2", ["timestamp": .string(hour.adding(microseconds: 1_800_000_000).rfc3339)])
+        // 24 hours and 59:59.999999 after `hour`: the window's start, floored to the hour, is `hour`.
+        let now = hour.adding(microseconds: 25 * 3_600_000_000 - 1)
+        _ = try daemon.call("debug.setClock", ["now": .string(now.rfc3339)])
+        defer { _ = try? clock.set(Date(timeIntervalSince1970: Double(now.microsecondsSinceEpoch) / 1_000_000 + 1)) }
+        let usage = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "timeRange": "LAST_DAY"])
+        #expect(usage["startDate"] == .string(hour.rfc3339), "\(usage.jsonText)")
+        #expect(usage["series"]?.arrayValue?.first?["totalCredits"] == "2", "\(usage.jsonText)")
+    }
+
     @Test("voidCreditGrant idempotency keys are scoped per customer, like every other command's")
     func voidKeyPerCustomer() throws {
         let a = try CreditFixture(daemon), b = try CreditFixture(daemon)

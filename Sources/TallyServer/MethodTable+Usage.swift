@@ -184,7 +184,12 @@ enum UsageQueries {
             resolved = ResolvedEntitlement(hasAccess: true, isUnlimited: true, usageLimit: nil, resetPeriod: nil, source: "CREDITS")
         }
         guard let entitlement = resolved else {
-            return denied("NO_FEATURE_ENTITLEMENT")
+            let answer = denied("NO_FEATURE_ENTITLEMENT")
+            guard feature.type == .metered, case .object(var denial) = answer else { return answer }
+            // No reset period without an entitlement: the usage of all time, as reportUsage answers.
+            let total = try Projections.usageTotal(customerId: customerId, featureId: featureId, resourceId: resourceId, period: nil, at: now, in: store)
+            denial["currentUsage"] = .string(total.value.description)
+            return .object(denial)
         }
         let period = entitlement.resetPeriod
         let current = feature.type == .metered
@@ -201,7 +206,8 @@ enum UsageQueries {
             o["creditBalance"] = .object(["currencyId": .string(cost.currencyId), "balance": .string(balance.balance.description)])
             let price = requested.multipliedExactly(by: cost.amountPerUnit)
             o["requestedCost"] = price.map { .string($0.description) } ?? .null
-            if hasAccess, price.map({ $0 > balance.balance }) ?? true {
+            // Like strict reportUsage: what costs nothing is never refused, even at a negative balance.
+            if hasAccess, price.map({ $0.isPositive && $0 > balance.balance }) ?? true {
                 hasAccess = false
                 reason = "INSUFFICIENT_CREDITS"
             }

@@ -622,6 +622,19 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
+    @Test("at a negative balance, what costs nothing is refused neither by strict reportUsage nor by getEntitlement; anything more is")
+    func zeroCostAtNegativeBalance() throws {
+        let f = try CreditFixture(daemon)
+        _ = try f.use("3")  // overdraft 3
+        let zero = try f.use("0", ["strict": true])
+        #expect(zero.field("credit.balance") == "-3", "\(zero.jsonText)")
+        let free = try daemon.entitlement(f.customer, f.feature, requested: "0")
+        #expect(free["hasAccess"] == true && free["accessDeniedReason"] == nil, "\(free.jsonText)")
+        let one = try daemon.entitlement(f.customer, f.feature, requested: "1")
+        #expect(one["hasAccess"] == false && one["accessDeniedReason"] == "INSUFFICIENT_CREDITS", "\(one.jsonText)")
+        try daemon.expectCreditRefusal(code: 1010, reason: "INSUFFICIENT_CREDITS") { _ = try f.use("1", ["strict": true]) }
+    }
+
     @Test("strict with insufficient balance → 1010, nothing appended (no usage either)")
     func strictInsufficient() throws {
         let f = try CreditFixture(daemon, amountPerUnit: "2")

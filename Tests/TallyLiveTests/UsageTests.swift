@@ -59,6 +59,10 @@ struct UsageTests {
         func limit(_ value: Int) -> JSONValue { ["featureId": .string(feature), "usageLimit": .integer(value), "resetPeriod": "MONTH"] }
         let unlimited: JSONValue = ["featureId": .string(feature), "hasUnlimitedUsage": true]
         #expect(try daemon.entitlement(customer, feature)["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT")
+        // Without an entitlement there is no reset period: currentUsage is all the usage, as reportUsage answers.
+        _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 4, "timestamp": "2020-01-01T00:00:00Z"])
+        let none = try daemon.entitlement(customer, feature)
+        #expect(none["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT" && none["currentUsage"] == "4", "\(none.jsonText)")
         try daemon.subscribe(customer, entitlements: [limit(10)])
         let (trialPlan, _) = try daemon.subscribe(customer, entitlements: [limit(25)], status: "TRIAL")
         try daemon.subscribe(customer, entitlements: [unlimited], status: "PAUSED")

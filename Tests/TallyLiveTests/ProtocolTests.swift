@@ -99,6 +99,13 @@ struct ProtocolTests {
             #expect(verified["lastSequence"] == .integer(Int64(before + 2)), "round \(round): verifyLedger read \(verified["lastSequence"]?.jsonText ?? "?"), not the ledger after the second command")
             _ = expectResult(try connection.readReply(), id: "c")
             #expect(expectResult(try connection.readReply(), id: "g2")["name"] == "C", "round \(round)")
+
+            // The same in one batch array: its elements take effect in their order too.
+            let batch = "[" + [provision("d", "D"), get("g3"), provision("e", "E"), get("g4")].joined(separator: ",") + "]"
+            try connection.sendLine(Array(batch.utf8))
+            let replies = try connection.readReply().arrayValue ?? []
+            let names = replies.filter { $0["id"] == "g3" || $0["id"] == "g4" }.map { $0["result"]?["name"]?.stringValue ?? "?" }
+            #expect(names == ["D", "E"], "round \(round): the batch's queries read \(names)")
         }
     }
 

@@ -201,10 +201,11 @@ struct GroupState: ProjectionSink {
         return stored
     }
 
-    /// A record decoded from the store's bytes is kept decoded for the rest of the group.
+    /// A record decoded from the store's bytes is kept decoded for the rest of the group, and (one
+    /// read from the writer's cache too) for later groups: the cache takes the group's reads.
     func rememberDecoded(_ key: [UInt8], _ value: DecodedProjection) {
         let byteKey = ByteKey(key)
-        guard overlay[byteKey] == nil, reads.values[byteKey] != nil else { return }
+        guard overlay[byteKey] == nil, reads.values[byteKey] != nil || cache[byteKey] != nil else { return }
         reads.values[byteKey] = .some(.decoded(value))
     }
 
@@ -214,7 +215,7 @@ struct GroupState: ProjectionSink {
         cache.absorb(reads: reads.values, changes: overlay)
     }
 
-    /// Records this group read from RocksDB and did not change: the customer, the feature and its meter index
+    /// Records this group read from RocksDB (or decoded from the writer's cache) and did not change: the customer, the feature and its meter index
     /// are read for every event of a batch. A class, so that reading stays non-mutating.
     private final class ReadCache {
         var values: [ByteKey: ProjectionRecord?] = [:]

@@ -167,17 +167,17 @@ final class Dispatcher: Sendable {
                 }
             }
         case .query(let run):
-            runQuery(run, request, inline: true, session: session, respond: respond)
+            runInTurn(run, request, inline: true, session: session, respond: respond)
         case .slowQuery(let run):
-            runQuery(run, request, inline: false, session: session, respond: respond)
+            runInTurn(run, request, inline: false, session: session, respond: respond)
         case .queryOffloadedWhen(let isSlow, let run):
-            runQuery(run, request, inline: !isSlow(request.params), session: session, respond: respond)
+            runInTurn(run, request, inline: !isSlow(request.params), session: session, respond: respond)
         }
     }
 
     /// Runs a query in its turn on the connection: inline on the event loop, or off the event
     /// loops for a long read (the connection's later commands wait until it has read).
-    private func runQuery(
+    private func runInTurn(
         _ run: @escaping @Sendable (Dispatcher, JSONObject) throws -> JSONValue, _ request: RPCRequest, inline: Bool, session: Session,
         respond: @escaping @Sendable (Result<JSONValue, RPCFailure>) -> Void
     ) {

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 public import TallyCore
 public import TallyStorage
-import RocksDB
+public import RocksDB
 
 /// The offline check behind `tallyd replay`: the data directory's database opened read-only,
 /// the log replayed into memory (a scratch place: nothing is written), and with `verify` every
@@ -171,14 +171,27 @@ public enum Audit {
         return counts
     }
 
-    /// The last sequence recorded at or before `t` (0 if none).
-    static func sequence(asOf t: Timestamp, store: LedgerStore, snapshot: Snapshot?) throws(StorageError) -> UInt64 {
-        var found: UInt64 = 0
-        try store.forEachEvent(after: 0, snapshot: snapshot) { record in
-            guard record.event.recordedAt <= t else { return false }
-            found = record.event.sequence
-            return true
+    /// The last sequence recorded at or before `t` (0 if none): a binary search over the log,
+    /// whose recordedAt never decreases (the writer stamps each event with the later of the clock
+    /// and the previous event's time), so about 2·log₂(N) point reads, not a scan.
+    public static func sequence(asOf t: Timestamp, store: LedgerStore, snapshot: Snapshot?) throws(StorageError) -> UInt64 {
+        guard let last = try store.lastEvent(snapshot: snapshot)?.event.sequence else { return 0 }
+        // Invariant: event `low` (0: before the log) is at or before t; events after `high` are after it.
+        var low: UInt64 = 0
+        var high = last
+        while low < high {
+            let middle = low + (high - low + 1) / 2
+            // The first event at or after `middle` (the log has no gaps unless it is damaged).
+            guard let record = try store.events(after: middle - 1, limit: 1, snapshot: snapshot).first else {
+                high = middle - 1
+                continue
+            }
+            if record.event.recordedAt <= t {
+                low = record.event.sequence
+            } else {
+                high = middle - 1
+            }
         }
-        return found
+        return low
     }
 }

@@ -31,7 +31,7 @@ extension MethodTable {
                 return try CreditQueries.balances(q, at: dispatcher.ledger.now, in: dispatcher.ledger.store)
             }
             // The ledger as it stood: a replay through that point, read by the same code.
-            let (projections, instant, sequence) = try CreditQueries.replay(asOf, store: dispatcher.ledger.store)
+            let (projections, instant, sequence) = try CreditQueries.replay(asOf, customerId: q.customerId, store: dispatcher.ledger.store)
             guard case .object(var result) = try CreditQueries.balances(q, at: instant, in: projections) else { return .null }
             result["asOf"] = .object(["sequence": .integer(sequence), "timestamp": .string(instant.rfc3339)])
             return .object(result)
@@ -82,11 +82,13 @@ enum CreditQueries {
         return .object(["customerId": .string(q.customerId), "balances": .array(balances)])
     }
 
-    /// Replays the log through `asOf`: its sequence, or the last event recorded at or before its timestamp.
-    static func replay(_ asOf: CreditMethods.AsOf, store: LedgerStore) throws -> (MemoryProjections, Timestamp, UInt64) {
+    /// Replays the log through `asOf` (its sequence, or the last event recorded at or before its
+    /// timestamp) for one customer: the catalog's events and that customer's, folded by the
+    /// replay `tallyd replay --to-sequence` runs.
+    static func replay(_ asOf: CreditMethods.AsOf, customerId: String, store: LedgerStore) throws -> (MemoryProjections, Timestamp, UInt64) {
         let snapshot = store.snapshot()
-        var through: UInt64 = 0
-        var instant = Timestamp.distantPast
+        let through: UInt64
+        let instant: Timestamp
         switch asOf {
         case .sequence(let n):
             through = n
@@ -96,13 +98,9 @@ enum CreditQueries {
             instant = event.event.recordedAt
         case .timestamp(let t):
             instant = t
-            try store.forEachEvent(after: 0, snapshot: snapshot) { record throws(StorageError) in
-                guard record.event.recordedAt <= t else { return false }
-                through = record.event.sequence
-                return true
-            }
+            through = try Audit.sequence(asOf: t, store: store, snapshot: snapshot)
         }
-        let outcome = try Replay.run(store: store, snapshot: snapshot, through: through)
+        let outcome = try Replay.run(store: store, snapshot: snapshot, through: through, customer: customerId)
         return (outcome.projections, instant, through)
     }
 

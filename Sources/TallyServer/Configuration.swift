@@ -74,6 +74,8 @@ public struct DaemonConfiguration: Sendable {
                     case "idleTimeoutSeconds": limits.idleTimeoutSeconds = int
                     case "pipelinedLinesMax": limits.pipelinedLinesMax = int
                     case "batchRequestsMax": limits.batchRequestsMax = int
+                    case "batchReplyBytesMax": limits.batchReplyBytesMax = int
+                    case "pendingReplyBytesMax": limits.pendingReplyBytesMax = int
                     case "jsonDepthMax": limits.jsonDepthMax = int
                     case "groupCommandsMax": limits.groupCommandsMax = int
                     case "queuedCommandsMax": limits.queuedCommandsMax = int

@@ -139,19 +139,34 @@ final class ConnectionHandler: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        if readPending, inFlight < dispatcher.limits.pipelinedLinesMax {
+        resumeReading(context: context)
+    }
+
+    private func mayRead(context: ChannelHandlerContext) -> Bool {
+        inFlight < dispatcher.limits.pipelinedLinesMax && context.channel.isWritable && !closeWhenDrained
+    }
+
+    private func resumeReading(context: ChannelHandlerContext) {
+        if readPending, mayRead(context: context) {
             readPending = false
             context.read()
         }
     }
 
-    // Back-pressure: hold reads while too many lines wait for replies.
+    // Back-pressure: hold reads while too many lines wait for replies, or while the replies
+    // already written wait for a client that does not read them (the channel is not writable
+    // past `pendingReplyBytesMax`), so a client can make the server hold only so much for it.
     func read(context: ChannelHandlerContext) {
-        if inFlight >= dispatcher.limits.pipelinedLinesMax || closeWhenDrained {
-            readPending = true
-        } else {
+        if mayRead(context: context) {
             context.read()
+        } else {
+            readPending = true
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        resumeReading(context: context)
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

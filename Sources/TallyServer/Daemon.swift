@@ -80,6 +80,8 @@ struct SocketServer: Service {
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.autoRead, value: true)
+            // Not writable past this many bytes of unsent replies: ConnectionHandler then stops reading.
+            .childChannelOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: limits.pendingReplyBytesMax / 2, high: limits.pendingReplyBytesMax))
             .childChannelInitializer { [dispatcher, registry, logger] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([

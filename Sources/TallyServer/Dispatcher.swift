@@ -38,6 +38,14 @@ final class Dispatcher: Sendable {
         /// Several commands that succeed or fail each on their own (reportUsageBulk, importRecords),
         /// combined into one result in their order.
         case fanOut(@Sendable (JSONObject) throws(RPCFailure) -> FanOut)
+
+        /// A read: it changes nothing, so a batch may leave its result out (`BatchReply`).
+        var isRead: Bool {
+            switch self {
+            case .query, .slowQuery, .queryOffloadedWhen: true
+            case .command, .fanOut: false
+            }
+        }
     }
 
     /// The commands of a fan-out method and how their replies become one result.
@@ -73,7 +81,7 @@ final class Dispatcher: Sendable {
             return
         }
         guard case .array(let elements) = value else {
-            handle(element: value, session: session) { response in reply(response.map(Self.encode)) }
+            handle(element: value, session: session) { response, _ in reply(response.map(Self.encode)) }
             return
         }
         guard !elements.isEmpty else {
@@ -84,31 +92,30 @@ final class Dispatcher: Sendable {
             reply(Self.encode(RPCResponse.failure(id: .null, error: .invalidRequest("a batch of \(elements.count) requests exceeds the limit of \(limits.batchRequestsMax)"))))
             return
         }
-        let collector = BatchCollector(count: elements.count) { responses in
-            let present = responses.compactMap { $0 }
-            reply(present.isEmpty ? nil : Self.encode(.array(present)))
-        }
+        let collector = BatchReply(count: elements.count, bytesMax: limits.batchReplyBytesMax, reply: reply)
         for (index, element) in elements.enumerated() {
-            handle(element: element, session: session) { collector.set(index, $0) }
+            handle(element: element, session: session) { collector.set(index, $0, readID: $1) }
         }
     }
 
-    /// Handles one request object; `done` gets its response, or nil for a notification.
-    private func handle(element: JSONValue, session: Session, done: @escaping @Sendable (JSONValue?) -> Void) {
+    /// Handles one request object; `done` gets its response, or nil for a notification, and for
+    /// the result of a read (which changed nothing, so can be asked again) the request's id.
+    private func handle(element: JSONValue, session: Session, done: @escaping @Sendable (JSONValue?, _ readID: RPCID?) -> Void) {
         let request: RPCRequest
         switch RPCRequest.parse(element) {
         case .success(let r): request = r
         case .failure(let error):
             // Not `cond ? nil : …`: JSONValue is ExpressibleByNilLiteral, so that would send `null`.
-            if error.isNotification { return done(Optional<JSONValue>.none) }
-            done(RPCResponse.failure(id: error.id, error: error.failure))
+            if error.isNotification { return done(Optional<JSONValue>.none, nil) }
+            done(RPCResponse.failure(id: error.id, error: error.failure), nil)
             return
         }
+        let isRead = methods[request.method]?.isRead ?? false
         let respond: @Sendable (Result<JSONValue, RPCFailure>) -> Void = { result in
-            guard let id = request.id else { return done(nil) }
+            guard let id = request.id else { return done(nil, nil) }
             switch result {
-            case .success(let value): done(RPCResponse.success(id: id, result: value))
-            case .failure(let failure): done(RPCResponse.failure(id: id, error: failure))
+            case .success(let value): done(RPCResponse.success(id: id, result: value), isRead ? id : nil)
+            case .failure(let failure): done(RPCResponse.failure(id: id, error: failure), nil)
             }
         }
         guard let method = methods[request.method] else {
@@ -250,6 +257,61 @@ final class Collector<Element: Sendable>: @unchecked Sendable {
     }
 }
 
-/// A batch's responses: nil for a notification.
-typealias BatchCollector = Collector<JSONValue?>
+/// A batch's reply line, built as its responses complete in any order (nil for a notification).
+/// Its size is bounded: once the responses so far pass `bytesMax`, a read's result that would add
+/// to them is replaced by OVERLOADED (the read changed nothing, so it can be asked again; a
+/// command's response is always kept, so no outcome is hidden).
+final class BatchReply: @unchecked Sendable {
+    // @unchecked: all state is guarded by `lock`.
+    private let lock = NSLock()
+    private var responses: [[UInt8]?]
+    private var remaining: Int
+    private var bytes = 0
+    private let bytesMax: Int
+    private let reply: Dispatcher.Reply
+
+    init(count: Int, bytesMax: Int, reply: @escaping Dispatcher.Reply) {
+        responses = Array(repeating: nil, count: count)
+        remaining = count
+        self.bytesMax = bytesMax
+        self.reply = reply
+    }
+
+    func set(_ index: Int, _ response: JSONValue?, readID: RPCID?) {
+        lock.lock()
+        let full = bytes >= bytesMax
+        lock.unlock()
+        // A read past the limit is not even serialized.
+        var encoded = readID != nil && full ? nil : response.map(Self.serialized)
+        lock.lock()
+        if let readID, bytes + (encoded?.count ?? bytesMax) > bytesMax {
+            let failure = RPCFailure.overloaded("the batch's reply passed the limit of \(bytesMax) bytes, so this read's result was left out; send it again, alone or in a smaller batch")
+            encoded = Self.serialized(RPCResponse.failure(id: readID, error: failure))
+        }
+        bytes += encoded?.count ?? 0
+        responses[index] = encoded
+        remaining -= 1
+        let finished = remaining == 0
+        lock.unlock()
+        guard finished else { return }
+        let present = responses.compactMap { $0 }
+        guard !present.isEmpty else { return reply(nil) }
+        var line: [UInt8] = []
+        line.reserveCapacity(bytes + present.count + 2)
+        line.append(UInt8(ascii: "["))
+        for (i, response) in present.enumerated() {
+            if i > 0 { line.append(UInt8(ascii: ",")) }
+            line.append(contentsOf: response)
+        }
+        line.append(contentsOf: [UInt8(ascii: "]"), UInt8(ascii: "\n")])
+        reply(line)
+    }
+
+    private static func serialized(_ value: JSONValue) -> [UInt8] {
+        var bytes: [UInt8] = []
+        value.serialize(into: &bytes)
+        return bytes
+    }
+}
+
 typealias ResultCollector = Collector<Result<JSONValue, RPCFailure>>

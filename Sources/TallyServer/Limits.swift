@@ -13,6 +13,12 @@ public struct ServerLimits: Sendable, Equatable {
     public var pipelinedLinesMax = 1024
     /// Requests in one batch array.
     public var batchRequestsMax = 10_000
+    /// Bytes of one batch's reply: past them, reads in the batch get OVERLOADED instead of their
+    /// result (commands always get theirs).
+    public var batchReplyBytesMax = 16 << 20
+    /// Bytes of replies waiting for a client that does not read them before the server stops
+    /// reading its connection (the channel's high write-buffer water mark).
+    public var pendingReplyBytesMax = 4 << 20
     /// JSON nesting (arrays and objects) accepted in a request.
     public var jsonDepthMax = 64
     /// Commands committed in one synced WriteBatch.
@@ -29,6 +35,8 @@ public struct ServerLimits: Sendable, Equatable {
         if idleTimeoutSeconds < 1 { return "idleTimeoutSeconds must be at least 1" }
         if pipelinedLinesMax < 1 { return "pipelinedLinesMax must be at least 1" }
         if batchRequestsMax < 1 { return "batchRequestsMax must be at least 1" }
+        if batchReplyBytesMax < 1024 { return "batchReplyBytesMax must be at least 1024" }
+        if pendingReplyBytesMax < 1024 { return "pendingReplyBytesMax must be at least 1024" }
         if !(2...512).contains(jsonDepthMax) { return "jsonDepthMax must be from 2 to 512" }
         if groupCommandsMax < 1 { return "groupCommandsMax must be at least 1" }
         // One full batch must fit the writer's queue, or a legal request could never be taken whole.

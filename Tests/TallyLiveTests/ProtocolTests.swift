@@ -374,6 +374,52 @@ struct ConnectionLimitTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("a client that sends and never reads: the server stops reading it once its unsent replies pass pendingReplyBytesMax, and serves others meanwhile")
+    func unreadRepliesStopReading() throws {
+        let config = TemporaryDirectory()
+        let path = try writeFile("limits:\n  pendingReplyBytesMax: 65536\n", named: "tallyd.yaml", in: config)
+        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        let greedy = try RawSocket(path: daemon.socketPath)
+        // Each reply is the whole OpenRPC document (~38 KB); the request is 50 bytes. Unbounded,
+        // all 40,000 go in (and ~1.5 GB of replies pile up in the daemon).
+        let line = Array(#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#.utf8) + [UInt8(ascii: "\n")]
+        let accepted = greedy.writeUntilBlocked(line, count: 40_000)
+        #expect(accepted < 20_000, "the daemon kept reading a connection whose replies pile up: \(accepted) lines taken")
+        try daemon.expectServesOtherConnections()
+        // The held connection still gets its replies, in order, once it reads.
+        for _ in 0..<3 {
+            let reply = try JSONParser.parse(try #require(try greedy.readLine()))
+            #expect(reply.field("result.openrpc") != nil)
+        }
+        greedy.close()
+        #expect(try daemon.terminate() == 0)
+    }
+
+    @Test("batchReplyBytesMax: past it, reads in a batch get 2002 OVERLOADED instead of their result; commands keep theirs")
+    func batchReplyCap() throws {
+        let config = TemporaryDirectory()
+        let path = try writeFile("limits:\n  batchReplyBytesMax: 100000\n", named: "tallyd.yaml", in: config)
+        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        var batch: [JSONValue] = (1...5).map { ["jsonrpc": "2.0", "id": .integer($0), "method": "rpc.discover"] }
+        batch.append(["jsonrpc": "2.0", "id": 6, "method": "provisionCustomer", "params": ["customerId": "capped"]])
+        batch.append(["jsonrpc": "2.0", "id": 7, "method": "getStatus"])
+        let connection = try daemon.connect()
+        try connection.sendLine(JSONValue.array(batch).serialized())
+        let replies = try #require(try connection.readReply().arrayValue)
+        #expect(replies.map { $0["id"] } == (1...7).map { .integer($0) })
+        // Two documents (~38 KB each) fit in 100,000 bytes, a third does not.
+        #expect(replies.prefix(2).allSatisfy { $0.field("result.openrpc") != nil })
+        for reply in replies[2..<5] {
+            expectError(reply, code: 2002, id: reply["id"] ?? .null)
+            #expect(reply.field("error.data.reason") == "OVERLOADED" && reply.field("error.message")?.stringValue?.contains("100000") == true, "\(reply.jsonText)")
+        }
+        #expect(replies[5].field("result.id") == "capped", "a command's response is always kept")
+        #expect(replies[6].field("result.version") != nil, "a small read still fits")
+        #expect(try daemon.call("getCustomer", ["customerId": "capped"])["id"] == "capped")
+        connection.close()
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("idleTimeoutSeconds 1: an idle connection is closed within ~3 s, a busy one is not")
     func idleTimeout() throws {
         let config = TemporaryDirectory()

@@ -195,6 +195,25 @@ final class RawSocket {
         }
     }
 
+    /// Writes `line` up to `count` times, each whole, until a write has waited `timeoutSeconds`
+    /// (the server stopped reading); returns how many were written.
+    func writeUntilBlocked(_ line: [UInt8], count: Int, timeoutSeconds: Int = 2) -> Int {
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        for written in 0..<count {
+            var offset = 0
+            while offset < line.count {
+                let sent = line.withUnsafeBytes { raw in send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
+                if sent < 0 {
+                    if errno == EINTR { continue }
+                    return written
+                }
+                offset += sent
+            }
+        }
+        return count
+    }
+
     /// Reads one line (without "\n"), waiting at most `timeoutSeconds`; nil at end of stream.
     func readLine(timeoutSeconds: Int = 10) throws -> [UInt8]? {
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

@@ -120,7 +120,10 @@ public final class Ledger: Sendable {
     /// The last committed sequence and its hash.
     public var head: (sequence: UInt64, hash: [UInt8]) { writer.committedHead }
 
-    public var now: Timestamp { clock.now() }
+    /// The time reads are answered at: the clock, or the last committed event's recordedAt when
+    /// the clock is behind it (it stepped back) — the time commands are decided at, so a read
+    /// never disagrees with the decision a command would get.
+    public var now: Timestamp { max(clock.now(), writer.committedRecordedAt) }
 
     /// Stops taking commands, finishes and syncs the queued ones, and stops the writer.
     public func shutdown() {
@@ -159,4 +162,7 @@ struct Head: Sendable {
     var sequence: UInt64
     var hash: [UInt8]
     var recordedAt: Timestamp
+
+    /// Before the first event: no time bound (a clock before 1970 is not moved to 1970).
+    static let empty = Head(sequence: 0, hash: EventRecord.genesisHash, recordedAt: .distantPast)
 }

@@ -42,7 +42,7 @@ enum Recovery {
             for case let (anchor?, place) in anchors where anchor.sequence > 0 {
                 throw .corrupt("the log is empty but \(place.name) says it reached \(anchor): the database was replaced, rolled back or truncated. \(restoreAdvice)\(place.deliberate)")
             }
-            return Head(sequence: 0, hash: EventRecord.genesisHash, recordedAt: Timestamp(microsecondsSinceEpoch: 0))
+            return Head.empty
         }
         let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)
         for (anchor, place) in anchors { try checkAnchor(anchor, place, store: store, head: head, logger: logger) }

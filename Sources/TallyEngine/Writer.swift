@@ -48,6 +48,12 @@ final class Writer: @unchecked Sendable {
         return (committed.sequence, committed.hash)
     }
 
+    var committedRecordedAt: Timestamp {
+        condition.lock()
+        defer { condition.unlock() }
+        return committed.recordedAt
+    }
+
     func start() {
         thread = JoinableThread { [self] in run() }
     }
@@ -154,7 +160,7 @@ final class Writer: @unchecked Sendable {
         do {
             let last = try store.lastEvent()
             let head = last.map { Head(sequence: $0.event.sequence, hash: $0.hash, recordedAt: $0.event.recordedAt) }
-                ?? Head(sequence: 0, hash: EventRecord.genesisHash, recordedAt: Timestamp(microsecondsSinceEpoch: 0))
+                ?? Head.empty
             condition.lock()
             committed = head
             condition.unlock()

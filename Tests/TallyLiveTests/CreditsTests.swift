@@ -702,21 +702,44 @@ struct CreditsTests {
         try expectCreditInvariants(daemon, f.customer)
     }
 
-    @Test("with the clock behind the log (stepped back), commands decide at their recordedAt: the grant active then is drawn, an expireAt before it is refused, the default timestamp is it")
+    @Test("with the clock behind the log (stepped back), commands decide at their recordedAt and reads answer at it too: the grant active then is drawn and shown active, an expireAt before it is refused, the default timestamp is it")
     func clockBehindTheLog() throws {
         let f = try CreditFixture(daemon)
         let g = try f.grantId("5")
         let was = clock.now
         try clock.set(was.addingTimeInterval(-7200))
         defer { _ = try? clock.set(was) }
+        // Reads agree with what a command would be decided on (not with the stepped-back clock,
+        // at which the grant would be SCHEDULED and the balance 0).
+        #expect(try f.balance() == "5")
+        #expect(try f.grants().first?["status"] == "ACTIVE")
+        let check = try daemon.call("getEntitlement", ["customerId": .string(f.customer), "featureId": .string(f.feature), "requestedUsage": "1"])
+        #expect(check["hasAccess"] == true && check.field("creditBalance.balance") == "5", "\(check.jsonText)")
         let reply = try f.use("1")
         #expect(reply.field("credit.balance") == "4", "\(reply.jsonText)")
+        #expect(try f.balance() == "4", "the balance read after the deduction is the reply's")
+        let usage = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "timeRange": "LAST_DAY"])
+        #expect(usage["series"]?.arrayValue?.first?["totalCredits"] == "1", "the deduction is inside LAST_DAY: \(usage.jsonText)")
         #expect(reply.field("measurement.timestamp") == reply.field("measurement.createdAt"), "\(reply.jsonText)")
         #expect(CreditFixture.breakdown(try f.ledger(["eventType": "CREDITS_CONSUMED"]).last) == ["\(g)=1"])
         try daemon.expectCreditRefusal(code: -32602, field: "expireAt") {
             _ = try f.grant("3", "PAID", ["expireAt": .string(CreditTime.format(was.addingTimeInterval(-3600)))])
         }
         try expectCreditInvariants(daemon, f.customer)
+    }
+
+    @Test("a clock before 1970 on an empty log: commands are decided and recorded at the clock's time, not at 1970")
+    func clockBefore1970() throws {
+        let start = "1969-06-15T12:00:00.000Z"
+        let daemon = try LiveDaemon(extraArguments: ["--test-clock", "--test-clock-start", start]).start()
+        let customer = try daemon.call("provisionCustomer", ["customerId": "early"])
+        #expect(customer["createdAt"] == .string(start), "\(customer.jsonText)")
+        _ = try daemon.call("defineFeature", ["featureId": "calls", "type": "METERED"])
+        let reply = try daemon.call("reportUsage", ["customerId": "early", "featureId": "calls", "value": "2"])
+        #expect(reply.field("measurement.timestamp") == .string(start) && reply.field("measurement.createdAt") == .string(start), "\(reply.jsonText)")
+        let events = try daemon.call("readLedger", ["after": 0, "limit": 10])["events"]?.arrayValue ?? []
+        #expect(!events.isEmpty && events.allSatisfy { $0["recordedAt"] == .string(start) }, "\(events.map(\.jsonText))")
+        #expect(try daemon.terminate() == 0)
     }
 
     @Test("getCreditUsage LAST_DAY counts back from now itself: a now one microsecond before the hour still starts the window at the hour 24 hours back")

@@ -50,6 +50,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var firstSlot = 0
     private var nextSlot = 0
     private var readPending = false
+    /// A long line is being handled off the event loop: later lines wait in `held`.
+    private var holding = false
+    private var held: [Frame] = []
     private var closeWhenDrained = false
     private var registered = false
     private var session: Session?
@@ -84,29 +87,66 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closeWhenDrained else { return }
-        switch unwrapInboundIn(data) {
+        let frame = unwrapInboundIn(data)
+        guard !holding else {
+            // After an oversized line nothing more is taken, as below.
+            if case .oversized = held.last {} else { held.append(frame) }
+            return
+        }
+        process(frame, context: context)
+    }
+
+    private func process(_ frame: Frame, context: ChannelHandlerContext) {
+        switch frame {
         case .oversized:
             let failure = RPCFailure.parseError("the line is longer than the limit of \(dispatcher.limits.frameBytesMax) bytes; the connection is closed")
             append(.done(Dispatcher.encode(RPCResponse.failure(id: .null, error: failure))))
             closeWhenDrained = true
             flushDone(context: context)
         case .line(let buffer):
-            guard buffer.readableBytes > 0, let session else { return }  // blank lines are keep-alives
-            let slot = nextSlot
-            append(.waiting)
-            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            let eventLoop = context.eventLoop
-            buffer.withUnsafeReadableBytes { bytes in
-                dispatcher.handle(line: bytes, session: session) { reply in
-                    if eventLoop.inEventLoop {
-                        loopBound.value.complete(slot, reply, context: contextBound.value)
-                    } else {
-                        eventLoop.execute { loopBound.value.complete(slot, reply, context: contextBound.value) }
-                    }
-                }
+            guard buffer.readableBytes > 0 else { return }  // blank lines are keep-alives
+            dispatch(buffer, context: context)
+        }
+    }
+
+    /// Hands one line to the dispatcher. A long line (thousands of events or records: milliseconds
+    /// of decoding) is handled off the event loop, so the loop's other connections are not held up;
+    /// this connection's later lines wait until it has been handed on (submitted in order).
+    private func dispatch(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        guard let session else { return }
+        let slot = nextSlot
+        append(.waiting)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let reply: Dispatcher.Reply = { reply in
+            if eventLoop.inEventLoop {
+                loopBound.value.complete(slot, reply, context: contextBound.value)
+            } else {
+                eventLoop.execute { loopBound.value.complete(slot, reply, context: contextBound.value) }
             }
         }
+        guard buffer.readableBytes > Self.offloadedLineBytes else {
+            buffer.withUnsafeReadableBytes { dispatcher.handle(line: $0, session: session, reply: reply) }
+            return
+        }
+        holding = true
+        let (handler, line) = (self.dispatcher, Array(buffer.readableBytesView))
+        DispatchQueue.global().async {
+            line.withUnsafeBytes { handler.handle(line: $0, session: session, reply: reply) }
+            eventLoop.execute { loopBound.value.releaseHeld(context: contextBound.value) }
+        }
+    }
+
+    /// Lines longer than this are decoded off the event loop.
+    static let offloadedLineBytes = 64 * 1024
+
+    private func releaseHeld(context: ChannelHandlerContext) {
+        holding = false
+        while !holding, !held.isEmpty {
+            process(held.removeFirst(), context: context)
+        }
+        resumeReading(context: context)
     }
 
     private func append(_ slot: Slot) {
@@ -143,7 +183,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func mayRead(context: ChannelHandlerContext) -> Bool {
-        inFlight < dispatcher.limits.pipelinedLinesMax && context.channel.isWritable && !closeWhenDrained
+        inFlight < dispatcher.limits.pipelinedLinesMax && context.channel.isWritable && !closeWhenDrained && !holding
     }
 
     private func resumeReading(context: ChannelHandlerContext) {

@@ -166,7 +166,9 @@ final class Dispatcher: Sendable {
             session.submitCommands(submitted.count) {
                 for call in submitted {
                     ledger.submit(call.command, idempotency: call.claim) { reply in
-                        session.execute {
+                        // Rendered off the event loops too (thousands of items, then one large
+                        // combined result): neither the writer nor other connections wait for it.
+                        DispatchQueue.global().async {
                             collector.set(call.index, MethodTable.render(reply, store: store))
                             session.commandFinished()
                         }

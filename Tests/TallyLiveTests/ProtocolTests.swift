@@ -60,6 +60,27 @@ struct ProtocolTests {
         #expect(try daemon.lastSequence() == before + (count + 2) / 3)
     }
 
+    @Test("a long line (decoded off the event loop) still takes effect before the connection's later lines: a SET pipelined after a 600-item bulk of DELTAs sets the total")
+    func longLineKeepsOrder() throws {
+        let customer = try daemon.newCustomer("long-line"), feature = try daemon.newMeteredFeature("long-line")
+        let item: JSONValue = ["customerId": .string(customer), "featureId": .string(feature), "value": 1, "dimensions": ["padding": .string(String(repeating: "x", count: 100))]]
+        let bulk: JSONValue = ["jsonrpc": "2.0", "id": 1, "method": "reportUsageBulk", "params": ["usages": .array(Array(repeating: item, count: 600))]]
+        let line = bulk.serialized()
+        #expect(line.count > 64 * 1024, "the line is long enough to be handled off the event loop")
+        let set: JSONValue = ["jsonrpc": "2.0", "id": 2, "method": "reportUsage", "params": ["customerId": .string(customer), "featureId": .string(feature), "value": 1000, "updateBehavior": "SET"]]
+        let check: JSONValue = ["jsonrpc": "2.0", "id": 3, "method": "getEntitlement", "params": ["customerId": .string(customer), "featureId": .string(feature)]]
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        try connection.sendLine(line)
+        try connection.sendLine(set.serialized())
+        try connection.sendLine(check.serialized())
+        let replies = try (0..<3).map { _ in try connection.readReply() }
+        #expect(replies.map { $0["id"] } == [1, 2, 3])
+        #expect(replies[0].field("result.results")?.arrayValue?.count == 600, "\(replies[0].jsonText.prefix(300))")
+        #expect(replies[1].field("result.measurement.delta") == "400", "the SET came after the 600 DELTAs: \(replies[1].jsonText)")
+        #expect(replies[2].field("result.currentUsage") == "1000", "\(replies[2].jsonText)")
+    }
+
     @Test("a provision and a getCustomer in one write: the get sees the provision")
     func readYourWrites() throws {
         let connection = try daemon.connect()

@@ -207,7 +207,8 @@ public struct ResolvedEntitlement: Sendable, Equatable {
         for candidate in candidates {
             guard let current = best else { best = candidate; continue }
             if candidate.isUnlimited && !current.isUnlimited { best = candidate; continue }
-            if !current.isUnlimited, let new = candidate.usageLimit, current.usageLimit.map({ new > $0 }) ?? true { best = candidate }
+            // No limit (and not unlimited) is a limit of 0: it beats nothing and ties with 0.
+            if !current.isUnlimited, !candidate.isUnlimited, (candidate.usageLimit ?? .zero) > (current.usageLimit ?? .zero) { best = candidate }
         }
         return best
     }

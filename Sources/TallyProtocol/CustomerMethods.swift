@@ -12,12 +12,48 @@ public enum CustomerMethods {
         let command = ProvisionCustomer(
             customerId: try p.requiredID("customerId"),
             name: try p.change("name"),
-            email: try p.change("email"),
+            email: try Self.email(p.change("email")),
             metadata: try p.optionalStringMap("metadata"),
             idempotencyKey: try p.optionalID("idempotencyKey")
         )
         try p.finish()
         return command
+    }
+
+    /// An email address as the seed Customer schema's `"format": "email"` means it (RFC 5321's
+    /// dot-atom form): `local@domain`, the local part of letters, digits and ``!#$%&'*+/=?^_`{|}~-``
+    /// in dot-separated atoms (at most 64 bytes), the domain of dot-separated labels of letters,
+    /// digits and inner hyphens, or an address literal in brackets. Quoted local parts are refused.
+    static func email(_ change: FieldChange<String>) throws(RPCFailure) -> FieldChange<String> {
+        guard case .set(let address) = change else { return change }
+        func refuse(_ why: String) -> RPCFailure { .invalidParams(field: "email", "must be an email address (\(why))") }
+        guard let at = address.utf8.lastIndex(of: UInt8(ascii: "@")) else { throw refuse("no @") }
+        let local = address.utf8[..<at], domain = address.utf8[address.utf8.index(after: at)...]
+        let atomCharacters = Set("!#$%&'*+/=?^_`{|}~-".utf8)
+        func isAtoms(_ part: Substring.UTF8View, _ allowed: (UInt8) -> Bool) -> Bool {
+            let atoms = part.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+            return atoms.allSatisfy { !$0.isEmpty && $0.allSatisfy(allowed) }
+        }
+        func isAlphanumeric(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
+        guard !local.isEmpty, local.count <= 64 else { throw refuse("the part before @ must be 1 to 64 bytes") }
+        guard isAtoms(Substring(local).utf8, { isAlphanumeric($0) || atomCharacters.contains($0) }) else {
+            throw refuse("the part before @ may hold letters, digits and !#$%&'*+/=?^_`{|}~- between single dots")
+        }
+        guard !domain.isEmpty, domain.count <= 255 else { throw refuse("the domain must be 1 to 255 bytes") }
+        if domain.first == UInt8(ascii: "["), domain.last == UInt8(ascii: "]") {
+            guard domain.dropFirst().dropLast().allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") }) else {
+                throw refuse("an address literal holds only an IP address")
+            }
+            return change
+        }
+        let labels = Substring(domain).utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard labels.allSatisfy({ label in
+            !label.isEmpty && label.count <= 63 && label.first != UInt8(ascii: "-") && label.last != UInt8(ascii: "-")
+                && label.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+        }) else {
+            throw refuse("the domain must be dot-separated labels of letters, digits and inner hyphens")
+        }
+        return change
     }
 
     /// getCustomer `{customerId}`.

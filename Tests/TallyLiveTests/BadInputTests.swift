@@ -266,6 +266,22 @@ struct BadInputTests {
         }
     }
 
+    @Test("an email that is not an email address (the seed Customer schema's format) gets -32602 on email; real ones are kept as given")
+    func email() throws {
+        let customer = uniqueID("mail")
+        try expectNothingAppended {
+            for bad in ["not an email", "", "a@", "@example.com", "a@@example.com", "a..b@example.com", ".a@example.com", "a@-x.com", "a@x..com", "a b@x.com", "a@x_y.com", "\"q\"@x.com"] {
+                let reply = try daemon.exchange(JSONValue.object(["jsonrpc": "2.0", "id": 1, "method": "provisionCustomer", "params": ["customerId": .string(customer), "email": .string(bad)]]).serialized())
+                expectError(reply, code: Self.invalidParams, id: 1, field: "email", messageContains: "email address")
+            }
+        }
+        expectCustomerAbsent(customer)
+        for good in ["a.b+tag@example.co.uk", "o'neil@x-y.example", "root@[192.168.0.1]", "UPPER@Example.COM"] {
+            let result = try daemon.call("provisionCustomer", ["customerId": .string(customer), "email": .string(good)])
+            #expect(result["email"] == .string(good), "\(result.jsonText)")
+        }
+    }
+
     @Test("an unknown params field gets -32602 naming it")
     func unknownField() throws {
         let customer = uniqueID("typo")

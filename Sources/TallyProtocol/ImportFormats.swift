@@ -54,9 +54,10 @@ public enum ImportFormats {
     /// - PAIGO: required timestamp, customerId, dimensionId (→ featureId), recordValue (a JSON string
     ///   holding a decimal; a JSON number is rejected); optional metadata (string values → dimensions;
     ///   null = absent) and the Tally extension idempotencyKey (null = absent). No key otherwise.
-    /// - CLOUDEVENTS (1.0, JSON format): required specversion "1.0", id, source, type; optional time,
-    ///   subject, datacontenttype (must be a JSON media type when data is present), dataschema (ignored),
-    ///   data (an object). Extension attributes (`^[a-z0-9]+$` names, scalar values) are ignored;
+    /// - CLOUDEVENTS (1.0, JSON format): required specversion "1.0", id, source (a URI-reference),
+    ///   type; optional time, subject (non-empty), datacontenttype (a media type; a JSON one when data
+    ///   is present), dataschema (an absolute URI; ignored), data (an object). Extension attributes
+    ///   (`^[a-z0-9]+$` names; string, boolean or 32-bit integer values) are ignored;
     ///   data_base64 and any other name are rejected. Null optional attributes = absent.
     ///   eventName = type; customerId = subject, else data.customerId (else rejected naming `subject`);
     ///   idempotencyKey = source + "/" + id (ids are only unique per source); timestamp = time;
@@ -210,7 +211,10 @@ public enum ImportFormats {
             }
             switch value {
             case .object, .array:
-                throw .invalidParams(field: r.field(key), "must be a string, number or boolean, not \(value.typeName)")
+                throw .invalidParams(field: r.field(key), "must be a string, integer or boolean, not \(value.typeName)")
+            case .number(let text):
+                // CloudEvents has no fractional type: an Integer is a 32-bit signed whole number.
+                guard Int32(text) != nil else { throw .invalidParams(field: r.field(key), "must be a string, boolean or 32-bit integer (CloudEvents has no fractional numbers)") }
             default:
                 break  // An extension attribute: allowed and ignored.
             }
@@ -224,11 +228,18 @@ public enum ImportFormats {
         guard !id.isEmpty else { throw .invalidParams(field: r.field("id"), "must not be empty") }
         let source = try r.requiredString("source")
         guard !source.isEmpty else { throw .invalidParams(field: r.field("source"), "must not be empty") }
+        guard isURIReference(source) else { throw .invalidParams(field: r.field("source"), "must be a URI-reference (RFC 3986: no spaces; other characters %-escaped)") }
         let eventName = try r.requiredID("type")
         let subject = try r.string("subject", nullIsAbsent: true)
+        if subject == "" { throw .invalidParams(field: r.field("subject"), "must not be empty when present") }
         let time = try r.timestamp("time", nullIsAbsent: true)
         let contentType = try r.string("datacontenttype", nullIsAbsent: true)
-        _ = try r.string("dataschema", nullIsAbsent: true)
+        if let contentType, !isMediaType(contentType) {
+            throw .invalidParams(field: r.field("datacontenttype"), "must be a media type (RFC 2046 type/subtype, e.g. application/json)")
+        }
+        if let schema = try r.string("dataschema", nullIsAbsent: true), !isAbsoluteURI(schema) {
+            throw .invalidParams(field: r.field("dataschema"), "must be a non-empty absolute URI when present")
+        }
 
         var data: JSONObject?
         switch r.object["data"] {
@@ -326,6 +337,46 @@ public enum ImportFormats {
     static func isCloudEventsAttributeName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) }
     }
+
+    /// RFC 3986 URI-reference characters: unreserved, reserved and `%XX` escapes (no spaces,
+    /// controls, quotes or `<>\\^`{|}`).
+    static func isURIReference(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        let allowed = Set("-._~:/?#[]@!$&'()*+,;=".utf8)
+        func isHex(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b) }
+        var i = 0
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == UInt8(ascii: "%") {
+                guard i + 2 < bytes.count, isHex(bytes[i + 1]), isHex(bytes[i + 2]) else { return false }
+                i += 3
+                continue
+            }
+            guard isAlphanumericASCII(b) || allowed.contains(b) else { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// A URI-reference with a scheme (`scheme:…`, the scheme a letter then letters, digits, `+-.`).
+    static func isAbsoluteURI(_ text: String) -> Bool {
+        guard isURIReference(text), let colon = text.utf8.firstIndex(of: UInt8(ascii: ":")) else { return false }
+        let scheme = text.utf8[..<colon]
+        guard let first = scheme.first, (0x41...0x5A).contains(first) || (0x61...0x7A).contains(first) else { return false }
+        return scheme.allSatisfy { isAlphanumericASCII($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
+    }
+
+    /// RFC 2046 `type/subtype` (RFC 2045 tokens), parameters after `;` allowed.
+    static func isMediaType(_ text: String) -> Bool {
+        let essence = text.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let parts = essence.trimmingASCIISpaces().split(separator: "/", omittingEmptySubsequences: false)
+        let tspecials = Set("()<>@,;:\\\"/[]?= ".utf8)
+        return parts.count == 2 && parts.allSatisfy { part in
+            !part.isEmpty && part.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && !tspecials.contains($0) }
+        }
+    }
+
+    static func isAlphanumericASCII(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
 
     /// `application/json`, `text/json` or any `…/…+json`, parameters (`; charset=utf-8`) allowed.
     static func isJSONMediaType(_ text: String) -> Bool {

@@ -309,6 +309,10 @@ struct ImportFormatsTests {
             ("type", ""), ("type", 2), ("subject", 5), ("subject", ""), ("time", "now"), ("time", 5),
             ("data", "text"), ("data", [1, 2]), ("datacontenttype", "text/plain"), ("datacontenttype", 1),
             ("data_base64", "AAAA"), ("Foo", "x"), ("my_ext", "x"), ("traceparent", ["a": "b"]),
+            // As CloudEvents 1.0 says: source a URI-reference, dataschema an absolute URI, no
+            // fractional (or beyond 32-bit) extension values.
+            ("source", "a b c"), ("source", "/x\u{7F}"), ("source", "/bad%zz"), ("dataschema", ""), ("dataschema", "/relative"),
+            ("dataschema", "not a uri"), ("traceparent", .number("1.5")), ("partitionkey", 3_000_000_000),
         ]
         for (key, value) in cases {
             #expect(rejectedField(with(Self.cloudEvent, key, value), .cloudEvents) == "records[0].\(key)", "\(key): \(value)")
@@ -324,6 +328,14 @@ struct ImportFormatsTests {
                 rejectedField(with(Self.cloudEvent, "data", .object(data)), .cloudEvents) == "records[0].data.\(key)",
                 "data.\(key): \(value)")
         }
+    }
+
+    @Test func cloudEventMediaTypeWithoutData() {
+        let noData = with(Self.cloudEvent, "data", nil)
+        for bad: JSONValue in ["", "json", "text/", "a b/c"] {
+            #expect(rejectedField(with(with(noData, "subject", "c"), "datacontenttype", bad), .cloudEvents) == "records[0].datacontenttype", "\(bad)")
+        }
+        #expect(rejectedField(with(with(noData, "subject", "c"), "datacontenttype", "text/plain"), .cloudEvents) == nil)
     }
 
     @Test func cloudEventExtensionsAndOptionalAttributes() {

@@ -301,8 +301,16 @@ extension GroupState {
 public enum EntitlementReader {
     public static func resolve(customerId: String, featureId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> ResolvedEntitlement? {
         var plans: [Plan] = []
+        var decoded: [String: Plan?] = [:]  // several subscriptions to one plan decode it once
         for subscription in try Projections.subscriptions(customerId: customerId, in: source) where subscription.status.grantsEntitlements {
-            if let plan = try Projections.plan(subscription.planId, in: source), subscription.grantsEntitlements(of: plan, at: t) { plans.append(plan) }
+            let plan: Plan?
+            if let known = decoded[subscription.planId] {
+                plan = known
+            } else {
+                plan = try Projections.plan(subscription.planId, in: source)
+                decoded[subscription.planId] = plan
+            }
+            if let plan, subscription.grantsEntitlements(of: plan, at: t) { plans.append(plan) }
         }
         let promotional = try Projections.promotional(customerId: customerId, featureId: featureId, in: source)
         return ResolvedEntitlement.resolve(featureId: featureId, plans: plans, promotional: promotional, at: t)

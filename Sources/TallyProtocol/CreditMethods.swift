@@ -151,12 +151,8 @@ public enum CreditMethods {
             customerId: try p.requiredID("customerId"), currencyId: try p.optionalID("currencyId"),
             timeRange: try p.optionalEnum("timeRange", TimeRange.self) ?? .lastMonth,
             startDate: try p.optionalTimestamp("startDate"), endDate: try p.optionalTimestamp("endDate"),
-            groupBy: try p.optionalStringArray("groupBy") ?? [], resourceId: try p.optionalID("resourceId")
+            groupBy: try UsageMethods.groupByKeys(&p), resourceId: try p.optionalID("resourceId")
         )
-        guard q.groupBy.count <= UsageMethods.groupByMax else { throw .invalidParams(field: "groupBy", "takes at most \(UsageMethods.groupByMax) keys") }
-        for (i, key) in q.groupBy.enumerated() where !Params.isDimensionKey(key) {
-            throw .invalidParams(field: "groupBy[\(i)]", "must match ^[a-zA-Z0-9_$.-]+$")
-        }
         if let start = q.startDate, let end = q.endDate, end <= start { throw .invalidParams(field: "endDate", "must be after startDate") }
         try p.finish()
         return q

@@ -7,6 +7,19 @@ public enum UsageMethods {
     public static let dimensionsMax = 32
     public static let groupByMax = 3
 
+    /// `groupBy`: at most `groupByMax` distinct keys, each a dimension key.
+    static func groupByKeys(_ p: inout Params) throws(RPCFailure) -> [String] {
+        let groupBy = try p.optionalStringArray("groupBy") ?? []
+        guard groupBy.count <= groupByMax else { throw .invalidParams(field: "groupBy", "takes at most \(groupByMax) keys") }
+        for (i, key) in groupBy.enumerated() {
+            guard Params.isDimensionKey(key) else { throw .invalidParams(field: "groupBy[\(i)]", "must match ^[a-zA-Z0-9_$.-]+$") }
+            if let first = groupBy.firstIndex(of: key), first < i {
+                throw .invalidParams(field: "groupBy[\(i)]", "repeats groupBy[\(first)] (\"\(key)\")")
+            }
+        }
+        return groupBy
+    }
+
     // MARK: Params
 
     public static func defineCurrency(_ object: JSONObject) throws(RPCFailure) -> DefineCurrency {
@@ -216,11 +229,7 @@ public enum UsageMethods {
         guard [.minute, .hour, .day, .month].contains(granularity) else {
             throw .invalidParams(field: "granularity", "must be MINUTE, HOUR, DAY or MONTH")
         }
-        let groupBy = try p.optionalStringArray("groupBy") ?? []
-        guard groupBy.count <= groupByMax else { throw .invalidParams(field: "groupBy", "takes at most \(groupByMax) dimension keys") }
-        for (i, key) in groupBy.enumerated() where !Params.isDimensionKey(key) {
-            throw .invalidParams(field: "groupBy[\(i)]", "must match ^[a-zA-Z0-9_$.-]+$")
-        }
+        let groupBy = try groupByKeys(&p)
         let q = HistoryQuery(customerId: customerId, featureId: featureId, startDate: start, endDate: end, granularity: granularity, groupBy: groupBy, resourceId: try p.optionalID("resourceId"))
         try p.finish()
         return q

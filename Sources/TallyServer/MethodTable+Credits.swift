@@ -145,6 +145,8 @@ enum CreditQueries {
         let requestedStart: Timestamp
         var output: CalendarPeriod = .day
         if let s = q.startDate {
+            // As with an explicit endDate (checked with the params): the range must not be empty.
+            guard s < requestedEnd else { throw RPCFailure.invalidParams(field: "startDate", "must be before the endDate, which is now when none is given") }
             requestedStart = s
             if requestedEnd.microsecondsSinceEpoch - s.microsecondsSinceEpoch <= 2 * 86_400_000_000 { output = .hour }
         } else {

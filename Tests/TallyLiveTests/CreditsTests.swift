@@ -1016,6 +1016,13 @@ struct CreditsTests {
         try daemon.expectCreditRefusal(code: -32602, field: "timeRange") {
             _ = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "timeRange": "LAST_CENTURY"])
         }
+        try daemon.expectCreditRefusal(code: -32602, field: "groupBy[1]") {
+            _ = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "groupBy": ["model", "model"]])
+        }
+        // A startDate after now without an endDate is an empty range, refused as with an endDate.
+        try daemon.expectCreditRefusal(code: -32602, field: "startDate") {
+            _ = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "startDate": .string(clock.at(3600))])
+        }
 
         let keys = try daemon.call("listDimensionKeys", ["customerId": .string(f.customer)])["keys"]?.arrayValue ?? []
         #expect(Set(keys) == ["model", "region"], "\(keys)")

@@ -381,6 +381,9 @@ struct UsageTests {
             "customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-01T00:00:00Z", "groupBy": ["a", "b", "c", "d"],
         ], field: "groupBy")
         try daemon.expectInvalidParams("getUsageHistory", [
+            "customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-01T00:00:00Z", "groupBy": ["model", "region", "model"],
+        ], field: "groupBy[2]")
+        try daemon.expectInvalidParams("getUsageHistory", [
             "customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-01T00:00:00Z", "granularity": "WEEK",
         ], field: "granularity")
 

@@ -22,23 +22,13 @@ struct CreditsBalanceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only this resource's pool.", valueName: "id"))
     var resource: String?
 
-    @Option(name: .customLong("as-of"), help: ArgumentHelp("The balance as the ledger stood at this time (RFC 3339).", valueName: "time"))
-    var asOf: String?
-
-    @Option(name: .customLong("as-of-sequence"), help: ArgumentHelp("The balance as the ledger stood after this event.", valueName: "n"))
-    var asOfSequence: Int?
-
-    func validate() throws {
-        if asOf != nil && asOfSequence != nil { throw ValidationError("give --as-of or --as-of-sequence, not both.") }
-        if let asOfSequence, asOfSequence < 1 { throw ValidationError("--as-of-sequence must be at least 1.") }
-    }
+    @OptionGroup var asOf: AsOfOptions
 
     func run() throws {
         var params: JSONObject = ["customerId": .string(customerId)]
         if let currency { params["currencyId"] = .string(currency) }
         if let resource { params["resourceId"] = .string(resource) }
-        if let asOf { params["asOf"] = .string(asOf) }
-        if let asOfSequence { params["asOf"] = .object(["sequence": .number(String(asOfSequence))]) }
+        if let asOf = asOf.param { params["asOf"] = asOf }
         let context = TallyCommandContext(global)
         try context.run { connection in
             let result = try connection.call("getCreditBalance", params)
@@ -64,9 +54,7 @@ struct CreditsBalanceCommand: ParsableCommand {
             }
             text = table.render()
         }
-        if let asOf = result["asOf"] {
-            text += "\nas of sequence \(Display.cell(asOf["sequence"])) (\(Display.cell(asOf["timestamp"])))"
-        }
+        if let note = AsOfOptions.note(result) { text += "\n" + note }
         return text
     }
 }

@@ -41,6 +41,8 @@ struct UsageHistoryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only usage of this resource.", valueName: "id"))
     var resource: String?
 
+    @OptionGroup var asOf: AsOfOptions
+
     func validate() throws {
         guard groupBy.count <= UsageMethods.groupByMax else {
             throw ValidationError("--group-by takes at most \(UsageMethods.groupByMax) keys.")
@@ -55,6 +57,7 @@ struct UsageHistoryCommand: ParsableCommand {
         if let end { params["endDate"] = .string(end) }
         if !groupBy.isEmpty { params["groupBy"] = .array(groupBy.map { .string($0) }) }
         if let resource { params["resourceId"] = .string(resource) }
+        if let asOf = asOf.param { params["asOf"] = asOf }
 
         let context = TallyCommandContext(global)
         try context.run { connection in
@@ -81,13 +84,14 @@ struct UsageHistoryCommand: ParsableCommand {
             charts.append(UsageChart.render(label: label.isEmpty ? "usage" : label, samples: samples,
                                             total: Display.cell(entry["total"]), granularity: granularity))
         }
+        let asOf = AsOfOptions.note(result).map { "\n" + $0 } ?? ""
         if table.rows.isEmpty {
-            return "no usage of \(Display.cell(result["featureId"])) for \(Display.cell(result["customerId"])) in this range"
+            return "no usage of \(Display.cell(result["featureId"])) for \(Display.cell(result["customerId"])) in this range" + asOf
         }
         var text = table.render()
         text += "\n\n" + charts.joined(separator: "\n")
         if let aggregation = result["aggregation"]?.stringValue { text += "\n(aggregation \(aggregation))" }
-        return text
+        return text + asOf
     }
 
     /// The series' tag values in --group-by order ("" for events without the dimension).

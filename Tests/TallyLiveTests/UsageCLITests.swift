@@ -168,6 +168,15 @@ struct UsageCLITests {
 
         let empty = try tallyOK(["usage", "history", customer, feature, "--start", "2020-01-01T00:00:00Z", "--end", "2020-02-01T00:00:00Z"])
         #expect(empty.contains("no usage"), "\(empty)")
+
+        // --as-of-sequence: as the ledger stood after the first report (found in the log; other
+        // tests of the suite append beside this one).
+        let recent = try daemon.call("readLedger", ["after": .integer(max(0, try daemon.lastSequence() - 500)), "limit": 500])["events"]?.arrayValue ?? []
+        let first = try #require(recent.first { $0["type"] == "USAGE_REPORTED" && $0.field("data.customerId") == .string(customer) }?["sequence"]?.intValue, "\(recent.suffix(3))")
+        let then = try tallyOK(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--as-of-sequence", String(first)])
+        #expect(then.contains("total 1") && !then.contains("total 13") && then.contains("as of sequence \(first)"), "\(then)")
+        let refused = try tally(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--as-of", "2026-01-01T00:00:00Z", "--as-of-sequence", "1"])
+        #expect(refused.status != 0 && refused.stderr.contains("not both"), "\(refused)")
     }
 
     /// A feature counting raw events of a new name, and a new customer, defined through the CLI.

@@ -14,6 +14,8 @@ final class Dispatcher: Sendable {
         var socketPath: String
         var startedAt: Timestamp
         var pid: Int32
+        /// For the uptime: monotonic, whatever the ledger's clock does.
+        var started = ContinuousClock.now
     }
 
     typealias Reply = @Sendable ([UInt8]?) -> Void

@@ -100,7 +100,6 @@ enum MethodTable {
 extension Dispatcher {
     func status() -> JSONValue {
         let head = ledger.head
-        let now = ledger.now
         var o = JSONObject()
         o["version"] = .string(TallyVersion.current)
         o["lastSequence"] = .integer(head.sequence)
@@ -109,7 +108,7 @@ extension Dispatcher {
         o["socketPath"] = .string(info.socketPath)
         o["pid"] = .integer(info.pid)
         o["startedAt"] = .string(info.startedAt.rfc3339)
-        o["uptimeSeconds"] = .integer(max(0, (now.microsecondsSinceEpoch - info.startedAt.microsecondsSinceEpoch) / 1_000_000))
+        o["uptimeSeconds"] = .integer((ContinuousClock.now - info.started).components.seconds)
         o["connections"] = .integer(connections.count)
         return .object(o)
     }

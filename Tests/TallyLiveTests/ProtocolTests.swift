@@ -355,6 +355,13 @@ struct ProtocolTests {
 /// Connection limits, each with its own daemon and config file.
 @Suite("connection limits through the real daemon")
 struct ConnectionLimitTests {
+    /// A daemon of its own with one limit set through its config file.
+    static func startDaemon(limit name: String, _ value: Int) throws -> LiveDaemon {
+        let config = TemporaryDirectory()
+        let path = try writeFile("limits:\n  \(name): \(value)\n", named: "tallyd.yaml", in: config)
+        return try LiveDaemon(extraArguments: ["--config", path]).start()
+    }
+
     /// Waits until getStatus on `connection` reports `count` open connections.
     func waitForConnections(_ count: Int, on connection: TallyConnection) throws {
         let deadline = Date().addingTimeInterval(5)
@@ -369,9 +376,7 @@ struct ConnectionLimitTests {
 
     @Test("connectionsMax 2: the third connection gets 2002 OVERLOADED and is closed; after one closes a new one works")
     func connectionCap() throws {
-        let config = TemporaryDirectory()
-        let path = try writeFile("limits:\n  connectionsMax: 2\n", named: "tallyd.yaml", in: config)
-        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        let daemon = try Self.startDaemon(limit: "connectionsMax", 2)
 
         let first = try daemon.connect()
         try waitForConnections(1, on: first)  // the start-up probe has gone
@@ -397,9 +402,7 @@ struct ConnectionLimitTests {
 
     @Test("a client that sends and never reads: the server stops reading it once its unsent replies pass pendingReplyBytesMax, and serves others meanwhile")
     func unreadRepliesStopReading() throws {
-        let config = TemporaryDirectory()
-        let path = try writeFile("limits:\n  pendingReplyBytesMax: 65536\n", named: "tallyd.yaml", in: config)
-        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        let daemon = try Self.startDaemon(limit: "pendingReplyBytesMax", 65536)
         let greedy = try RawSocket(path: daemon.socketPath)
         // Each reply is the whole OpenRPC document (~38 KB); the request is 50 bytes. Unbounded,
         // all 40,000 go in (and ~1.5 GB of replies pile up in the daemon).
@@ -418,9 +421,7 @@ struct ConnectionLimitTests {
 
     @Test("batchReplyBytesMax: past it, reads in a batch get 2002 OVERLOADED instead of their result; commands keep theirs")
     func batchReplyCap() throws {
-        let config = TemporaryDirectory()
-        let path = try writeFile("limits:\n  batchReplyBytesMax: 100000\n", named: "tallyd.yaml", in: config)
-        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        let daemon = try Self.startDaemon(limit: "batchReplyBytesMax", 100000)
         var batch: [JSONValue] = (1...5).map { ["jsonrpc": "2.0", "id": .integer($0), "method": "rpc.discover"] }
         batch.append(["jsonrpc": "2.0", "id": 6, "method": "provisionCustomer", "params": ["customerId": "capped"]])
         batch.append(["jsonrpc": "2.0", "id": 7, "method": "getStatus"])
@@ -443,9 +444,7 @@ struct ConnectionLimitTests {
 
     @Test("idleTimeoutSeconds 1: an idle connection is closed within ~3 s, a busy one is not")
     func idleTimeout() throws {
-        let config = TemporaryDirectory()
-        let path = try writeFile("limits:\n  idleTimeoutSeconds: 1\n", named: "tallyd.yaml", in: config)
-        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        let daemon = try Self.startDaemon(limit: "idleTimeoutSeconds", 1)
 
         let idle = try daemon.connect(timeoutSeconds: 2)
         let busy = try daemon.connect(timeoutSeconds: 2)

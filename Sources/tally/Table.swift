@@ -1,7 +1,9 @@
 /// Aligned plain-text tables: widths from content, a header row, numbers right-aligned.
 ///
-/// Widths count Characters, which is right for the ASCII that ids, timestamps and JSON mostly
-/// are; wide glyphs may misalign a row, never lose data (only a column with `widthMax` truncates).
+/// Widths are terminal columns (`displayWidth`: East Asian wide and emoji glyphs take two, a
+/// combining mark none); control characters in cells are escaped (`\n`, `\u{1B}`), so stored data
+/// can neither split a row nor send escape sequences to the terminal. Only a column with
+/// `widthMax` truncates.
 struct TableFormatter {
     enum Alignment { case left, right }
 
@@ -38,7 +40,55 @@ struct TableFormatter {
     /// Adds a row; missing trailing cells are empty.
     mutating func append(_ cells: [String]) {
         precondition(cells.count <= columns.count, "a row has more cells than the table has columns")
-        rows.append(cells + Array(repeating: "", count: columns.count - cells.count))
+        rows.append(cells.map(Self.printable) + Array(repeating: "", count: columns.count - cells.count))
+    }
+
+    /// `text` with control characters (C0, DEL, C1, line and paragraph separators, bidi
+    /// overrides and isolates) written as escapes: `\n`, `\t`, `\r`, else `\u{…}`.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            guard isControl(scalar) else {
+                out.unicodeScalars.append(scalar)
+                continue
+            }
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default: out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            }
+        }
+        return out
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
+    }
+
+    /// The terminal columns `text` takes: 2 for a wide or emoji glyph, 1 for others (a combining
+    /// mark belongs to its base's Character, so it adds nothing).
+    static func displayWidth(_ text: String) -> Int {
+        var width = 0
+        for character in text { width += characterWidth(character) }
+        return width
+    }
+
+    private static func characterWidth(_ character: Character) -> Int {
+        for scalar in character.unicodeScalars {
+            if scalar.properties.isEmojiPresentation { return 2 }
+            switch scalar.value {
+            case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xA000...0xA4CF,
+                 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x20000...0x3FFFD:
+                return 2
+            default: continue
+            }
+        }
+        return 1
     }
 
     /// The table as lines, without a trailing newline and without trailing spaces.
@@ -48,9 +98,9 @@ struct TableFormatter {
                 column.widthMax.map { Self.truncate(cell, to: $0) } ?? cell
             }
         }
-        var widths = columns.map { max($0.widthMin, header ? $0.title.count : 0) }
+        var widths = columns.map { max($0.widthMin, header ? Self.displayWidth($0.title) : 0) }
         for row in cells {
-            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], Self.displayWidth(cell)) }
         }
         let alignments = columns.indices.map { index in
             columns[index].alignment ?? (Self.allNumeric(cells.map { $0[index] }) ? .right : .left)
@@ -68,11 +118,19 @@ struct TableFormatter {
         return table.render(header: false)
     }
 
-    /// `text` cut to `width` Characters, the last one replaced by "…" when cut.
+    /// `text` cut to `width` terminal columns, ending in "…" when cut.
     static func truncate(_ text: String, to width: Int) -> String {
-        guard text.count > width else { return text }
-        guard width > 1 else { return String(text.prefix(width)) }
-        return String(text.prefix(width - 1)) + "…"
+        guard displayWidth(text) > width else { return text }
+        var kept = ""
+        var used = 0
+        let room = width > 1 ? width - 1 : width
+        for character in text {
+            let next = characterWidth(character)
+            guard used + next <= room else { break }
+            kept.append(character)
+            used += next
+        }
+        return width > 1 ? kept + "…" : kept
     }
 
     /// A plain decimal: optional minus, digits, optional fraction. Amounts arrive as such strings.
@@ -91,7 +149,7 @@ struct TableFormatter {
     private static func line(_ cells: [String], _ widths: [Int], _ alignments: [Alignment]) -> String {
         var parts: [String] = []
         for (index, cell) in cells.enumerated() {
-            let padding = String(repeating: " ", count: widths[index] - cell.count)
+            let padding = String(repeating: " ", count: max(0, widths[index] - Self.displayWidth(cell)))
             let isLast = index == cells.count - 1
             switch alignments[index] {
             case .right: parts.append(padding + cell)

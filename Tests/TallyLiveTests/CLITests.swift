@@ -93,6 +93,25 @@ struct CLITests {
         #expect(Set(allIDs).count == allIDs.count)
     }
 
+    @Test("tables: wide glyphs keep the columns aligned; control characters in stored names are escaped, never sent to the terminal")
+    func tableWidthAndEscapes() throws {
+        let prefix = uniqueID("wide")
+        let ascii = "\(prefix)-abcd", wide = "\(prefix)-東京", hostile = "\(prefix)-esc"
+        for id in [ascii, wide] { _ = try daemon.call("provisionCustomer", ["customerId": .string(id), "name": "x1"]) }
+        _ = try daemon.call("provisionCustomer", ["customerId": .string(hostile), "name": "a\u{1B}[31mred\nline2\ttab"])
+        let table = try tallyOK(["customers", "list", "--after", prefix, "--limit", "3"])
+        let rows = table.split(separator: "\n").map(String.init)
+        #expect(rows.count == 4, "a header and three rows, the newline escaped:\n\(table)")
+        #expect(!table.unicodeScalars.contains("\u{1B}") && !table.contains("\t"), "\(table)")
+        #expect(table.contains(#"a\u{1B}[31mred\nline2\ttab"#), "\(table)")
+        // "東京" is 2 Characters but 4 columns, as wide as "abcd": the name starts 2 Characters earlier.
+        let asciiRow = try #require(rows.first { $0.hasPrefix(ascii) }), wideRow = try #require(rows.first { $0.hasPrefix(wide) })
+        let asciiAt = try #require(asciiRow.range(of: "x1")).lowerBound, wideAt = try #require(wideRow.range(of: "x1")).lowerBound
+        #expect(asciiRow.distance(from: asciiRow.startIndex, to: asciiAt) == wideRow.distance(from: wideRow.startIndex, to: wideAt) + 2, "\(table)")
+        let one = try tallyOK(["customers", "get", hostile])
+        #expect(!one.unicodeScalars.contains("\u{1B}") && one.contains(#"\n"#), "\(one)")
+    }
+
     @Test("tally ledger tail -n 5 shows the last five events")
     func ledgerTail() throws {
         let prefix = uniqueID("tail")

@@ -121,6 +121,17 @@ enum Recovery {
     }
 
     /// Adds what to do to a RocksDB open failure that means damaged files.
+    /// A database directory with files in it but no `CURRENT` is a damaged database, not a new
+    /// one: RocksDB would create a new, empty database there and delete the old one's files.
+    /// - Throws: `StorageError.corrupt` naming what is missing; nothing is changed.
+    static func refuseDatabaseWithoutCurrent(_ path: String) throws(StorageError) {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        guard !files.isEmpty, !files.contains("CURRENT") else { return }
+        let manifests = files.filter { $0.hasPrefix("MANIFEST-") }.sorted()
+        let hint = manifests.isEmpty ? "" : " (it names the MANIFEST file to use: the directory holds \(manifests.joined(separator: ", ")))"
+        throw .corrupt("the database in \(path) has \(files.count) files but no CURRENT file\(hint): it is damaged, not new, so nothing was opened or changed. \(restoreAdvice)")
+    }
+
     static func explainOpenFailure(_ error: StorageError, path: String) -> StorageError {
         guard case .rocksDB(let rocks) = error else { return error }
         if rocks.message.contains("No such file") {

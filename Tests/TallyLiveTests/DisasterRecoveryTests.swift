@@ -371,6 +371,24 @@ struct DisasterRecoveryTests {
         Self.expectStartRefused(daemon, ["missing", "restore"])
     }
 
+    @Test("a database that lost its CURRENT file is refused at start, twice (as a supervisor restarts), and none of its files is touched")
+    func currentMissing() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<20)
+        #expect(try daemon.terminate() == 0)
+        let db = Ledger.databasePath(in: daemon.dataDirectory)
+        let current = try String(contentsOfFile: db + "/CURRENT", encoding: .utf8)
+        try FileManager.default.removeItem(atPath: db + "/CURRENT")
+        let before = try FileManager.default.contentsOfDirectory(atPath: db).sorted()
+        #expect(before.contains { $0.hasSuffix(".sst") } && before.contains { $0.hasPrefix("MANIFEST-") })
+        for _ in 0..<2 { Self.expectStartRefused(daemon, ["no CURRENT file", "MANIFEST-", "restore"]) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: db).sorted() == before, "RocksDB made a new database over the old one")
+        // The damage is the one file: put it back and the ledger is whole.
+        try current.write(toFile: db + "/CURRENT", atomically: true, encoding: .utf8)
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+    }
+
     @Test("a data directory whose database was rolled back to an older copy is refused at start")
     func rolledBack() throws {
         let daemon = try LiveDaemon().start()

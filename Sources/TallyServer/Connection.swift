@@ -75,6 +75,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             return
         }
         registered = true
+        CloseOnExec.markSockets()
         let eventLoop = context.eventLoop
         session = Session { work in eventLoop.execute(work) }
         context.fireChannelActive()

@@ -102,6 +102,7 @@ struct SocketServer: Service {
             throw StartupError("cannot listen on \(socketPath): \(error)")
         }
         chmod(socketPath, 0o600)
+        CloseOnExec.markSockets()
         logger.info("tallyd listening", metadata: [
             "socket": "\(socketPath)",
             "dataDir": "\(dispatcher.info.dataDirectory)",
@@ -144,5 +145,23 @@ enum TestClockMethods {
                 return .object(["now": .string(now.rfc3339)])
             },
         ]
+    }
+}
+
+/// NIO opens its sockets without close-on-exec, so a child process would inherit them: on a crash
+/// the Swift runtime spawns `swift-backtrace`, which then kept the listening socket (and every
+/// client's) open after tallyd died, so no restart could listen and clients hung. `markSockets`
+/// sets FD_CLOEXEC on every socket of the process: after listening, and on each new connection.
+enum CloseOnExec {
+    static func markSockets() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        var target = [CChar](repeating: 0, count: 64)
+        for name in names {
+            guard let fd = Int32(name), fd > 2 else { continue }
+            let length = readlink("/proc/self/fd/\(name)", &target, target.count - 1)
+            guard length > 7, String(decoding: target[0..<7].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "socket:" else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 }

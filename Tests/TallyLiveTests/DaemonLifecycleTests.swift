@@ -59,6 +59,25 @@ struct DaemonLifecycleTests {
         #expect(try daemon.call("getStatus")["version"] != nil)
     }
 
+    @Test("tallyd's sockets (the listening one and each client's) are close-on-exec, so a process it spawns on a crash (swift-backtrace) cannot keep them open")
+    func socketsCloseOnExec() throws {
+        let daemon = try LiveDaemon().start()
+        let client = try daemon.connect()
+        _ = try client.call("getStatus")
+        let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/fd")
+        var sockets = 0
+        for fd in fds {
+            guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.pid)/fd/\(fd)"), link.hasPrefix("socket:") else { continue }
+            let info = try String(contentsOfFile: "/proc/\(daemon.pid)/fdinfo/\(fd)", encoding: .utf8)
+            let flags = info.split(separator: "\n").first { $0.hasPrefix("flags:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8) } ?? 0
+            #expect(flags & 0o2000000 != 0, "socket fd \(fd) is not close-on-exec: \(info)")
+            sockets += 1
+        }
+        #expect(sockets >= 2, "the listening socket and the client's")
+        client.close()
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("socket is 0600 and the data dir 0700")
     func permissions() throws {
         let daemon = try LiveDaemon().start()

@@ -44,6 +44,24 @@ struct TallyCommandContext {
         }
     }
 
+    /// A read that survives the daemon closing an idle connection (`idleTimeoutSeconds`; a
+    /// follower may wait longer than that between polls): on `closed`, or a write to a closed
+    /// socket, it connects again and asks once more. Reads change nothing, so asking twice is safe.
+    func read(_ method: String, _ params: JSONObject, on connection: inout TallyConnection) throws -> JSONValue {
+        do {
+            return try connection.call(method, params)
+        } catch let error as ClientError {
+            switch error {
+            case .closed, .io:
+                connection.close()
+                connection = try connect()
+                return try connection.call(method, params)
+            case .connectFailed, .protocolViolation:
+                throw error
+            }
+        }
+    }
+
     /// Prints `result` as one compact JSON value with `--json`, else what `human` renders.
     func output(_ result: JSONValue, human: () -> String) {
         if json {

@@ -9,7 +9,9 @@ struct CreditsLedgerCommand: ParsableCommand {
         abstract: "Show a customer's credit ledger in order; --follow keeps printing new entries until Ctrl-C.",
         discussion: """
             One row per entry: grants, deductions (with the grants they drew in BREAKDOWN), expiries and \
-            voids; AMOUNT is the signed effect on the pool's balance, BALANCE the pool's balance after it.
+            voids; AMOUNT is the signed effect on the pool's balance, BALANCE the pool's ledger balance \
+            after it (ledgerBalance: remaining credits of every grant not expired or voided, scheduled \
+            ones included, less the overdraft; `credits balance` shows what can be spent now).
             With --json: {"entries": [...], "next": null}; with --json --follow one entry per line.
             """)
 
@@ -59,13 +61,15 @@ struct CreditsLedgerCommand: ParsableCommand {
         if let resource { base["resourceId"] = .string(resource) }
         if let type { base["eventType"] = .string(type.rawValue) }
         let context = TallyCommandContext(global)
-        try context.run { connection in
+        try context.run { first in
+            var connection = first
+            defer { if connection !== first { connection.close() } }
             var cursor = after ?? 0
             /// One page after `cursor`; advances it. Returns the entries and whether more are waiting.
             func page() throws -> ([JSONValue], Bool) {
                 var params = base
                 params["after"] = .number(String(cursor))
-                let result = try connection.call("getCreditLedger", params)
+                let result = try context.read("getCreditLedger", params, on: &connection)
                 let entries = result["entries"]?.arrayValue ?? []
                 if let last = entries.last?["sequence"]?.numberText.flatMap({ Int($0) }) { cursor = last }
                 let more = !entries.isEmpty && !(result["next"]?.isNull ?? true)

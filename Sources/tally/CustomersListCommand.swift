@@ -32,7 +32,7 @@ struct CustomersListCommand: ParsableCommand {
             repeat {
                 var params = JSONObject()
                 if let cursor { params["after"] = cursor }
-                if let limit { params["limit"] = .number(String(limit)) }
+                if let limit { params["limit"] = .number(String(min(limit, CustomerMethods.listLimitMax))) }
                 page = try connection.call("listCustomers", params)
                 customers += page["customers"]?.arrayValue ?? []
                 // JSONValue is ExpressibleByNilLiteral: test isNull rather than map to `nil`.

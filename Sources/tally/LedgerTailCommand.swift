@@ -12,8 +12,8 @@ struct LedgerTailCommand: ParsableCommand {
     static let lineWidthMax = 100
     static let hashPrefixLength = 12
     static let dataWidthMin = 16
-    /// Events asked for per readLedger call while following.
-    static let followPageLimit = 1000
+    /// Events asked for per readLedger call (the daemon's most).
+    static let pageLimit = 1000
 
     @OptionGroup var global: GlobalOptions
 
@@ -33,7 +33,9 @@ struct LedgerTailCommand: ParsableCommand {
 
     func run() throws {
         let context = TallyCommandContext(global)
-        try context.run { connection in
+        try context.run { first in
+            var connection = first
+            defer { if connection !== first { connection.close() } }
             let status = try connection.call("getStatus")
             let last = status["lastSequence"]?.numberText.flatMap { Int($0) } ?? 0
             var cursor = max(0, last - n)
@@ -43,7 +45,7 @@ struct LedgerTailCommand: ParsableCommand {
             var next: JSONValue = .null
             while events.count < n {
                 let page = try connection.call(
-                    "readLedger", ["after": .number(String(cursor)), "limit": .number(String(n - events.count))])
+                    "readLedger", ["after": .number(String(cursor)), "limit": .number(String(min(n - events.count, Self.pageLimit)))])
                 let batch = page["events"]?.arrayValue ?? []
                 events += batch
                 next = page["next"] ?? .null
@@ -63,9 +65,8 @@ struct LedgerTailCommand: ParsableCommand {
             guard follow else { return }
 
             while true {
-                let page = try connection.call(
-                    "readLedger",
-                    ["after": .number(String(cursor)), "limit": .number(String(Self.followPageLimit))])
+                let page = try context.read(
+                    "readLedger", ["after": .number(String(cursor)), "limit": .number(String(Self.pageLimit))], on: &connection)
                 let batch = page["events"]?.arrayValue ?? []
                 if !batch.isEmpty {
                     if context.json {

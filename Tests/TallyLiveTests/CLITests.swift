@@ -85,6 +85,7 @@ struct CLITests {
         let paged = try tally(["customers", "list", "--limit", "1"])
         #expect(paged.status == 0)
         #expect(paged.stderr.contains("--after"), "\(paged.stderr)")
+        #expect(try tally(["customers", "list", "--limit", "5000"]).status == 0, "a limit above the daemon's is capped, as the help says")
         let last = try tally(["customers", "list", "--limit", "1000"])
         #expect(!last.stderr.contains("more:"), "no hint on the last page: \(last.stderr)")
         let all = try parseJSON(try tallyOK(["customers", "list", "--all", "--limit", "2", "--json"]))
@@ -129,6 +130,11 @@ struct CLITests {
         #expect(sequences.count == 5)
         #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $1 == $0 + 1 }, "consecutive: \(sequences)")
         #expect(events.allSatisfy { $0["hash"]?.stringValue?.count == 64 })
+
+        // More than one page of the daemon's (at most 1000 per readLedger): the CLI pages.
+        for index in 0..<1001 where try daemon.lastSequence() < 1001 { _ = try daemon.call("provisionCustomer", ["customerId": .string("\(prefix)-more-\(index)")]) }
+        let many = try parseJSON(try tallyOK(["ledger", "tail", "-n", "1001", "--json"]))
+        #expect(many["events"]?.arrayValue?.count == 1001)
     }
 
     @Test("tally call getStatus prints the result as JSON")

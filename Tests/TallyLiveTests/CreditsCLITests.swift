@@ -139,12 +139,26 @@ struct CreditsCLITests {
 
     @Test("credits ledger --follow prints new entries as they are appended")
     func ledgerFollow() throws {
+        try Self.expectFollows(daemon, intervalMillis: 50, pauseSeconds: 0)
+    }
+
+    @Test("credits ledger --follow outlives the daemon's idle timeout: polls further apart than it reconnect")
+    func ledgerFollowAcrossIdleTimeout() throws {
+        let config = TemporaryDirectory()
+        let path = try writeFile("limits:\n  idleTimeoutSeconds: 1\n", named: "tallyd.yaml", in: config)
+        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        try Self.expectFollows(daemon, intervalMillis: 1500, pauseSeconds: 3)
+        #expect(try daemon.terminate() == 0)
+    }
+
+    /// Follows a new customer's ledger; after `pauseSeconds` appends entries and expects them printed.
+    static func expectFollows(_ daemon: LiveDaemon, intervalMillis: Int, pauseSeconds: UInt32) throws {
         let f = try CreditFixture(daemon, prefix: "cli")
         let first = try f.grantId("5")
         let out = try ProcessPipe()
         let process: ChildProcess
         do {
-            process = try ChildProcess(Binaries.tally, ["credits", "ledger", f.customer, "--follow", "--interval-ms", "50", "--socket", daemon.socketPath], stdout: out.write)
+            process = try ChildProcess(Binaries.tally, ["credits", "ledger", f.customer, "--follow", "--interval-ms", String(intervalMillis), "--socket", daemon.socketPath], stdout: out.write)
         } catch {
             close(out.read)
             close(out.write)
@@ -176,6 +190,8 @@ struct CreditsCLITests {
             return false
         }
         #expect(waitFor(first), "the existing entry is printed first: \(text.withLock { $0 })")
+        sleep(pauseSeconds)
+        #expect(process.isRunning, "the follower is still running")
         let second = try f.grantId("7")
         _ = try f.use("2")
         #expect(waitFor(second) && waitFor("CONSUMED"), "new entries follow: \(text.withLock { $0 })")

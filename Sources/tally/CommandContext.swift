@@ -16,7 +16,7 @@ struct TallyCommandContext {
             flag: options.socket,
             environment: Console.environment(SocketPath.environmentKey).map { [SocketPath.environmentKey: $0] } ?? [:])
         json = options.json
-        timeoutSeconds = options.timeout
+        timeoutSeconds = options.timeout ?? GlobalOptions.timeoutDefault
     }
 
     /// Opens a connection to the daemon.

@@ -11,10 +11,23 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print the raw result as JSON (one value), for scripts.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp("Seconds a request may wait for the daemon.", valueName: "seconds"))
-    var timeout: Int = 30
+    @Option(name: .long, help: ArgumentHelp(
+        "Seconds a request may wait for the daemon (default: 30; 3600 for ledger verify and snapshot create, which read the whole ledger).",
+        valueName: "seconds"))
+    var timeout: Int?
 
     mutating func validate() throws {
-        guard timeout > 0 else { throw ValidationError("--timeout must be at least 1 second.") }
+        if let timeout, timeout < 1 { throw ValidationError("--timeout must be at least 1 second.") }
+    }
+
+    static let timeoutDefault = 30
+    /// What the commands that read the whole ledger wait for when no --timeout is given.
+    static let longTimeoutDefault = 3600
+
+    /// These options with the long default when no --timeout was given.
+    var forLongRequest: GlobalOptions {
+        var options = self
+        options.timeout = timeout ?? Self.longTimeoutDefault
+        return options
     }
 }

@@ -14,9 +14,7 @@ struct LedgerVerifyCommand: ParsableCommand {
 
     func run() throws {
         let context = TallyCommandContext(global)
-        var options = global
-        options.timeout = max(options.timeout, 3600)
-        let patient = TallyCommandContext(options)
+        let patient = TallyCommandContext(global.forLongRequest)
         var valid = true
         try patient.run { connection in
             let result = try connection.call("verifyLedger")

@@ -19,9 +19,7 @@ struct SnapshotCreateCommand: ParsableCommand {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let context = TallyCommandContext(global)
         // Flushing, checkpointing and copying a large database takes a while.
-        var options = global
-        options.timeout = max(options.timeout, 3600)
-        let patient = TallyCommandContext(options)
+        let patient = TallyCommandContext(global.forLongRequest)
         try patient.run { connection in
             let result = try connection.call("createSnapshot", ["path": .string(absolute)])
             context.output(result) {

@@ -171,6 +171,27 @@ struct CLITests {
         #expect(result.stdout.isEmpty)
     }
 
+    @Test("--timeout holds for every command, also those that wait an hour by default (ledger verify, snapshot create)")
+    func timeoutEverywhere() throws {
+        // A socket that takes connections (the kernel's backlog) but never answers.
+        let directory = TemporaryDirectory()
+        let path = directory.path + "/silent.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8))
+            raw[path.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0 && listen(fd, 8) == 0)
+        for arguments in [["status"], ["ledger", "verify"], ["snapshot", "create", directory.path + "/snap"]] {
+            let result = try runProgram(Binaries.tally, arguments + ["--socket", path, "--timeout", "1"], timeoutSeconds: 20)
+            #expect(result.status == 2, "\(arguments): \(result)")
+        }
+    }
+
     @Test("TALLY_SOCKET is used when --socket is absent")
     func environmentSocket() throws {
         let result = try tally(["status", "--json"], socket: false, environment: ["TALLY_SOCKET": daemon.socketPath])

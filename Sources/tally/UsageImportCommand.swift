@@ -14,7 +14,9 @@ struct UsageImportCommand: ParsableCommand {
             under the daemon's 1 MiB line limit); each record \
             succeeds or fails on its own, and importing the same records again answers duplicates. \
             Prints the accepted, duplicate and rejected counts, then each rejection by record \
-            number (1-based, across the whole file).
+            number (1-based, across the whole file) with the daemon's error code. With --json: \
+            {records, accepted, duplicates, rejected: [{record, code, message}]} over all the calls \
+            (`tally call importRecords` gives one call's raw result, measurements included).
             Exit status: 0 every record was accepted or a duplicate, 1 some were rejected or a call \
             failed, 2 the daemon could not be reached, 64 bad usage or input that is not JSON.
             """)
@@ -54,8 +56,8 @@ struct UsageImportCommand: ParsableCommand {
         let context = TallyCommandContext(global)
         var accepted = 0, duplicates = 0
         let (chunks, oversized) = Self.chunks(records, recordsMax: batch)
-        var rejections: [(record: Int, message: String)] = oversized.map { index in
-            (index + 1, "not sent: the record is \(records[index].jsonText.utf8.count) bytes, over the \(Self.chunkBytesMax) a call may carry")
+        var rejections: [(record: Int, code: JSONValue, message: String)] = oversized.map { index in
+            (index + 1, .null, "not sent: the record is \(records[index].jsonText.utf8.count) bytes, over the \(Self.chunkBytesMax) a call may carry")
         }
         try context.run { connection in
             for chunk in chunks {
@@ -64,7 +66,7 @@ struct UsageImportCommand: ParsableCommand {
                     result = try connection.call("importRecords", ["format": .string(format.uppercased()), "records": .array(chunk.map { records[$0] })])
                 } catch let error as RPCError {
                     // The call as a whole was refused: each of its records with the reason.
-                    rejections += chunk.map { ($0 + 1, "\(error)") }
+                    rejections += chunk.map { ($0 + 1, .integer(error.code), "\(error)") }
                     continue
                 }
                 accepted += Int(result["accepted"]?.numberText ?? "") ?? 0
@@ -76,20 +78,23 @@ struct UsageImportCommand: ParsableCommand {
                     let message = (rejection["message"]?.stringValue ?? "")
                         .replacingOccurrences(of: "records[\(index)].", with: "")
                         .replacingOccurrences(of: "records[\(index)]: ", with: "")
-                    rejections.append(((chunk.indices.contains(index) ? chunk[index] : 0) + 1, message))
+                    rejections.append(((chunk.indices.contains(index) ? chunk[index] : 0) + 1, rejection["code"] ?? .null, message))
                 }
             }
             rejections.sort { $0.record < $1.record }
             let summary: JSONValue = [
                 "records": .integer(records.count), "accepted": .integer(accepted), "duplicates": .integer(duplicates),
-                "rejected": .array(rejections.map { ["record": .integer($0.record), "message": .string($0.message)] }),
+                "rejected": .array(rejections.map { ["record": .integer($0.record), "code": $0.code, "message": .string($0.message)] }),
             ]
             context.output(summary) {
                 var text = TableFormatter.keyValue([
                     ("records", String(records.count)), ("accepted", String(accepted)),
                     ("duplicates", String(duplicates)), ("rejected", String(rejections.count)),
                 ])
-                for rejection in rejections { text += "\nrecord \(rejection.record): \(rejection.message)" }
+                for rejection in rejections {
+                    let code = rejection.code.isNull ? "" : " (code \(Display.cell(rejection.code)))"
+                    text += "\nrecord \(rejection.record): \(rejection.message)\(code)"
+                }
                 return text
             }
         }

@@ -343,8 +343,10 @@ struct UsageCLITests {
         let first = try tally(["usage", "import", "octane", "-", "--batch", "2"], stdin: ndjson)
         #expect(first.status == 1, "a rejected record makes the exit status 1: \(first.stdout)\(first.stderr)")
         #expect(first.stdout.contains("accepted") && first.stdout.contains("record 2:") && first.stdout.contains("colour"), "\(first.stdout)")
+        #expect(first.stdout.contains("(code -32602)"), "the daemon's code is shown: \(first.stdout)")
         let again = try parseJSON(try tallyOK(["usage", "import", "OCTANE", "-", "--json"], status: 1, stdin: ndjson))
         #expect(again["accepted"] == 0 && again["duplicates"] == 2 && again["rejected"]?.arrayValue?.count == 1, "\(again.jsonText)")
+        #expect(again.field("rejected")?.arrayValue?.first?["code"] == -32602, "\(again.jsonText)")
 
         let directory = TemporaryDirectory("import")
         let array = directory.path + "/records.json"

@@ -184,8 +184,15 @@ final class AnchorWriter: @unchecked Sendable {
 enum DurableFiles {
     struct Failure: Error, CustomStringConvertible {
         let description: String
-        init(_ description: String) { self.description = description }
-        static func errno(_ what: String) -> Failure { Failure("\(what): \(String(cString: strerror(Glibc.errno)))") }
+        /// The failure was writing the copy, not reading the original (a full disk, say).
+        var isDestination = false
+        init(_ description: String, isDestination: Bool = false) {
+            self.description = description
+            self.isDestination = isDestination
+        }
+        static func errno(_ what: String, destination: Bool = false) -> Failure {
+            Failure("\(what): \(String(cString: strerror(Glibc.errno)))", isDestination: destination)
+        }
     }
 
     /// Writes `bytes` to `path` via `path.tmp`, fsyncs the file, renames, fsyncs the directory.

@@ -221,7 +221,7 @@ enum SnapshotFiles {
         guard input >= 0 else { throw .errno("open \(source)") }
         defer { close(input) }
         let output = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard output >= 0 else { throw .errno("create \(destination)") }
+        guard output >= 0 else { throw .errno("create \(destination)", destination: true) }
         defer { close(output) }
         var hasher = StreamingSHA256()
         var size: UInt64 = 0
@@ -247,11 +247,11 @@ enum SnapshotFiles {
                 }
                 return false
             }
-            if failed { throw .errno("write \(destination)") }
+            if failed { throw .errno("write \(destination)", destination: true) }
             size += UInt64(n)
             progress?(UInt64(n))
         }
-        guard fsync(output) == 0 else { throw .errno("fsync \(destination)") }
+        guard fsync(output) == 0 else { throw .errno("fsync \(destination)", destination: true) }
         return (size, hasher.finalize())
     }
 }

@@ -63,6 +63,9 @@ extension Snapshots {
                     done += bytes
                     progress?(done, total)
                 }
+            } catch where error.isDestination {
+                // Not the snapshot's fault: the place the copy goes (full, read-only, failing).
+                throw SnapshotError("cannot write the trial copy in \(trial) (\(error)); the snapshot was not found at fault. The copy needs \(total) bytes: free space there, or use another place, and run it again")
             } catch {
                 result.problems.append("\(file.name): cannot be read (\(error))")
                 continue

@@ -37,6 +37,28 @@ struct DiskFullTests {
         for fillerMB in [14, 11] { try Self.fillDisk(leaving: 24 - fillerMB, fillerMB: fillerMB) }
     }
 
+    @Test("snapshot verify with too little room for its trial copy says so, and does not call a good snapshot bad",
+          .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))
+    func verifyWithoutRoom() throws {
+        let daemon = try LiveDaemon().start()
+        for i in 0..<200 { _ = try daemon.call("provisionCustomer", ["customerId": .string("room-\(i)"), "name": .string(String(repeating: "n", count: 500))]) }
+        let snapshots = TemporaryDirectory("tally-room-snap")
+        let snapshot = snapshots.path + "/snap"
+        _ = try daemon.call("createSnapshot", ["path": .string(snapshot)])
+        #expect(try daemon.terminate() == 0)
+        let disk = TemporaryDirectory("tally-room-disk")
+        let mounted = try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=16k", "tmpfs", disk.path])
+        try #require(mounted.status == 0, "\(mounted.stderr)")
+        defer { _ = try? runProgram("/bin/umount", ["-l", disk.path]) }
+        let cramped = try runProgram(Binaries.tally, ["snapshot", "verify", snapshot, "--scratch", disk.path])
+        #expect(cramped.status != 0, "\(cramped)")
+        let text = cramped.stdout + cramped.stderr
+        #expect(text.contains("not found at fault") && text.contains("free space"), "\(text)")
+        #expect(!text.contains("cannot be trusted"), "a good snapshot was called bad: \(text)")
+        let roomy = try runProgram(Binaries.tally, ["snapshot", "verify", snapshot])
+        #expect(roomy.status == 0, "\(roomy)")
+    }
+
     static func fillDisk(leaving freeMB: Int, fillerMB: Int) throws {
         let disk = TemporaryDirectory("tally-small")
         let mounted = try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", disk.path])

@@ -98,6 +98,18 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
         return anchor
     }
 
+    /// After a restore: writes both, and if the copy beside the directory cannot be written (a
+    /// full disk), removes it, since a copy left at the old state would make the next start refuse
+    /// the restored database as a rollback. A start writes the copy again.
+    /// - Throws: `StorageError.corrupt` when the anchor cannot be written or a stale copy stays.
+    func writeAfterRestore(dataDirectory: String) throws(StorageError) {
+        guard try !write(dataDirectory: dataDirectory) else { return }
+        let mirror = Self.mirrorPath(in: dataDirectory)
+        if unlink(mirror) != 0, errno != ENOENT {
+            throw .corrupt("the database was restored, but the anchor's copy \(mirror) could be neither rewritten nor removed (\(String(cString: strerror(errno)))): delete it by hand before starting tallyd, or the start refuses the restored database as a rollback")
+        }
+    }
+
     /// Replaces the anchor in `dataDirectory` atomically and durably (a temporary file, fsync,
     /// rename, fsync of the directory), then its copy beside it, best-effort. Used when the anchor
     /// is created and by restore.

@@ -68,7 +68,7 @@ extension Snapshots {
             }
             guard rename(temporary, database) == 0 else { throw DurableFiles.Failure.errno("rename \(temporary) to \(database)") }
             try DurableFiles.syncDirectory(dataDirectory)
-            try anchor.write(dataDirectory: dataDirectory)
+            try anchor.writeAfterRestore(dataDirectory: dataDirectory)
             guard unlink(RestoreJournal.journalPath(in: dataDirectory)) == 0 else { throw DurableFiles.Failure.errno("remove the restore journal") }
             try DurableFiles.syncDirectory(dataDirectory)
             logger.notice("restored the database from a snapshot", metadata: ["snapshot": "\(path)", "sequence": "\(manifest.sequence)", "oldDatabase": "\(moved ?? "none")"])
@@ -114,10 +114,10 @@ enum RestoreJournal {
             guard rename(temporary, database) == 0 else {
                 throw .corrupt("cannot finish an interrupted restore: rename \(temporary) to \(database): \(String(cString: strerror(errno)))")
             }
-            try anchor.write(dataDirectory: dataDirectory)
+            try anchor.writeAfterRestore(dataDirectory: dataDirectory)
             logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
         case (false, true):
-            try anchor.write(dataDirectory: dataDirectory)
+            try anchor.writeAfterRestore(dataDirectory: dataDirectory)
             logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
         case (false, false):
             throw .corrupt("an interrupted restore left neither \(database) nor \(temporary); run the restore again")

@@ -389,6 +389,31 @@ struct DisasterRecoveryTests {
         #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
     }
 
+    @Test("a restore that can neither rewrite nor remove the anchor's copy beside the data directory says so and fails, instead of leaving a copy that refuses the next start")
+    func restoreWithStuckAnchorCopy() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<10)
+        let snapshots = TemporaryDirectory("tally-stuck-snap")
+        let snapshot = snapshots.path + "/snap"
+        _ = try daemon.call("createSnapshot", ["path": .string(snapshot)])
+        try Self.provision(daemon, 10..<20)
+        #expect(try daemon.terminate() == 0)
+        // The copy cannot be replaced or unlinked: a directory (with a file in it) stands there.
+        let mirror = Anchor.mirrorPath(in: daemon.dataDirectory)
+        try FileManager.default.removeItem(atPath: mirror)
+        try FileManager.default.createDirectory(atPath: mirror, withIntermediateDirectories: false)
+        #expect(FileManager.default.createFile(atPath: mirror + "/x", contents: Data()))
+        defer { try? FileManager.default.removeItem(atPath: mirror) }
+        let restored = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
+        #expect(restored.status != 0, "\(restored.stdout)\(restored.stderr)")
+        #expect((restored.stdout + restored.stderr).contains("delete it by hand"), "\(restored.stdout)\(restored.stderr)")
+        // Once the operator removes it, the start finishes the restore at the snapshot's sequence.
+        try FileManager.default.removeItem(atPath: mirror)
+        try daemon.start()
+        #expect(try daemon.lastSequence() == 10)
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("a data directory whose database was rolled back to an older copy is refused at start")
     func rolledBack() throws {
         let daemon = try LiveDaemon().start()

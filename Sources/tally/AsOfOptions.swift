@@ -6,7 +6,7 @@ struct AsOfOptions: ParsableArguments {
     @Option(name: .customLong("as-of"), help: ArgumentHelp("As the ledger stood at this time (RFC 3339).", valueName: "time"))
     var time: String?
 
-    @Option(name: .customLong("as-of-sequence"), help: ArgumentHelp("As the ledger stood after this event.", valueName: "n"))
+    @Option(name: .customLong("as-of-sequence"), parsing: .unconditional, help: ArgumentHelp("As the ledger stood after this event.", valueName: "n"))
     var sequence: Int?
 
     func validate() throws {

@@ -32,7 +32,7 @@ struct CreditsGrantCommand: ParsableCommand {
     @Option(help: "PAID (purchased) or PROMOTIONAL (free or incentive).")
     var type: GrantType = .paid
 
-    @Option(help: ArgumentHelp("Draw order, 0–100: lower is drawn first (default 50).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Draw order, 0–100: lower is drawn first (default 50).", valueName: "n"))
     var priority: Int?
 
     @Option(name: .customLong("expire-at"), help: ArgumentHelp("When what is left expires (RFC 3339).", valueName: "time"))

@@ -41,13 +41,13 @@ struct CreditsLedgerCommand: ParsableCommand {
     @Option(help: "Only entries of this type (GRANTED, CONSUMED, EXPIRED, VOIDED).")
     var type: EventType?
 
-    @Option(help: ArgumentHelp("Start after this ledger sequence.", valueName: "sequence"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Start after this ledger sequence.", valueName: "sequence"))
     var after: Int?
 
     @Flag(help: "Keep polling for new entries and print them as they come.")
     var follow = false
 
-    @Option(name: .customLong("interval-ms"), help: "Milliseconds between polls with --follow.")
+    @Option(name: .customLong("interval-ms"), parsing: .unconditional, help: "Milliseconds between polls with --follow.")
     var intervalMillis: Int = 500
 
     func validate() throws {

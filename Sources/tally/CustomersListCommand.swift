@@ -10,7 +10,7 @@ struct CustomersListCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Customers per page (the daemon caps it).")
+    @Option(parsing: .unconditional, help: "Customers per page (the daemon caps it).")
     var limit: Int?
 
     @Option(help: ArgumentHelp("Start after this cursor (the `next` of a previous page).", valueName: "cursor"))

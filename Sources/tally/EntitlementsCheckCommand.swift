@@ -25,7 +25,7 @@ struct EntitlementsCheckCommand: ParsableCommand {
     @Argument(help: "The feature's id.")
     var featureId: String
 
-    @Option(help: ArgumentHelp("Units the caller is about to use (default 1).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Units the caller is about to use (default 1).", valueName: "n"))
     var requested: String?
 
     @Option(help: ArgumentHelp("Count only usage of this resource.", valueName: "id"))

@@ -64,10 +64,10 @@ struct EventsSendCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The NDJSON file; - reads standard input.", valueName: "file.jsonl"))
     var file: String
 
-    @Option(help: "Events per reportEvent call (at most \(UsageMethods.eventsPerCallMax)).")
+    @Option(parsing: .unconditional, help: "Events per reportEvent call (at most \(UsageMethods.eventsPerCallMax)).")
     var batch: Int = 1000
 
-    @Option(help: "reportEvent calls in flight at once on the connection.")
+    @Option(parsing: .unconditional, help: "reportEvent calls in flight at once on the connection.")
     var pipeline: Int = 4
 
     func validate() throws {

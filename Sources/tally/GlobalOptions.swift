@@ -11,7 +11,7 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print the raw result as JSON (one value), for scripts.")
     var json = false
 
-    @Option(name: .long, help: ArgumentHelp(
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(
         "Seconds a request may wait for the daemon (default: 30; 3600 for ledger verify and snapshot create, which read the whole ledger).",
         valueName: "seconds"))
     var timeout: Int?

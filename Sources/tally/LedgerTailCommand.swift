@@ -17,13 +17,13 @@ struct LedgerTailCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .short, help: "How many of the last events to show.")
+    @Option(name: .short, parsing: .unconditional, help: "How many of the last events to show.")
     var n: Int = 20
 
     @Flag(help: "Keep polling for new events and print them as they come.")
     var follow = false
 
-    @Option(name: .customLong("interval-ms"), help: "Milliseconds between polls with --follow.")
+    @Option(name: .customLong("interval-ms"), parsing: .unconditional, help: "Milliseconds between polls with --follow.")
     var intervalMillis: Int = 500
 
     func validate() throws {

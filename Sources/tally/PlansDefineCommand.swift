@@ -28,7 +28,7 @@ struct PlansDefineCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A feature the plan grants; repeat for more.", valueName: "feature[:limit][:PERIOD]"))
     var entitlement: [String] = []
 
-    @Option(name: .customLong("trial-days"), help: "Length of the trial, in days.")
+    @Option(name: .customLong("trial-days"), parsing: .unconditional, help: "Length of the trial, in days.")
     var trialDays: Int?
 
     @Option(help: "Makes a retry safe: the same key and payload returns the original result.")

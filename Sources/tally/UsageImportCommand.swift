@@ -29,7 +29,7 @@ struct UsageImportCommand: ParsableCommand {
     @Argument(help: "The file of records, or - for standard input.")
     var file: String
 
-    @Option(help: "Records per importRecords call (1–\(ImportFormats.recordsMax)).")
+    @Option(parsing: .unconditional, help: "Records per importRecords call (1–\(ImportFormats.recordsMax)).")
     var batch = 500
 
     func validate() throws {

@@ -192,6 +192,19 @@ struct CLITests {
         }
     }
 
+    @Test("a negative number for a numeric option gets that option's own message and exit 64, not \"missing value\"")
+    func negativeOptionValues() throws {
+        let cases: [([String], String)] = [
+            (["credits", "balance", "a", "--as-of-sequence", "-1"], "--as-of-sequence"), (["status", "--timeout", "-1"], "--timeout"),
+            (["ledger", "tail", "-n", "-3"], "-n"), (["entitlements", "check", "a", "f", "--requested", "-1"], "--requested"),
+            (["events", "send", "x.jsonl", "--batch", "-5"], "--batch"), (["plans", "define", "p", "--name", "P", "--trial-days", "-1"], "--trial-days"),
+        ]
+        for (arguments, option) in cases {
+            let result = try tally(arguments)
+            #expect(result.status == 64 && result.stderr.contains(option) && !result.stderr.contains("Missing"), "\(arguments): \(result.stderr)")
+        }
+    }
+
     @Test("TALLY_SOCKET is used when --socket is absent")
     func environmentSocket() throws {
         let result = try tally(["status", "--json"], socket: false, environment: ["TALLY_SOCKET": daemon.socketPath])

@@ -37,16 +37,16 @@ struct CreditsAutoRechargeCommand: ParsableCommand {
     @Option(name: .customLong("max-spend"), help: ArgumentHelp("At most this much recharged per calendar month.", valueName: "amount"))
     var maxSpend: String?
 
-    @Option(name: .customLong("expiration-period"), help: ArgumentHelp("Recharge grants expire after DAY, WEEK, MONTH or YEAR.", valueName: "period"))
+    @Option(name: .customLong("expiration-period"), help: ArgumentHelp("Recharge grants expire after DAY, WEEK, MONTH or YEAR.", valueName: "period"), transform: Checked.period)
     var expirationPeriod: String?
 
     var changes: Bool { enable || disable || threshold != nil || target != nil || maxSpend != nil || expirationPeriod != nil }
 
     func validate() throws {
         if enable && disable { throw ValidationError("give --enable or --disable, not both.") }
-        if let threshold { try CreditsCommand.validateAmount(threshold, "--threshold") }
-        if let target { try CreditsCommand.validateAmount(target, "--target") }
-        if let maxSpend { try CreditsCommand.validateAmount(maxSpend, "--max-spend") }
+        if let threshold { try Checked.amount(threshold, "--threshold") }
+        if let target { try Checked.amount(target, "--target") }
+        if let maxSpend { try Checked.amount(maxSpend, "--max-spend") }
     }
 
     func run() throws {

@@ -11,13 +11,6 @@ struct CreditsCommand: ParsableCommand {
             CreditsLedgerCommand.self, CreditsUsageCommand.self, CreditsAutoRechargeCommand.self,
         ])
 
-    /// Throws a usage error unless `text` is a plain decimal (the daemon checks range and digits).
-    static func validateAmount(_ text: String, _ what: String) throws {
-        guard TableFormatter.isNumeric(text) else {
-            throw ValidationError("\(what) must be a decimal number like 100 or 12.5, got '\(text)'.")
-        }
-    }
-
     /// A CreditGrant for people: its fields, the important ones first.
     static func renderGrant(_ grant: JSONValue) -> String {
         var rows = Display.fields(

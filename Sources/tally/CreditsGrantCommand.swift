@@ -35,10 +35,10 @@ struct CreditsGrantCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Draw order, 0–100: lower is drawn first (default 50).", valueName: "n"))
     var priority: Int?
 
-    @Option(name: .customLong("expire-at"), help: ArgumentHelp("When what is left expires (RFC 3339).", valueName: "time"))
+    @Option(name: .customLong("expire-at"), help: ArgumentHelp("When what is left expires (RFC 3339).", valueName: "time"), transform: Checked.timestamp)
     var expireAt: String?
 
-    @Option(name: .customLong("effective-at"), help: ArgumentHelp("When the credits become usable (RFC 3339; default now).", valueName: "time"))
+    @Option(name: .customLong("effective-at"), help: ArgumentHelp("When the credits become usable (RFC 3339; default now).", valueName: "time"), transform: Checked.timestamp)
     var effectiveAt: String?
 
     @Option(help: ArgumentHelp("Credit this resource's pool instead of the global one.", valueName: "id"))
@@ -54,7 +54,7 @@ struct CreditsGrantCommand: ParsableCommand {
     var idempotencyKey: String?
 
     func validate() throws {
-        try CreditsCommand.validateAmount(amount, "AMOUNT")
+        try Checked.amount(amount, "AMOUNT", positive: true)
         if let priority, !(0...100).contains(priority) { throw ValidationError("--priority must be from 0 to 100, got \(priority).") }
     }
 

@@ -32,10 +32,10 @@ struct CreditsUsageCommand: ParsableCommand {
     @Option(help: "A preset window ending now: LAST_DAY, LAST_WEEK, LAST_MONTH (default) or LAST_YEAR.")
     var range: Range?
 
-    @Option(help: ArgumentHelp("The first instant (RFC 3339); overrides --range.", valueName: "time"))
+    @Option(help: ArgumentHelp("The first instant (RFC 3339); overrides --range.", valueName: "time"), transform: Checked.timestamp)
     var start: String?
 
-    @Option(help: ArgumentHelp("The end, exclusive (RFC 3339; default now).", valueName: "time"))
+    @Option(help: ArgumentHelp("The end, exclusive (RFC 3339; default now).", valueName: "time"), transform: Checked.timestamp)
     var end: String?
 
     @Option(name: .customLong("group-by"), help: ArgumentHelp("A dimension key, or featureId, to split series by; up to 3.", valueName: "key"))

@@ -23,10 +23,10 @@ struct EntitlementsGrantCommand: ParsableCommand {
     @Flag(help: "No usage limit.")
     var unlimited = false
 
-    @Option(help: ArgumentHelp("When the usage limit resets: DAY, WEEK, MONTH or YEAR (UTC calendar periods).", valueName: "period"))
+    @Option(help: ArgumentHelp("When the usage limit resets: DAY, WEEK, MONTH or YEAR (UTC calendar periods).", valueName: "period"), transform: Checked.period)
     var resetPeriod: String?
 
-    @Option(help: ArgumentHelp("When the promotion ends (RFC 3339).", valueName: "time"))
+    @Option(help: ArgumentHelp("When the promotion ends (RFC 3339).", valueName: "time"), transform: Checked.timestamp)
     var endDate: String?
 
     func validate() throws {

@@ -27,7 +27,7 @@ struct SubscriptionsProvisionCommand: ParsableCommand {
     @Option(help: "The subscription's status (default ACTIVE).")
     var status: Status?
 
-    @Option(name: .customLong("start-date"), help: ArgumentHelp("When it starts (RFC 3339; default: now).", valueName: "time"))
+    @Option(name: .customLong("start-date"), help: ArgumentHelp("When it starts (RFC 3339; default: now).", valueName: "time"), transform: Checked.timestamp)
     var startDate: String?
 
     @Option(help: "Makes a retry safe: the same key and payload returns the original result.")

@@ -26,10 +26,10 @@ struct UsageHistoryCommand: ParsableCommand {
     @Argument(help: "The feature's id.")
     var featureId: String
 
-    @Option(help: ArgumentHelp("The first instant (RFC 3339).", valueName: "time"))
+    @Option(help: ArgumentHelp("The first instant (RFC 3339).", valueName: "time"), transform: Checked.timestamp)
     var start: String
 
-    @Option(help: ArgumentHelp("The end, exclusive (RFC 3339; default: open).", valueName: "time"))
+    @Option(help: ArgumentHelp("The end, exclusive (RFC 3339; default: open).", valueName: "time"), transform: Checked.timestamp)
     var end: String?
 
     @Option(help: "The bucket size.")

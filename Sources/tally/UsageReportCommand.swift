@@ -32,7 +32,7 @@ struct UsageReportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A dimension of the measurement; repeat for more.", valueName: "key=value"))
     var dimension: [String] = []
 
-    @Option(help: ArgumentHelp("When the usage happened (RFC 3339; default: now).", valueName: "time"))
+    @Option(help: ArgumentHelp("When the usage happened (RFC 3339; default: now).", valueName: "time"), transform: Checked.timestamp)
     var timestamp: String?
 
     @Option(help: "Makes a retry safe: the same key and payload returns the original result.")

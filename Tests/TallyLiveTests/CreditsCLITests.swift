@@ -60,8 +60,17 @@ struct CreditsCLITests {
             let result = try tally(bad)
             #expect(result.status == 64, "\(bad): \(result.status) \(result.stderr)")
         }
-        let zero = try tally(["credits", "grant", f.customer, f.currency, "0"])
-        #expect(zero.status == 1 && zero.stderr.contains("amount"), "\(zero.status) \(zero.stderr)")
+        // What the daemon would refuse is refused before anything is sent, with the reason.
+        let before = try daemon.lastSequence()
+        for (bad, reason) in [("0", "greater than 0"), ("-1", "greater than 0"), ("1.0000000000001", "12 fractional digits"), ("007", "not a decimal")] {
+            let result = try tally(["credits", "grant", f.customer, f.currency, "--", bad])
+            #expect(result.status == 64 && result.stderr.contains(reason), "\(bad): \(result.status) \(result.stderr)")
+        }
+        for option in ["--expire-at", "--effective-at"] {
+            let result = try tally(["credits", "grant", f.customer, f.currency, "1", option, "2026-01-01"])
+            #expect(result.status == 64 && result.stderr.contains("RFC 3339"), "\(option): \(result.stderr)")
+        }
+        #expect(try daemon.lastSequence() == before)
         let missing = try tally(["credits", "grant", uniqueID("nocust"), f.currency, "1"])
         #expect(missing.status == 1 && missing.stderr.contains("CUSTOMER_NOT_FOUND"), "\(missing.stderr)")
     }

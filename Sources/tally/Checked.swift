@@ -1,0 +1,38 @@
+import ArgumentParser
+import TallyCore
+
+/// Option values checked before anything is sent, with the daemon's own parsers: a value the
+/// daemon would refuse is refused here (exit 64) with the reason.
+enum Checked {
+    struct Invalid: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// An RFC 3339 timestamp as the daemon takes it (4-digit year, seconds, `Z` or `±hh:mm`).
+    static func timestamp(_ text: String) throws -> String {
+        do {
+            _ = try Timestamp(parsingRFC3339: text)
+        } catch {
+            throw Invalid(description: "not an RFC 3339 timestamp like 2026-11-01T00:00:00Z (\(error.reason))")
+        }
+        return text
+    }
+
+    /// DAY, WEEK, MONTH or YEAR, in any case.
+    static func period(_ text: String) throws -> String {
+        guard ["DAY", "WEEK", "MONTH", "YEAR"].contains(text.uppercased()) else { throw Invalid(description: "must be DAY, WEEK, MONTH or YEAR") }
+        return text
+    }
+
+    /// An exact decimal as the daemon takes it (at most 12 fractional digits, below 10²¹).
+    static func amount(_ text: String, _ what: String, positive: Bool = false) throws {
+        let value: Amount
+        do {
+            value = try Amount(parsing: text)
+        } catch {
+            throw ValidationError("\(what) must be an exact decimal like 100 or 12.5, got '\(text)' (\(error)).")
+        }
+        if positive, !value.isPositive { throw ValidationError("\(what) must be greater than 0, got '\(text)'.") }
+        if value.isNegative { throw ValidationError("\(what) must not be negative, got '\(text)'.") }
+    }
+}

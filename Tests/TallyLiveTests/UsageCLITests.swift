@@ -139,6 +139,7 @@ struct UsageCLITests {
     @Test("usage history shows a table and a sparkline per series; --group-by adds tag columns")
     func history() throws {
         let (feature, customer) = try meteredFeatureAndCustomer()
+        let beforeReports = try daemon.lastSequence()
         let reports: [(String, String, String)] = [
             ("2026-03-01T10:00:00Z", "eu", "1"), ("2026-03-01T11:30:00Z", "eu", "4"), ("2026-03-01T13:05:00Z", "us", "8"),
         ]
@@ -171,8 +172,14 @@ struct UsageCLITests {
 
         // --as-of-sequence: as the ledger stood after the first report (found in the log; other
         // tests of the suite append beside this one).
-        let recent = try daemon.call("readLedger", ["after": .integer(max(0, try daemon.lastSequence() - 500)), "limit": 500])["events"]?.arrayValue ?? []
-        let first = try #require(recent.first { $0["type"] == "USAGE_REPORTED" && $0.field("data.customerId") == .string(customer) }?["sequence"]?.intValue, "\(recent.suffix(3))")
+        var cursor = beforeReports, found: Int?
+        while found == nil {
+            let page = try daemon.call("readLedger", ["after": .integer(cursor), "limit": 1000])["events"]?.arrayValue ?? []
+            guard let last = page.last?["sequence"]?.intValue else { break }
+            found = page.first { $0["type"] == "USAGE_REPORTED" && $0.field("data.customerId") == .string(customer) }?["sequence"]?.intValue
+            cursor = last
+        }
+        let first = try #require(found)
         let then = try tallyOK(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--as-of-sequence", String(first)])
         #expect(then.contains("total 1") && !then.contains("total 13") && then.contains("as of sequence \(first)"), "\(then)")
         let refused = try tally(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--as-of", "2026-01-01T00:00:00Z", "--as-of-sequence", "1"])

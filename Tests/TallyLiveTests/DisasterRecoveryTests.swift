@@ -414,6 +414,24 @@ struct DisasterRecoveryTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("restore refuses a data directory whose database a daemon has open, also when its tallyd.lock was deleted")
+    func restoreUnderDaemonWithoutLockFile() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<5)
+        let snapshots = TemporaryDirectory("tally-lockless-snap")
+        let snapshot = snapshots.path + "/snap"
+        _ = try daemon.call("createSnapshot", ["path": .string(snapshot)])
+        try Self.provision(daemon, 5..<10)
+        try FileManager.default.removeItem(atPath: daemon.dataDirectory + "/tallyd.lock")
+        let refused = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
+        #expect(refused.status != 0 && refused.stderr.contains("open in another process"), "\(refused.stdout)\(refused.stderr)")
+        #expect(try daemon.lastSequence() == 10, "the daemon keeps its database")
+        try Self.provision(daemon, 10..<11)
+        #expect(try daemon.terminate() == 0)
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 0 && replay.stdout.contains("11"), "\(replay.stdout)\(replay.stderr)")
+    }
+
     @Test("a data directory whose database was rolled back to an older copy is refused at start")
     func rolledBack() throws {
         let daemon = try LiveDaemon().start()

@@ -14,6 +14,11 @@ extension MethodTable {
             guard path.hasPrefix("/") else {
                 throw RPCFailure.invalidParams(field: "path", "must be an absolute path (the daemon's working directory is not the caller's)")
             }
+            // Linux's NAME_MAX and PATH_MAX, with room for the hidden work directory beside it.
+            if let long = path.split(separator: "/").first(where: { $0.utf8.count > 200 }) {
+                throw RPCFailure.invalidParams(field: "path", "has a component of \(long.utf8.count) bytes; at most 200 (a file name holds 255, and the snapshot's work directory adds to it)")
+            }
+            guard path.utf8.count <= 3800 else { throw RPCFailure.invalidParams(field: "path", "is \(path.utf8.count) bytes long; at most 3800") }
             let manifest: SnapshotManifest
             do {
                 manifest = try dispatcher.ledger.createSnapshot(at: path)

@@ -41,6 +41,16 @@ struct DisasterRecoveryTests {
     }
 
     /// Starting must fail with exit 1 and a log line containing every one of `phrases`.
+    /// A running daemon with `taken` customers in a snapshot at `<directory>/snap`, and `more` after it.
+    static func daemonWithSnapshot(taken: Int, more: Int) throws -> (LiveDaemon, TemporaryDirectory) {
+        let daemon = try LiveDaemon().start()
+        try provision(daemon, 0..<taken)
+        let snapshots = TemporaryDirectory("tally-snap")
+        _ = try daemon.call("createSnapshot", ["path": .string(snapshots.path + "/snap")])
+        try provision(daemon, taken..<(taken + more))
+        return (daemon, snapshots)
+    }
+
     static func expectStartRefused(_ daemon: LiveDaemon, _ phrases: [String], sourceLocation: SourceLocation = #_sourceLocation) {
         do {
             try daemon.start(timeoutSeconds: 10)
@@ -391,12 +401,8 @@ struct DisasterRecoveryTests {
 
     @Test("a restore that can neither rewrite nor remove the anchor's copy beside the data directory says so and fails, instead of leaving a copy that refuses the next start")
     func restoreWithStuckAnchorCopy() throws {
-        let daemon = try LiveDaemon().start()
-        try Self.provision(daemon, 0..<10)
-        let snapshots = TemporaryDirectory("tally-stuck-snap")
+        let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 10, more: 10)
         let snapshot = snapshots.path + "/snap"
-        _ = try daemon.call("createSnapshot", ["path": .string(snapshot)])
-        try Self.provision(daemon, 10..<20)
         #expect(try daemon.terminate() == 0)
         // The copy cannot be replaced or unlinked: a directory (with a file in it) stands there.
         let mirror = Anchor.mirrorPath(in: daemon.dataDirectory)
@@ -416,12 +422,8 @@ struct DisasterRecoveryTests {
 
     @Test("restore refuses a data directory whose database a daemon has open, also when its tallyd.lock was deleted")
     func restoreUnderDaemonWithoutLockFile() throws {
-        let daemon = try LiveDaemon().start()
-        try Self.provision(daemon, 0..<5)
-        let snapshots = TemporaryDirectory("tally-lockless-snap")
+        let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 5, more: 5)
         let snapshot = snapshots.path + "/snap"
-        _ = try daemon.call("createSnapshot", ["path": .string(snapshot)])
-        try Self.provision(daemon, 5..<10)
         try FileManager.default.removeItem(atPath: daemon.dataDirectory + "/tallyd.lock")
         let refused = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
         #expect(refused.status != 0 && refused.stderr.contains("open in another process"), "\(refused.stdout)\(refused.stderr)")

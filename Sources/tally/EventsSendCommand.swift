@@ -89,7 +89,7 @@ struct EventsSendCommand: ParsableCommand {
         var sender = Sender(batchSize: batch, pipeline: pipeline, reader: reader)
         try context.run { connection in
             do {
-                try sender.run(connection)
+                try sender.run(connection, reconnect: context.connect)
             } catch let error as Sender.InputError {
                 // The file, not the daemon: what was sent so far stands; exit 64.
                 sender.progress.finish()
@@ -140,16 +140,52 @@ struct EventsSendCommand: ParsableCommand {
 
         var inFlightEvents: Int { inFlight.reduce(0) { $0 + $1.batch.lines.count } }
 
-        mutating func run(_ connection: TallyConnection) throws {
+        /// Sends everything on `connection`. A daemon closes a connection that stays idle past
+        /// its `idleTimeoutSeconds` (a pipe that is quiet for a while): when the connection ends
+        /// while all that is in flight was sent after such a pause, `reconnect` gives a new one
+        /// and those batches go again (their events' keys make that safe), once per pause.
+        mutating func run(_ first: TallyConnection, reconnect: () throws -> TallyConnection) throws {
+            var connection = first
+            var afterPause = false
+            defer { if connection !== first { connection.close() } }
             while true {
-                while inFlight.count < pipeline, let batch = try nextBatch() {
-                    try send(batch, on: connection)
+                do {
+                    while inFlight.count < pipeline, let batch = try nextBatch() {
+                        if inFlight.isEmpty { afterPause = true }
+                        try send(batch, on: connection)
+                    }
+                    guard !inFlight.isEmpty else { return }
+                    guard let line = try connection.readLine() else { throw ClientError.closed }
+                    afterPause = false
+                    try receive(line, on: connection)
+                } catch let error as ClientError {
+                    let endedAfterPause: Bool
+                    switch error {
+                    case .closed, .io: endedAfterPause = afterPause
+                    case .connectFailed, .protocolViolation: endedAfterPause = false
+                    }
+                    guard endedAfterPause else { throw error }
+                    connection = try resend(reconnect)
+                    afterPause = false
+                    continue
                 }
-                guard !inFlight.isEmpty else { return }
-                guard let line = try connection.readLine() else { throw ClientError.closed }
-                try receive(line, on: connection)
                 progress.update(bytesRead: reader.bytesRead, counts)
             }
+        }
+
+        /// A new connection with every batch in flight sent again on it, in order.
+        private mutating func resend(_ reconnect: () throws -> TallyConnection) throws -> TallyConnection {
+            let connection = try reconnect()
+            for entry in inFlight { try connection.sendLine(Self.request(id: entry.id, entry.batch)) }
+            return connection
+        }
+
+        static func request(id: Int, _ batch: Batch) -> [UInt8] {
+            var request = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(String(id).utf8)
+            request += Array(#","method":"reportEvent","params":{"events":["#.utf8)
+            request += batch.body
+            request += Array("]}}".utf8)
+            return request
         }
 
         /// The next batch of valid events, nil at the end of the input.
@@ -210,12 +246,8 @@ struct EventsSendCommand: ParsableCommand {
         private mutating func send(_ batch: Batch, on connection: TallyConnection) throws {
             let id = nextId
             nextId += 1
-            var request = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(String(id).utf8)
-            request += Array(#","method":"reportEvent","params":{"events":["#.utf8)
-            request += batch.body
-            request += Array("]}}".utf8)
             inFlight.append((id, batch))
-            try connection.sendLine(request)
+            try connection.sendLine(Self.request(id: id, batch))
         }
 
         /// Tallies one response; a batch refused with OVERLOADED is sent again after a pause.

@@ -160,6 +160,31 @@ struct CreditsCLITests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("events send - on a pipe that pauses longer than the daemon's idle timeout reconnects and sends the rest")
+    func eventsSendAcrossIdleTimeout() throws {
+        let config = TemporaryDirectory()
+        let path = try writeFile("limits:\n  idleTimeoutSeconds: 1\n", named: "tallyd.yaml", in: config)
+        let daemon = try LiveDaemon(extraArguments: ["--config", path]).start()
+        _ = try daemon.call("provisionCustomer", ["customerId": "paused"])
+        let input = try ProcessPipe(), output = try ProcessPipe()
+        let process = try ChildProcess(Binaries.tally, ["events", "send", "-", "--json", "--socket", daemon.socketPath], stdin: input.read, stdout: output.write)
+        close(input.read)
+        close(output.write)
+        func send(_ keys: ClosedRange<Int>) {
+            let lines = keys.map { #"{"customerId":"paused","eventName":"paused.call","idempotencyKey":"p-\#($0)"}"# + "\n" }.joined()
+            _ = lines.withCString { write(input.write, $0, strlen($0)) }
+        }
+        send(1...2)
+        sleep(3)  // the connection, idle, is closed by the daemon meanwhile
+        send(3...4)
+        close(input.write)
+        let text = String(decoding: output.readToEnd(), as: UTF8.self)
+        #expect(process.waitUntilExit() == 0, "\(text)")
+        let summary = try parseJSON(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(summary["accepted"] == 4 && summary["failed"] == 0, "\(text)")
+        #expect(try daemon.terminate() == 0)
+    }
+
     /// Follows a new customer's ledger; after `pauseSeconds` appends entries and expects them printed.
     static func expectFollows(_ daemon: LiveDaemon, intervalMillis: Int, pauseSeconds: UInt32) throws {
         let f = try CreditFixture(daemon, prefix: "cli")

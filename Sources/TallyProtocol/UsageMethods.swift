@@ -435,9 +435,12 @@ extension Params {
 
     /// A reset period: DAY, WEEK, MONTH or YEAR. Anything else — MINUTE and HOUR (calendar periods
     /// of history only) included — is -32602 listing just those four.
+    /// The periods a usage limit resets on and a recharge grant expires after.
+    public static let resetPeriods: [CalendarPeriod] = [.day, .week, .month, .year]
+
     public mutating func optionalResetPeriod(_ name: String) throws(RPCFailure) -> CalendarPeriod? {
         guard let text = try optionalString(name) else { return nil }
-        guard let period = CalendarPeriod(rawValue: text), [.day, .week, .month, .year].contains(period) else {
+        guard let period = CalendarPeriod(rawValue: text), Self.resetPeriods.contains(period) else {
             throw .invalidParams(field: field(name), "must be DAY, WEEK, MONTH or YEAR")
         }
         return period

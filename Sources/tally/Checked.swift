@@ -1,5 +1,6 @@
 import ArgumentParser
 import TallyCore
+import TallyProtocol
 
 /// Option values checked before anything is sent, with the daemon's own parsers: a value the
 /// daemon would refuse is refused here (exit 64) with the reason.
@@ -18,9 +19,11 @@ enum Checked {
         return text
     }
 
-    /// DAY, WEEK, MONTH or YEAR, in any case.
+    /// A reset period as the daemon takes it (DAY, WEEK, MONTH or YEAR), in any case.
     static func period(_ text: String) throws -> String {
-        guard ["DAY", "WEEK", "MONTH", "YEAR"].contains(text.uppercased()) else { throw Invalid(description: "must be DAY, WEEK, MONTH or YEAR") }
+        guard let period = CalendarPeriod(rawValue: text.uppercased()), Params.resetPeriods.contains(period) else {
+            throw Invalid(description: "must be " + Params.resetPeriods.map(\.rawValue).joined(separator: ", "))
+        }
         return text
     }
 

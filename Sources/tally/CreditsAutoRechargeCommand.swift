@@ -45,8 +45,8 @@ struct CreditsAutoRechargeCommand: ParsableCommand {
     func validate() throws {
         if enable && disable { throw ValidationError("give --enable or --disable, not both.") }
         if let threshold { try Checked.amount(threshold, "--threshold") }
-        if let target { try Checked.amount(target, "--target") }
-        if let maxSpend { try Checked.amount(maxSpend, "--max-spend") }
+        if let target { try Checked.amount(target, "--target", positive: true) }
+        if let maxSpend { try Checked.amount(maxSpend, "--max-spend", positive: true) }
     }
 
     func run() throws {

@@ -46,6 +46,25 @@ public enum Aggregation: String, Sendable, CaseIterable {
     public var isAdditive: Bool { self == .count || self == .sum }
 }
 
+/// How a METERED feature's usage cells combine (`Feature.usageCombination`).
+public enum UsageCombination: Sendable, Equatable, CustomStringConvertible {
+    /// COUNT, SUM, or no meter (reported usage): amounts that add up.
+    case sum
+    case max, min, latest
+    /// Distinct values of `field`.
+    case uniqueCount(field: String)
+
+    public var description: String {
+        switch self {
+        case .sum: "a sum (COUNT, SUM or no meter)"
+        case .max: "MAX"
+        case .min: "MIN"
+        case .latest: "LATEST"
+        case .uniqueCount(let field): "UNIQUE_COUNT of \"\(field)\""
+        }
+    }
+}
+
 public enum FilterOperator: String, Sendable, CaseIterable { case equals = "EQUALS", notEquals = "NOT_EQUALS", isIn = "IN", exists = "EXISTS" }
 
 public struct MeterFilter: Sendable, Equatable {
@@ -120,6 +139,30 @@ public struct Feature: Sendable, Equatable {
 
     /// The aggregation its usage cells use: the meter's, or SUM for reported (calculated) usage.
     public var aggregation: Aggregation { meter?.aggregation ?? .sum }
+
+    /// How the usage cells already written combine with new usage; nil for a BOOLEAN feature, which
+    /// records none. A redefinition must keep it (`redefinitionProblem`).
+    public var usageCombination: UsageCombination? {
+        guard type == .metered else { return nil }
+        switch aggregation {
+        case .count, .sum: return .sum
+        case .max: return .max
+        case .min: return .min
+        case .latest: return .latest
+        case .uniqueCount: return .uniqueCount(field: meter?.field ?? "")
+        }
+    }
+
+    /// Why `new` may not replace this definition, or nil. Once a feature is METERED, its cells
+    /// (history, period totals, unique sets) are combined by one rule; another rule would mix the
+    /// cells written before with those written after, so that the history at one granularity, at
+    /// another and `currentUsage` disagree. Filters, event name, unit and credit cost may change.
+    public func redefinitionProblem(_ new: Feature) -> String? {
+        guard let was = usageCombination, was != new.usageCombination else { return nil }
+        let now = new.usageCombination.map { "\($0)" } ?? "BOOLEAN"
+        return "feature \"\(id)\" records usage as \(was); a redefinition must keep that (this one is \(now)), "
+            + "or the usage already recorded would be combined under another rule; define a new feature instead"
+    }
 
     func encode(into w: inout ByteWriter) {
         w.writeString(id)

@@ -20,8 +20,9 @@ extension GroupState {
             if let cost = c.creditCost, try Projections.currency(cost.currencyId, in: self) == nil {
                 return .failure(Rejection(.currencyNotFound, "currency \"\(cost.currencyId)\" does not exist; define it with defineCurrency"))
             }
-            let version = (try Projections.feature(c.featureId, in: self)?.version ?? 0) + 1
-            let feature = Feature(id: c.featureId, displayName: c.displayName, type: c.type, unit: c.unit, meter: c.meter, creditCost: c.creditCost, version: version)
+            let current = try Projections.feature(c.featureId, in: self)
+            let feature = Feature(id: c.featureId, displayName: c.displayName, type: c.type, unit: c.unit, meter: c.meter, creditCost: c.creditCost, version: (current?.version ?? 0) + 1)
+            if let problem = current?.redefinitionProblem(feature) { return .failure(Rejection(.invalidState, problem)) }
             try append([.featureDefined(FeatureDefined(feature: feature))], now: now)
             return .success(.feature(feature))
 

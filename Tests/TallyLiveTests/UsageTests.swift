@@ -209,6 +209,59 @@ struct UsageTests {
         #expect(after.first?["status"] == "CANCELED", "\(after)")
     }
 
+    @Test("defineFeature refuses (1013) a redefinition that changes how usage combines; COUNT and SUM, filters and event name may change, and history then agrees with currentUsage")
+    func redefinitionKeepsCombination() throws {
+        func meter(_ aggregation: String, _ eventName: String, field: String? = "n") -> JSONValue {
+            var o: JSONObject = ["eventName": .string(eventName), "aggregation": .string(aggregation)]
+            if aggregation != "COUNT", let field { o["field"] = .string(field) }
+            return .object(o)
+        }
+        let eventName = uniqueID("redef.event")
+        let maxFeature = try daemon.newMeteredFeature("redef-max", meter: meter("MAX", eventName))
+        for (aggregation, field) in [("SUM", "n"), ("COUNT", "n"), ("MIN", "n"), ("LATEST", "n"), ("UNIQUE_COUNT", "n")] {
+            try daemon.expectRejected("defineFeature", ["featureId": .string(maxFeature), "type": "METERED", "meter": meter(aggregation, eventName, field: field)],
+                                      code: 1013, reason: "INVALID_STATE")
+        }
+        try daemon.expectRejected("defineFeature", ["featureId": .string(maxFeature), "type": "METERED"], code: 1013, reason: "INVALID_STATE")
+        try daemon.expectRejected("defineFeature", ["featureId": .string(maxFeature), "type": "BOOLEAN"], code: 1013, reason: "INVALID_STATE")
+        // MAX of another field, event name and filters: the same rule, so it is a new version.
+        let kept = try daemon.call("defineFeature", [
+            "featureId": .string(maxFeature), "type": "METERED",
+            "meter": ["eventName": .string(eventName + ".v2"), "aggregation": "MAX", "field": "m", "filters": [["key": "region", "op": "EXISTS"]]],
+        ])
+        #expect(kept["version"] == 2, "\(kept.jsonText)")
+
+        let unique = try daemon.newMeteredFeature("redef-unique", meter: meter("UNIQUE_COUNT", eventName, field: "user"))
+        try daemon.expectRejected("defineFeature", ["featureId": .string(unique), "type": "METERED", "meter": meter("UNIQUE_COUNT", eventName, field: "account")],
+                                  code: 1013, reason: "INVALID_STATE")
+
+        // BOOLEAN (no usage yet) may become METERED; COUNT may become SUM and no meter (all sums).
+        let countEvent = uniqueID("redef.count")
+        let additive = uniqueID("redef-additive")
+        _ = try daemon.call("defineFeature", ["featureId": .string(additive), "type": "BOOLEAN"])
+        _ = try daemon.call("defineFeature", ["featureId": .string(additive), "type": "METERED", "meter": meter("COUNT", countEvent)])
+        let customer = try daemon.newCustomer()
+        let at = "2026-11-10T10:00:00Z"
+        func send(_ n: String) throws {
+            let reply = try daemon.call("reportEvent", ["events": [usageEvent(customer, countEvent, key: uniqueID("ev"), dimensions: ["n": n], timestamp: at)]])
+            #expect(reply["accepted"] == 1, "\(reply.jsonText)")
+        }
+        try send("5"); try send("3")
+        let summed = try daemon.call("defineFeature", ["featureId": .string(additive), "type": "METERED", "meter": meter("SUM", countEvent)])
+        #expect(summed["version"] == 3, "\(summed.jsonText)")
+        try send("5"); try send("4")
+        _ = try daemon.call("defineFeature", ["featureId": .string(additive), "type": "METERED"])
+        _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(additive), "value": "10", "timestamp": .string(at)])
+        // 2 counted + 5 + 4 summed + 10 reported, at every granularity and in the period total.
+        for granularity in ["MINUTE", "HOUR", "DAY", "MONTH"] {
+            let series = try daemon.history(customer, additive, start: "2026-11-01T00:00:00Z", ["endDate": "2026-12-01T00:00:00Z", "granularity": .string(granularity)])
+            #expect(series["series"]?.arrayValue?.first?["total"] == "21", "\(granularity): \(series.jsonText)")
+        }
+        // Without an entitlement there is no reset period: currentUsage is all the usage.
+        let entitlement = try daemon.entitlement(customer, additive)
+        #expect(entitlement["currentUsage"] == "21", "\(entitlement.jsonText)")
+    }
+
     // MARK: - reportUsage
 
     @Test("reportUsage DELTA adds, SET records the difference as measurement.delta and makes currentUsage the value")

@@ -18,6 +18,24 @@ public enum JSONParser {
         return try parser.parseDocument()
     }
 
+    /// A JSON-RPC line: one value, or the elements of a top-level array each on its own.
+    public enum Line {
+        case value(JSONValue)
+        /// An element holding an object with a duplicate key is that error; the others are values.
+        case batch([Result<JSONValue, JSONError>])
+    }
+
+    /// Parses a line like `parse`, except that a duplicate key inside an element of a top-level
+    /// array fails only that element (JSON-RPC 2.0 answers a batch element by element). Any other
+    /// error, or a duplicate key outside a batch, fails the line.
+    public static func parseLine(_ bytes: UnsafeRawBufferPointer, depthMax: Int = defaultDepthMax) throws(JSONError) -> Line {
+        guard let raw = bytes.baseAddress, bytes.count > 0 else {
+            throw JSONError(kind: .empty, offset: 0)
+        }
+        var parser = Parser(base: raw.assumingMemoryBound(to: UInt8.self), count: bytes.count, depthMax: depthMax)
+        return try parser.parseLine()
+    }
+
     public static func parse(_ bytes: [UInt8], depthMax: Int = defaultDepthMax) throws(JSONError) -> JSONValue {
         let result: Result<JSONValue, JSONError> = bytes.withUnsafeBytes { raw in
             do throws(JSONError) {
@@ -114,6 +132,10 @@ private struct Parser {
     var i = 0
     /// Reused buffer for strings that contain escapes.
     var scratch: [UInt8] = []
+    /// In a batch element: a duplicate key is recorded here (the first one) instead of thrown,
+    /// and its later value is parsed and dropped.
+    var recordsDuplicates = false
+    var duplicate: JSONError? = nil
 
     init(base: UnsafePointer<UInt8>, count: Int, depthMax: Int) {
         self.base = base
@@ -134,6 +156,44 @@ private struct Parser {
             throw JSONError(kind: .trailingData, offset: i)
         }
         return value
+    }
+
+    mutating func parseLine() throws(JSONError) -> JSONParser.Line {
+        skipWhitespace()
+        guard i < end, base[i] == openBracket else { return .value(try parseDocument()) }
+        let start = i
+        if depthMax <= 0 { throw JSONError(kind: .depthExceeded, offset: i, detail: String(depthMax)) }
+        i += 1  // [
+        skipWhitespace()
+        var elements: [Result<JSONValue, JSONError>] = []
+        guard i < end else { throw unexpectedEnd("expected a value or ']'") }
+        if base[i] != closeBracket {
+            recordsDuplicates = true
+            while true {
+                duplicate = nil
+                let value = try parseValue(depth: 1)
+                elements.append(duplicate.map { .failure($0) } ?? .success(value))
+                skipWhitespace()
+                guard i < end else { throw unexpectedEnd("expected ',' or ']'") }
+                if base[i] == comma {
+                    i += 1
+                    skipWhitespace()
+                } else if base[i] == closeBracket {
+                    break
+                } else {
+                    throw unexpected(at: i, expected: "expected ',' or ']'")
+                }
+            }
+            recordsDuplicates = false
+        }
+        i += 1  // ]
+        skipWhitespace()
+        if i < end {
+            // Report trailing bytes exactly as `parseDocument` does.
+            i = start
+            return .value(try parseDocument())
+        }
+        return .batch(elements)
     }
 
     @inline(__always)
@@ -310,14 +370,11 @@ private struct Parser {
             let keyOffset = i
             let key = try parseString()
             // Duplicate check by UTF-8 bytes of the decoded key.
-            if index != nil {
-                if index![JSONByteKey(key)] != nil {
-                    throw JSONError(kind: .duplicateKey, offset: keyOffset, detail: key)
-                }
-            } else {
-                for e in entries where jsonUTF8Equal(e.key, key) {
-                    throw JSONError(kind: .duplicateKey, offset: keyOffset, detail: key)
-                }
+            let isDuplicate = index.map { $0[JSONByteKey(key)] != nil } ?? entries.contains { jsonUTF8Equal($0.key, key) }
+            if isDuplicate {
+                let error = JSONError(kind: .duplicateKey, offset: keyOffset, detail: key)
+                guard recordsDuplicates else { throw error }
+                if duplicate == nil { duplicate = error }
             }
             skipWhitespace()
             guard i < end else { throw unexpectedEnd("expected ':'") }
@@ -325,13 +382,15 @@ private struct Parser {
             i += 1
             skipWhitespace()
             let value = try parseValue(depth: depth + 1)
-            entries.append((key: key, value: value))
-            if index != nil {
-                index![JSONByteKey(key)] = entries.count - 1
-            } else if entries.count > JSONObject.indexThreshold {
-                var d = [JSONByteKey: Int](minimumCapacity: entries.count * 2)
-                for (n, e) in entries.enumerated() { d[JSONByteKey(e.key)] = n }
-                index = d
+            if !isDuplicate {
+                entries.append((key: key, value: value))
+                if index != nil {
+                    index![JSONByteKey(key)] = entries.count - 1
+                } else if entries.count > JSONObject.indexThreshold {
+                    var d = [JSONByteKey: Int](minimumCapacity: entries.count * 2)
+                    for (n, e) in entries.enumerated() { d[JSONByteKey(e.key)] = n }
+                    index = d
+                }
             }
             skipWhitespace()
             guard i < end else { throw unexpectedEnd("expected ',' or '}'") }

@@ -104,8 +104,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
             append(.done(Dispatcher.encode(RPCResponse.failure(id: .null, error: failure))))
             closeWhenDrained = true
             flushDone(context: context)
+        case .unterminated(let bytes):
+            let failure = RPCFailure.parseError("the input ended \(bytes) bytes into a line without its \"\\n\"; only a newline completes a request, so that one was not run")
+            append(.done(Dispatcher.encode(RPCResponse.failure(id: .null, error: failure))))
+            flushDone(context: context)
         case .line(let buffer):
-            guard buffer.readableBytes > 0 else { return }  // blank lines are keep-alives
+            // Blank lines (also of spaces and tabs) are keep-alives.
+            guard buffer.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else { return }
             dispatch(buffer, context: context)
         }
     }

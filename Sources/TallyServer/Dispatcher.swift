@@ -72,19 +72,20 @@ final class Dispatcher: Sendable {
     /// Handles one line (without its newline). `reply` is called exactly once, from any thread,
     /// with the reply line (newline included) or nil when nothing is to be sent.
     func handle(line: UnsafeRawBufferPointer, session: Session, reply: @escaping Reply) {
-        let value: JSONValue
+        let parsed: JSONParser.Line
         do {
-            value = try JSONParser.parse(line, depthMax: limits.jsonDepthMax)
+            parsed = try JSONParser.parseLine(line, depthMax: limits.jsonDepthMax)
         } catch {
-            let failure: RPCFailure = error.kind == .duplicateKey
-                ? .invalidRequest(error.description)
-                : .parseError(error.description)
-            reply(Self.encode(RPCResponse.failure(id: .null, error: failure)))
+            reply(Self.encode(RPCResponse.failure(id: .null, error: Self.failure(error))))
             return
         }
-        guard case .array(let elements) = value else {
+        let elements: [Result<JSONValue, JSONError>]
+        switch parsed {
+        case .value(let value):
             handle(element: value, session: session) { response, _ in reply(response.map(Self.encode)) }
             return
+        case .batch(let batch):
+            elements = batch
         }
         guard !elements.isEmpty else {
             reply(Self.encode(RPCResponse.failure(id: .null, error: .invalidRequest("an empty batch"))))
@@ -96,8 +97,19 @@ final class Dispatcher: Sendable {
         }
         let collector = BatchReply(count: elements.count, bytesMax: limits.batchReplyBytesMax, reply: reply)
         for (index, element) in elements.enumerated() {
-            handle(element: element, session: session) { collector.set(index, $0, readID: $1) }
+            switch element {
+            case .success(let value):
+                handle(element: value, session: session) { collector.set(index, $0, readID: $1) }
+            case .failure(let error):
+                // A duplicate key: that element is an invalid request, the others still run.
+                collector.set(index, RPCResponse.failure(id: .null, error: Self.failure(error)), readID: nil)
+            }
         }
+    }
+
+    /// A line that is not JSON is a parse error; JSON with a duplicate key an invalid request.
+    private static func failure(_ error: JSONError) -> RPCFailure {
+        error.kind == .duplicateKey ? .invalidRequest(error.description) : .parseError(error.description)
     }
 
     /// Handles one request object; `done` gets its response, or nil for a notification, and for

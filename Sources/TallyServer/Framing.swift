@@ -4,10 +4,14 @@ import NIOCore
 enum Frame {
     case line(ByteBuffer)
     case oversized
+    /// The input ended after this many bytes of a line without its "\n".
+    case unterminated(bytes: Int)
 }
 
 /// Splits the stream at "\n" (a trailing "\r" is dropped), capping a line at `frameBytesMax`.
-/// A partial line at end of input (a client that disconnects mid-line) is discarded unseen.
+/// Bytes after the last "\n" at end of input (`printf '{…}' | socat - UNIX-CONNECT:…`, or a client
+/// that hangs up mid-line) are not a request: only a newline completes one. They are reported as
+/// `.unterminated`, so a client that still reads is told why nothing ran.
 struct LineFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = Frame
 
@@ -55,6 +59,9 @@ struct LineFrameDecoder: ByteToMessageDecoder {
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
+        if !discarding, seenEOF, buffer.readableBytes > 0 {
+            context.fireChannelRead(wrapInboundOut(.unterminated(bytes: buffer.readableBytes)))
+        }
         buffer.moveReaderIndex(to: buffer.writerIndex)
         return .needMoreData
     }

@@ -14,6 +14,7 @@ extension MethodTable {
             guard path.hasPrefix("/") else {
                 throw RPCFailure.invalidParams(field: "path", "must be an absolute path (the daemon's working directory is not the caller's)")
             }
+            guard !path.utf8.contains(0) else { throw RPCFailure.invalidParams(field: "path", "contains a NUL character, which no file name can hold") }
             // Linux's NAME_MAX and PATH_MAX, with room for the hidden work directory beside it.
             if let long = path.split(separator: "/").first(where: { $0.utf8.count > 200 }) {
                 throw RPCFailure.invalidParams(field: "path", "has a component of \(long.utf8.count) bytes; at most 200 (a file name holds 255, and the snapshot's work directory adds to it)")

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import TallyCore
 import TallyProtocol
 
 /// `tally`: the command-line client of `tallyd`.
@@ -28,4 +30,14 @@ struct Tally: ParsableCommand {
             CallCommand.self,
         ]
     )
+
+    /// Refuses an argument that is not UTF-8 (exit 64) before parsing: decoded, it would name
+    /// another file or path than the one given.
+    static func main() {
+        if let finding = ProcessArguments.firstNotUTF8() {
+            FileHandle.standardError.write(Data((ProcessArguments.notUTF8Message(finding) + "\n").utf8))
+            Foundation.exit(64)
+        }
+        main(nil)
+    }
 }

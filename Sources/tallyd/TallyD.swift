@@ -14,6 +14,16 @@ struct TallyD: AsyncParsableCommand {
         subcommands: [Serve.self, Replay.self, Restore.self],
         defaultSubcommand: Serve.self
     )
+
+    /// Refuses an argument that is not UTF-8 (exit 64) before parsing: decoded, it would name
+    /// another data directory or file than the one given.
+    static func main() async {
+        if let finding = ProcessArguments.firstNotUTF8() {
+            FileHandle.standardError.write(Data((ProcessArguments.notUTF8Message(finding) + "\n").utf8))
+            Foundation.exit(64)
+        }
+        await main(nil)
+    }
 }
 
 struct Serve: AsyncParsableCommand {

@@ -374,11 +374,12 @@ struct BadInputTests {
             {"jsonrpc":"1.0","id":8,"method":"getStatus"},\
             {"jsonrpc":"2.0","id":9,"method":"provisionCustomer","params":{"customerId":"\(uniqueID("never"))","bogus":1}},\
             {"jsonrpc":"2.0","id":null,"method":"getStatus"},\
-            {"jsonrpc":"2.0","id":true,"method":"getStatus"}]
+            {"jsonrpc":"2.0","id":true,"method":"getStatus"},\
+            {"jsonrpc":"2.0","id":12,"method":"provisionCustomer","params":{"customerId":"\(uniqueID("never"))","name":"a","name":"b"}}]
             """
         let reply = try daemon.exchange(batch)
         let elements = try #require(reply.arrayValue, "a batch gets an array: \(reply.jsonText)")
-        try #require(elements.count == 9, "two notifications omitted from 11: \(reply.jsonText)")
+        try #require(elements.count == 10, "two notifications omitted from 12: \(reply.jsonText)")
         let provisioned = expectResult(elements[0], id: 1)
         #expect(provisioned["id"] == .string(customer))
         #expect(provisioned["name"] == "Batch")
@@ -390,6 +391,8 @@ struct BadInputTests {
         expectError(elements[6], code: Self.invalidParams, id: 9, field: "bogus")
         expectResult(elements[7], id: .null)
         expectError(elements[8], code: Self.invalidRequest, id: .null)
+        // A duplicate key fails its own element only (JSON-RPC 2.0 answers a batch element by element).
+        expectError(elements[9], code: Self.invalidRequest, id: .null, messageContains: #"duplicate key "name""#)
         // Exactly the two good provisions were applied, the notification's included.
         #expect(try daemon.lastSequence() == before + 2)
         #expect(try daemon.call("getCustomer", ["customerId": .string(notified)])["id"] == .string(notified))

@@ -206,6 +206,18 @@ struct CLITests {
         }
     }
 
+    @Test("tallyd and tally refuse (exit 64) an argument that is not UTF-8, instead of using the path Swift decodes it to")
+    func argumentsNotUTF8() throws {
+        let place = TemporaryDirectory()
+        // The shell passes the byte 0xFF as is; Swift would read it as U+FFFD, another name.
+        let script = #"exec "$0" "$@" "$(printf '%s/data\377' "$PLACE")""#
+        for (binary, arguments) in [(Binaries.tallyd, ["serve", "--data-dir"]), (Binaries.tallyd, ["replay", "--data-dir"]), (Binaries.tally, ["snapshot", "create"])] {
+            let result = try runProgram("/bin/sh", ["-c", script, binary] + arguments, environment: ["PLACE": place.path], timeoutSeconds: 20)
+            #expect(result.status == 64 && result.stderr.contains("not valid UTF-8") && result.stderr.contains(#"data\xFF"#), "\(arguments): \(result)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: place.path).isEmpty, "nothing is created under another name")
+    }
+
     @Test("TALLY_SOCKET is used when --socket is absent")
     func environmentSocket() throws {
         let result = try tally(["status", "--json"], socket: false, environment: ["TALLY_SOCKET": daemon.socketPath])

@@ -304,7 +304,7 @@ struct DisasterRecoveryTests {
         try Self.provision(daemon, 0..<20)
         #expect(try Self.tally(daemon, ["snapshot", "create", place.path + "/snap"]).status == 0)
         // Paths the caller must change are -32602 naming `path`, not 2001 (which says: retry).
-        for path in [place.path + "/snap", place.path + "/missing/snap", daemon.dataDirectory + "/snap", place.path + "/" + String(repeating: "n", count: 256)] {
+        for path in [place.path + "/snap", place.path + "/missing/snap", daemon.dataDirectory + "/snap", place.path + "/" + String(repeating: "n", count: 256), place.path + "/snap\u{0}x"] {
             let error = expectRPCError(code: -32602) { _ = try daemon.call("createSnapshot", ["path": .string(path)]) }
             #expect(error?.field == "path", "\(path): \(error.map { "\($0)" } ?? "no error")")
         }

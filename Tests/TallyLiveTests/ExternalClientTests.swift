@@ -38,6 +38,25 @@ struct ExternalClientTests {
     }
 
     @Test(
+        "socat with a last line that has no newline: that line is not run and its -32700 reply says why; a line of spaces is a keep-alive",
+        .enabled(if: socatPath != nil, "socat is not installed (CI installs it: apt-get install socat)"))
+    func socatUnterminatedLastLine() throws {
+        let socat = try #require(Self.socatPath)
+        let customer = uniqueID("socat-nl")
+        // As `printf '%s' '{…}' | socat - UNIX-CONNECT:…` sends it: a status line, blanks, then a
+        // last request without its "\n".
+        let input = #"{"jsonrpc":"2.0","id":1,"method":"getStatus"}"# + "\n   \t\n"
+            + #"{"jsonrpc":"2.0","id":2,"method":"provisionCustomer","params":{"customerId":"\#(customer)"}}"#
+        let result = try runProgram(socat, ["-t", "2", "-", "UNIX-CONNECT:" + daemon.socketPath], stdin: input, timeoutSeconds: 20)
+        #expect(result.status == 0, "socat failed: \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        try #require(lines.count == 2, "a reply to the status line and one about the last line expected, got: \(result.stdout)")
+        expectResult(try parseJSON(lines[0]), id: 1)
+        expectError(try parseJSON(lines[1]), code: -32700, id: .null, messageContains: "without its")
+        #expect(throws: (any Error).self) { try daemon.call("getCustomer", ["customerId": .string(customer)]) }
+    }
+
+    @Test(
         "the Python example client provisions and reads a customer",
         .enabled(if: pythonPath != nil, "python3 is not installed"))
     func python() throws {

@@ -74,12 +74,21 @@ public struct Params {
         }
     }
 
-    /// An integer in `range`; accepts a JSON integer (no fraction, no exponent).
+    /// The integer a JSON number's text denotes: `10`, and also `10.0` or `1e1`, which JSON Schema
+    /// (and so the published OpenRPC document) counts as integers too; nil for a fraction or a
+    /// number beyond 10^21.
+    static func integer(_ text: String) -> Int128? {
+        if let int = Int128(text) { return int }
+        guard let amount = try? Amount(parsing: text), amount.units % Amount.unitsPerOne == 0 else { return nil }
+        return amount.units / Amount.unitsPerOne
+    }
+
+    /// An integer in `range`: a JSON number with no fractional part.
     public mutating func optionalInt(_ name: String, in range: ClosedRange<Int>) throws(RPCFailure) -> Int? {
         switch value(name) {
         case nil, .null?: return nil
         case .number(let text)?:
-            guard let int = Int(text), range.contains(int) else {
+            guard let int = Self.integer(text).flatMap(Int.init(exactly:)), range.contains(int) else {
                 throw .invalidParams(field: field(name), "must be an integer from \(range.lowerBound) to \(range.upperBound)")
             }
             return int
@@ -91,7 +100,7 @@ public struct Params {
         switch value(name) {
         case nil, .null?: return nil
         case .number(let text)?:
-            guard let int = UInt64(text) else { throw .invalidParams(field: field(name), "must be a non-negative integer") }
+            guard let int = Self.integer(text).flatMap(UInt64.init(exactly:)) else { throw .invalidParams(field: field(name), "must be a non-negative integer") }
             return int
         case let other?: throw .invalidParams(field: field(name), "must be a non-negative integer, not \(other.typeName)")
         }

@@ -51,7 +51,6 @@ struct BadInputTests {
             #"{"jsonrpc":"2.0","id":1,"method":"provisionCustomer","params":{"customerId":'PLACEHOLDER'}}"#,
             #"{"jsonrpc":"2.0","id":01,"method":"provisionCustomer","params":{"customerId":"PLACEHOLDER"}}"#,
             "nul",
-            "   ",
             "\u{FEFF}{}",
         ])
     func invalidJSON(line: String) throws {
@@ -248,6 +247,12 @@ struct BadInputTests {
             for (index, (method, params, field)) in cases.enumerated() {
                 let line = #"{"jsonrpc":"2.0","id":\#(index),"method":"\#(method)","params":\#(params)}"#
                 expectError(try connection.exchange(line), code: Self.invalidParams, id: .integer(index), field: field)
+            }
+            // A whole number written with a fraction or an exponent is an integer, as JSON Schema counts it.
+            for text in ["2.0", "2e0", "0.2E1"] {
+                let reply = try connection.exchange(#"{"jsonrpc":"2.0","id":"w","method":"readLedger","params":{"after":0.0,"limit":\#(text)}}"#)
+                let events = expectResult(reply, id: "w")["events"]?.arrayValue
+                #expect(events.map { $0.count <= 2 } == true, "limit \(text): \(reply.jsonText.prefix(300))")
             }
         }
     }

@@ -20,6 +20,11 @@ public enum FieldChange<Value: Sendable & Equatable>: Sendable, Equatable {
     case set(Value)
     case cleared
 
+    /// `.cleared` when the field was an explicit null, else `.set(value)`, or `.unchanged` for nil.
+    public init(_ value: Value?, cleared: Bool) {
+        self = cleared ? .cleared : value.map { .set($0) } ?? .unchanged
+    }
+
     public func applied(to current: Value?) -> Value? {
         switch self {
         case .unchanged: current

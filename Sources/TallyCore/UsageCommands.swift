@@ -262,17 +262,19 @@ public struct CreditOutcome: Sendable, Equatable {
 }
 
 /// setAutoRecharge: fields left out keep their configured values, so `{isEnabled: false}` alone
-/// disables recharging without losing the configuration.
+/// disables recharging without losing the configuration; the optional limit and expiry period
+/// can also be cleared.
 public struct SetAutoRecharge: Sendable {
     public var customerId: String
     public var currencyId: String
     public var isEnabled: Bool
     public var thresholdValue: Amount?
     public var targetBalance: Amount?
-    public var maxSpendLimit: Amount?
-    public var grantExpirationPeriod: CalendarPeriod?
+    public var maxSpendLimit: FieldChange<Amount>
+    public var grantExpirationPeriod: FieldChange<CalendarPeriod>
 
-    public init(customerId: String, currencyId: String, isEnabled: Bool, thresholdValue: Amount?, targetBalance: Amount?, maxSpendLimit: Amount?, grantExpirationPeriod: CalendarPeriod?) {
+    public init(customerId: String, currencyId: String, isEnabled: Bool, thresholdValue: Amount?, targetBalance: Amount?,
+                maxSpendLimit: FieldChange<Amount>, grantExpirationPeriod: FieldChange<CalendarPeriod>) {
         self.customerId = customerId
         self.currencyId = currencyId
         self.isEnabled = isEnabled

@@ -110,7 +110,8 @@ extension GroupState {
             }
             let config = AutoRecharge(
                 customerId: c.customerId, currencyId: c.currencyId, isEnabled: c.isEnabled, thresholdValue: threshold, targetBalance: target,
-                maxSpendLimit: c.maxSpendLimit ?? existing?.maxSpendLimit, grantExpirationPeriod: c.grantExpirationPeriod ?? existing?.grantExpirationPeriod
+                maxSpendLimit: c.maxSpendLimit.applied(to: existing?.maxSpendLimit),
+                grantExpirationPeriod: c.grantExpirationPeriod.applied(to: existing?.grantExpirationPeriod)
             )
             try append([.autoRechargeConfigured(AutoRechargeConfigured(config: config))], now: now)
             return .success(.autoRecharge(config))

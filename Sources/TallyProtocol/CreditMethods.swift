@@ -43,6 +43,10 @@ public enum CreditMethods {
         let customerId = try p.requiredID("customerId")
         let currencyId = try p.requiredID("currencyId")
         guard let enabled = try p.optionalBool("isEnabled") else { throw .invalidParams(field: "isEnabled", "is required") }
+        // A configuration always has a threshold and a target: null cannot clear them.
+        for name in ["thresholdValue", "targetBalance"] where p.isNull(name) {
+            throw .invalidParams(field: name, "cannot be null: leave it out to keep the configured value")
+        }
         let threshold = try p.optionalAmount("thresholdValue")
         if let threshold, threshold.isNegative { throw .invalidParams(field: "thresholdValue", "must not be negative") }
         let target = try p.optionalAmount("targetBalance")
@@ -51,7 +55,8 @@ public enum CreditMethods {
         if let limit, !limit.isPositive { throw .invalidParams(field: "maxSpendLimit", "must be greater than 0") }
         let command = SetAutoRecharge(
             customerId: customerId, currencyId: currencyId, isEnabled: enabled, thresholdValue: threshold, targetBalance: target,
-            maxSpendLimit: limit, grantExpirationPeriod: try p.optionalResetPeriod("grantExpirationPeriod")
+            maxSpendLimit: FieldChange(limit, cleared: p.isNull("maxSpendLimit")),
+            grantExpirationPeriod: FieldChange(try p.optionalResetPeriod("grantExpirationPeriod"), cleared: p.isNull("grantExpirationPeriod"))
         )
         _ = try p.optionalID("idempotencyKey")
         try p.finish()

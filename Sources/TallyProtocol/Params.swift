@@ -54,6 +54,12 @@ public struct Params {
         if let problem = Identifier.problem(with: s) { throw .invalidParams(field: field(name), problem) }
     }
 
+    /// Whether the field is there with the value null (which getters read as absent).
+    public func isNull(_ name: String) -> Bool {
+        if case .null? = object[name] { return true }
+        return false
+    }
+
     /// A string field whose explicit null means "clear it", absence "leave it".
     public mutating func change(_ name: String, bytesMax: Int = 1024) throws(RPCFailure) -> FieldChange<String> {
         switch value(name) {

@@ -30,7 +30,7 @@ struct WriterCacheTests {
             feature(cost: 2),
             use(2),
             use(2),  // costs 4, balance 3: refused
-            .setAutoRecharge(SetAutoRecharge(customerId: "c", currencyId: "t", isEnabled: true, thresholdValue: Amount(5), targetBalance: Amount(20), maxSpendLimit: nil, grantExpirationPeriod: nil)),
+            .setAutoRecharge(SetAutoRecharge(customerId: "c", currencyId: "t", isEnabled: true, thresholdValue: Amount(5), targetBalance: Amount(20), maxSpendLimit: .unchanged, grantExpirationPeriod: .unchanged)),
             use(1),  // balance 1: topped up to 20
             .voidCreditGrant(grantId: "grant_4"),
             use(3, key: "u1"),  // a duplicate of the first answer

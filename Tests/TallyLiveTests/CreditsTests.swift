@@ -1342,6 +1342,32 @@ struct CreditsTests {
         }
     }
 
+    @Test("setAutoRecharge: null clears maxSpendLimit and grantExpirationPeriod, leaving them out keeps them; threshold and target cannot be null")
+    func autoRechargeClearsOptionalFields() throws {
+        let f = try CreditFixture(daemon)
+        let base: JSONObject = ["customerId": .string(f.customer), "currencyId": .string(f.currency), "isEnabled": true]
+        func set(_ extra: JSONObject) throws -> JSONValue {
+            var params = base
+            for (key, value) in extra { params[key] = value }
+            return try daemon.call("setAutoRecharge", params)
+        }
+        _ = try set(["thresholdValue": "10", "targetBalance": "100", "maxSpendLimit": "50", "grantExpirationPeriod": "MONTH"])
+        let kept = try set([:])
+        #expect(kept["maxSpendLimit"] == "50" && kept["grantExpirationPeriod"] == "MONTH", "\(kept.jsonText)")
+        let noLimit = try set(["maxSpendLimit": nil])
+        #expect(noLimit["maxSpendLimit"] == nil && noLimit["grantExpirationPeriod"] == "MONTH" && noLimit["thresholdValue"] == "10", "\(noLimit.jsonText)")
+        _ = try set(["grantExpirationPeriod": nil])
+        let config = try daemon.call("getAutoRecharge", ["customerId": .string(f.customer), "currencyId": .string(f.currency)])
+        #expect(config["maxSpendLimit"] == nil && config["grantExpirationPeriod"] == nil && config["targetBalance"] == "100", "\(config.jsonText)")
+        // With the limit of 50 gone, a top-up of 95 (from 5 to the target of 100) goes through.
+        try f.grant("20")
+        let topUp = try f.use("15")
+        #expect(topUp.field("credit.autoRecharged") != nil && topUp.field("credit.balance") == "100", "\(topUp.jsonText)")
+        for field in ["thresholdValue", "targetBalance"] {
+            try daemon.expectCreditRefusal(code: -32602, field: field) { _ = try set([field: nil]) }
+        }
+    }
+
     @Test("every credit query answers 1003 for an unknown currency and 1001 for an unknown customer")
     func unknownCurrencyOrCustomer() throws {
         let f = try CreditFixture(daemon)

@@ -40,10 +40,20 @@ struct CreditsAutoRechargeCommand: ParsableCommand {
     @Option(name: .customLong("expiration-period"), help: ArgumentHelp("Recharge grants expire after DAY, WEEK, MONTH or YEAR.", valueName: "period"), transform: Checked.period)
     var expirationPeriod: String?
 
-    var changes: Bool { enable || disable || threshold != nil || target != nil || maxSpend != nil || expirationPeriod != nil }
+    @Flag(name: .customLong("no-max-spend"), help: "Remove the monthly limit.")
+    var noMaxSpend = false
+
+    @Flag(name: .customLong("no-expiration"), help: "Recharge grants no longer expire.")
+    var noExpiration = false
+
+    var changes: Bool {
+        enable || disable || threshold != nil || target != nil || maxSpend != nil || expirationPeriod != nil || noMaxSpend || noExpiration
+    }
 
     func validate() throws {
         if enable && disable { throw ValidationError("give --enable or --disable, not both.") }
+        if noMaxSpend && maxSpend != nil { throw ValidationError("give --max-spend or --no-max-spend, not both.") }
+        if noExpiration && expirationPeriod != nil { throw ValidationError("give --expiration-period or --no-expiration, not both.") }
         if let threshold { try Checked.amount(threshold, "--threshold") }
         if let target { try Checked.amount(target, "--target", positive: true) }
         if let maxSpend { try Checked.amount(maxSpend, "--max-spend", positive: true) }
@@ -69,9 +79,12 @@ struct CreditsAutoRechargeCommand: ParsableCommand {
             }
             params["thresholdValue"] = thresholdValue
             params["targetBalance"] = targetValue
-            if let limit = maxSpend.map({ JSONValue.string($0) }) ?? current["maxSpendLimit"] { params["maxSpendLimit"] = limit }
-            if let period = expirationPeriod.map({ JSONValue.string($0.uppercased()) }) ?? current["grantExpirationPeriod"] {
-                params["grantExpirationPeriod"] = period
+            // null clears a field; left out, the daemon keeps it.
+            if noMaxSpend { params["maxSpendLimit"] = .null } else if let maxSpend { params["maxSpendLimit"] = .string(maxSpend) }
+            if noExpiration {
+                params["grantExpirationPeriod"] = .null
+            } else if let expirationPeriod {
+                params["grantExpirationPeriod"] = .string(expirationPeriod.uppercased())
             }
             let result = try connection.call("setAutoRecharge", params)
             context.output(result) { Self.render(result) }

@@ -270,5 +270,10 @@ struct CreditsCLITests {
         #expect(try tally(["credits", "auto-recharge", f.customer, f.currency, "--enable", "--disable"]).status == 64)
         let refused = try tally(["credits", "auto-recharge", f.customer, f.currency, "--threshold", "300"])
         #expect(refused.status == 1 && refused.stderr.contains("targetBalance"), "\(refused.stderr)")
+        let period = try json(["credits", "auto-recharge", f.customer, f.currency, "--expiration-period", "week"])
+        #expect(period["grantExpirationPeriod"] == "WEEK" && period["maxSpendLimit"] == "500", "\(period.jsonText)")
+        let cleared = try json(["credits", "auto-recharge", f.customer, f.currency, "--no-max-spend", "--no-expiration"])
+        #expect(cleared["maxSpendLimit"] == nil && cleared["grantExpirationPeriod"] == nil && cleared["targetBalance"] == "200", "\(cleared.jsonText)")
+        #expect(try tally(["credits", "auto-recharge", f.customer, f.currency, "--max-spend", "5", "--no-max-spend"]).status == 64)
     }
 }

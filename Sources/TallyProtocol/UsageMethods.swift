@@ -225,10 +225,12 @@ public enum UsageMethods {
         guard let start = try p.optionalTimestamp("startDate") else { throw .invalidParams(field: "startDate", "is required") }
         let end = try p.optionalTimestamp("endDate")
         if let end, end <= start { throw .invalidParams(field: "endDate", "must be after startDate") }
-        let granularity = try p.optionalEnum("granularity", CalendarPeriod.self) ?? .day
-        guard [.minute, .hour, .day, .month].contains(granularity) else {
-            throw .invalidParams(field: "granularity", "must be MINUTE, HOUR, DAY or MONTH")
-        }
+        let granularity = try p.optionalString("granularity").map { (text) throws(RPCFailure) -> CalendarPeriod in
+            guard let period = CalendarPeriod(rawValue: text), [.minute, .hour, .day, .month].contains(period) else {
+                throw .invalidParams(field: "granularity", "must be MINUTE, HOUR, DAY or MONTH")
+            }
+            return period
+        } ?? .day
         let groupBy = try groupByKeys(&p)
         let q = HistoryQuery(customerId: customerId, featureId: featureId, startDate: start, endDate: end, granularity: granularity, groupBy: groupBy, resourceId: try p.optionalID("resourceId"))
         try p.finish()

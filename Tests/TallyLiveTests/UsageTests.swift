@@ -439,6 +439,11 @@ struct UsageTests {
         try daemon.expectInvalidParams("getUsageHistory", [
             "customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-01T00:00:00Z", "granularity": "WEEK",
         ], field: "granularity")
+        // The message names only what getUsageHistory takes, also for a spelling no period has.
+        let lowercase = expectRPCError(code: -32602) {
+            _ = try daemon.call("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2026-10-01T00:00:00Z", "granularity": "minute"])
+        }
+        #expect(lowercase?.message.hasSuffix("must be MINUTE, HOUR, DAY or MONTH") == true, "\(lowercase.map { "\($0)" } ?? "no error")")
 
         try daemon.expectInvalidParams("reportEvent", ["events": []], field: "events")
         // 100,000 events, each `{}` so the line stays under the 1 MiB frame limit: the count is refused first.

@@ -18,6 +18,10 @@ public enum Daemon {
     /// - Throws: `StartupError` when it cannot start (data dir held, socket in use, corrupt ledger).
     public static func run(_ configuration: DaemonConfiguration, logger: Logger, clock: any LedgerClock = SystemClock()) async throws {
         if let problem = configuration.limits.validate() { throw StartupError("invalid limits: \(problem)") }
+        // Crash-only: SIGABRT ends the process. Swift's crash backtracer catches it, and after an
+        // outside `kill -ABRT` (no faulting instruction to return to) it printed "Program crashed"
+        // and let the daemon go on serving. librocksdb's own abort() ended the process either way.
+        signal(SIGABRT, SIG_DFL)
         let dataDirectory = configuration.dataDirectory
         let lock = try DataDirectoryLock(dataDirectory: dataDirectory)
         let socketPath = configuration.resolvedSocketPath

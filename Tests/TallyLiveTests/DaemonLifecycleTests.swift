@@ -50,6 +50,19 @@ struct DaemonLifecycleTests {
         #expect(try daemon.call("getStatus")["lastSequence"] == .integer(200))
     }
 
+    @Test("an outside SIGABRT ends the daemon (it crashed, so it must not go on serving); the next start serves what was committed")
+    func abortSignalEnds() throws {
+        let daemon = try LiveDaemon().start()
+        _ = try daemon.call("provisionCustomer", ["customerId": "before-abort"])
+        let process = try #require(daemon.process)
+        process.signal(SIGABRT)
+        let status = process.wait(timeoutSeconds: 20)
+        #expect(status == 128 + SIGABRT, "tallyd still running or exited otherwise (\(status.map(String.init) ?? "running")):\n\(daemon.log.suffix(2000))")
+        if status == nil { daemon.kill9() }
+        try daemon.start()
+        #expect(try daemon.call("getCustomer", ["customerId": "before-abort"])["id"] == "before-abort")
+    }
+
     @Test("a stale socket left by a crash is cleaned up on start")
     func staleSocket() throws {
         let daemon = try LiveDaemon().start()

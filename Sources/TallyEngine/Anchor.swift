@@ -105,8 +105,12 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
     func writeAfterRestore(dataDirectory: String) throws(StorageError) {
         guard try !write(dataDirectory: dataDirectory) else { return }
         let mirror = Self.mirrorPath(in: dataDirectory)
-        if unlink(mirror) != 0, errno != ENOENT {
-            throw .corrupt("the database was restored, but the anchor's copy \(mirror) could be neither rewritten nor removed (\(String(cString: strerror(errno)))): delete it by hand before starting tallyd, or the start refuses the restored database as a rollback")
+        // On a read-only file system unlink fails with EROFS also when there is no file to remove.
+        guard unlink(mirror) != 0 else { return }
+        let error = errno
+        var status = stat()
+        if error != ENOENT, lstat(mirror, &status) == 0 {
+            throw .corrupt("the database was restored, but the anchor's copy \(mirror) could be neither rewritten nor removed (\(String(cString: strerror(error)))): delete it by hand before starting tallyd, or the start refuses the restored database as a rollback")
         }
     }
 
@@ -210,6 +214,9 @@ enum DurableFiles {
     /// Writes `bytes` to `path` via `path.tmp`, fsyncs the file, renames, fsyncs the directory.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(Failure) {
         let temporary = path + ".tmp"
+        var renamed = false
+        // A failed write (a full disk) leaves no temporary file behind.
+        defer { if !renamed { unlink(temporary) } }
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .errno("open \(temporary)") }
         var offset = 0
@@ -230,6 +237,7 @@ enum DurableFiles {
         }
         close(fd)
         guard rename(temporary, path) == 0 else { throw .errno("rename \(temporary) to \(path)") }
+        renamed = true
         try syncDirectory(parent(of: path))
     }
 

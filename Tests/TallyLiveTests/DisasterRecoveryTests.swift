@@ -420,6 +420,29 @@ struct DisasterRecoveryTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("a restore into a data directory whose parent is read-only (so there is no anchor copy beside it) succeeds and leaves a data directory that replays",
+          .enabled(if: SmallDisk.canMount, "bind mounts need root"))
+    func restoreUnderReadOnlyParent() throws {
+        let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 10, more: 10)
+        #expect(try daemon.terminate() == 0)
+        // parent/ read-only, with the data directory (a writable bind mount) inside it.
+        let parent = TemporaryDirectory("tally-ro-parent")
+        let data = parent.path + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: false)
+        var mounted: [String] = []
+        defer { for point in mounted.reversed() { _ = try? runProgram("/bin/umount", [point]) } }
+        for arguments in [["--bind", parent.path, parent.path], ["-o", "remount,bind,ro", parent.path], ["--bind", daemon.dataDirectory, data]] {
+            let result = try runProgram("/bin/mount", arguments)
+            try #require(result.status == 0, "mount \(arguments): \(result.stderr)")
+            if arguments[0] == "--bind" { mounted.append(arguments.last!) }
+        }
+        let restored = try Self.tallyd(["restore", "--from", snapshots.path + "/snap", "--data-dir", data])
+        #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: data + "/restore-pending"), "the restore finished")
+        let replay = try Self.tallyd(["replay", "--data-dir", data, "--verify"])
+        #expect(replay.status == 0 && replay.stdout.contains("events read: 10 (through sequence 10 of 10)"), "\(replay.stdout)\(replay.stderr)")
+    }
+
     @Test("restore refuses a data directory whose database a daemon has open, also when its tallyd.lock was deleted")
     func restoreUnderDaemonWithoutLockFile() throws {
         let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 5, more: 5)

@@ -62,8 +62,9 @@ final class DataDirectoryLock {
 /// existing socket is removed only when no daemon answers on it (a stale one from a crash).
 enum SocketPath {
     static func prepare(_ path: String, dataDirectory: String) throws(StartupError) {
-        guard path.utf8.count < 108 else {
-            throw StartupError("socket path \(path) is too long for a Unix socket (max 107 bytes); use a shorter --socket")
+        // SwiftNIO takes at most 103 bytes (the smallest `sun_path` of the systems it supports).
+        guard path.utf8.count <= 103 else {
+            throw StartupError("socket path \(path) is \(path.utf8.count) bytes, too long for the Unix socket (at most 103); use a shorter --socket")
         }
         let directory = (path as NSString).deletingLastPathComponent
         let parent = directory.isEmpty ? "." : directory

@@ -63,6 +63,16 @@ struct DaemonLifecycleTests {
         #expect(try daemon.call("getCustomer", ["customerId": "before-abort"])["id"] == "before-abort")
     }
 
+    @Test("a socket path over 103 bytes (SwiftNIO's limit) is refused at start with a message that says so")
+    func socketPathTooLong() throws {
+        let place = TemporaryDirectory("tallyd-sock")
+        let prefix = place.path + "/"
+        let path = prefix + String(repeating: "s", count: 104 - prefix.utf8.count)
+        #expect(path.utf8.count == 104)
+        let result = try runProgram(Binaries.tallyd, ["serve", "--data-dir", place.path + "/data", "--socket", path], timeoutSeconds: 20)
+        #expect(result.status == 1 && result.stderr.contains("at most 103"), "\(result)")
+    }
+
     @Test("a stale socket left by a crash is cleaned up on start")
     func staleSocket() throws {
         let daemon = try LiveDaemon().start()

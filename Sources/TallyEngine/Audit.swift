@@ -55,8 +55,10 @@ public enum Audit {
     public static func run(dataDirectory: String, target: Target, verify: Bool, balances: Bool = false, progress: ProgressHandler? = nil) throws(StorageError) -> Report {
         precondition(!verify || target == .head, "verify compares the stored projections, which stand at the head")
         let path = Ledger.databasePath(in: dataDirectory)
+        // Files but no CURRENT: a damaged database, said as the daemon's start says it.
+        try Recovery.refuseDatabaseWithoutCurrent(path)
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
-            throw .corrupt("there is no database in \(path) (no CURRENT file)")
+            throw .corrupt("there is no database in \(path): is --data-dir the data directory (the one holding db/)?")
         }
         // The anchor is read before the database is opened: a running daemon moves it forward
         // after each commit, and never ahead of its database, so an anchor read first can only

@@ -133,6 +133,10 @@ enum Recovery {
     }
 
     static func explainOpenFailure(_ error: StorageError, path: String) -> StorageError {
+        if case .corrupt(let what) = error, !what.contains(restoreAdvice), !what.contains("delete the file") {
+            // Damage found by a decoder (an event that does not decode) says what to do too.
+            return .corrupt("\(what). \(restoreAdvice)")
+        }
         guard case .rocksDB(let rocks) = error else { return error }
         if rocks.message.contains("No such file") {
             return .corrupt("files of the database in \(path) are missing (\(rocks.message)). \(restoreAdvice)")

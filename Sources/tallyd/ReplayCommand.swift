@@ -19,7 +19,7 @@ struct Replay: ParsableCommand {
             printed with what to do) or the database cannot be read; 64 bad usage.
             """)
 
-    @Option(name: .long, help: "Data directory. Default: ./tally-data")
+    @Option(name: .long, help: "Data directory.")
     var dataDir: String = "./tally-data"
 
     @Flag(name: .long, help: "Compare the replay with the stored projections, idempotency records and anchor.")
@@ -79,7 +79,9 @@ struct Replay: ParsableCommand {
         if report.readToEnd {
             lines.append("events read: \(report.eventsRead) (through sequence \(report.lastSequence) of \(report.logLastSequence)); head hash \(report.headHash.hexString)")
         } else {
-            lines.append("events read: the replay stopped on damage before sequence \(report.logLastSequence) (see PROBLEM)")
+            // The log's last sequence is unknown when its last event is what does not decode.
+            let end = report.logLastSequence > 0 ? ", before the log's last event (sequence \(report.logLastSequence))" : ""
+            lines.append("events read: the replay stopped on damage\(end) (see PROBLEM)")
         }
         if report.chainProblem != nil {
             lines.append("hash chain: BROKEN")

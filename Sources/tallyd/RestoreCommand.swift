@@ -22,7 +22,7 @@ struct Restore: ParsableCommand {
     @Option(name: .long, help: "The snapshot directory (made by createSnapshot / tally snapshot create).")
     var from: String
 
-    @Option(name: .long, help: "Data directory. Default: ./tally-data")
+    @Option(name: .long, help: "Data directory.")
     var dataDir: String = "./tally-data"
 
     func run() throws {

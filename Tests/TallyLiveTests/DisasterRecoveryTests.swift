@@ -297,6 +297,23 @@ struct DisasterRecoveryTests {
         #expect(verified.stdout.contains("event 6 does not chain to event 5"), "\(verified.stdout)")
     }
 
+    @Test("a last event that does not decode (its type renamed) is refused at start, saying what to do")
+    func undecodableLastEvent() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<5)
+        #expect(try daemon.terminate() == 0)
+        do {
+            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
+            let events = database.columnFamily(KeyLayout.eventsFamily)
+            var bytes = try #require(try database.get(KeyLayout.eventKey(5), in: events))
+            let type = Array("CUSTOMER_PROVISIONED".utf8)
+            let at = try #require((0...(bytes.count - type.count)).first { Array(bytes[$0..<($0 + type.count)]) == type })
+            bytes[at + type.count - 1] = UInt8(ascii: "X")
+            try database.put(KeyLayout.eventKey(5), bytes, in: events, sync: true)
+        }
+        Self.expectStartRefused(daemon, ["event 5", "unknown event type CUSTOMER_PROVISIONEX", "restore the latest verified snapshot"])
+    }
+
     @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")
     func damagedSnapshot() throws {
         let daemon = try LiveDaemon().start()
@@ -392,6 +409,9 @@ struct DisasterRecoveryTests {
         let before = try FileManager.default.contentsOfDirectory(atPath: db).sorted()
         #expect(before.contains { $0.hasSuffix(".sst") } && before.contains { $0.hasPrefix("MANIFEST-") })
         for _ in 0..<2 { Self.expectStartRefused(daemon, ["no CURRENT file", "MANIFEST-", "restore"]) }
+        // replay --verify, which an operator runs to see what is wrong, says the same.
+        let diagnosis = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(diagnosis.status != 0 && ["no CURRENT file", "MANIFEST-", "damaged, not new", "restore"].allSatisfy(diagnosis.stderr.contains), "\(diagnosis)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: db).sorted() == before, "RocksDB made a new database over the old one")
         // The damage is the one file: put it back and the ledger is whole.
         try current.write(toFile: db + "/CURRENT", atomically: true, encoding: .utf8)

@@ -50,6 +50,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "With --test-clock: the clock's starting time (RFC 3339). Default: now.")
     var testClockStart: String?
 
+    func validate() throws {
+        if testClockStart != nil && !testClock { throw ValidationError("--test-clock-start needs --test-clock (it sets that clock's starting time).") }
+    }
+
     func run() async throws {
         var configuration = DaemonConfiguration()
         do {

@@ -63,7 +63,7 @@ struct DaemonLifecycleTests {
         #expect(try daemon.call("getCustomer", ["customerId": "before-abort"])["id"] == "before-abort")
     }
 
-    @Test("a socket path over 103 bytes (SwiftNIO's limit) is refused at start with a message that says so")
+    @Test("start-up usage errors: a socket path over 103 bytes (SwiftNIO's limit), --test-clock-start without --test-clock")
     func socketPathTooLong() throws {
         let place = TemporaryDirectory("tallyd-sock")
         let prefix = place.path + "/"
@@ -71,6 +71,9 @@ struct DaemonLifecycleTests {
         #expect(path.utf8.count == 104)
         let result = try runProgram(Binaries.tallyd, ["serve", "--data-dir", place.path + "/data", "--socket", path], timeoutSeconds: 20)
         #expect(result.status == 1 && result.stderr.contains("at most 103"), "\(result)")
+        // A test-clock start without the test clock is a usage error, not silently ignored.
+        let start = try runProgram(Binaries.tallyd, ["serve", "--data-dir", place.path + "/data", "--test-clock-start", "2026-01-01T00:00:00Z"], timeoutSeconds: 20)
+        #expect(start.status == 64 && start.stderr.contains("needs --test-clock"), "\(start)")
     }
 
     @Test("a stale socket left by a crash is cleaned up on start")

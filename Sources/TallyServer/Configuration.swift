@@ -86,7 +86,8 @@ public struct DaemonConfiguration: Sendable {
                 throw FileError(path: path, reason: "unknown key \(key)")
             }
         }
-        if let problem = limits.validate() { throw FileError(path: path, reason: problem) }
+        // Named as in the file: every problem starts with the key.
+        if let problem = limits.validate() { throw FileError(path: path, reason: "limits.\(problem)") }
     }
 
     private func string(_ node: Node, _ key: String, _ path: String) throws(FileError) -> String {

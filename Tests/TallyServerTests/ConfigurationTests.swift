@@ -95,12 +95,12 @@ struct ConfigurationTests {
         #expect(error?.reason.contains(key) == true, "\(String(describing: error))")
     }
 
-    @Test("limits that cannot work together are refused, naming them", arguments: [
-        ("limits:\n  queuedCommandsMax: 10\n  batchRequestsMax: 11\n", "queuedCommandsMax"),
-        ("limits:\n  frameBytesMax: 100\n", "frameBytesMax"),
-        ("limits:\n  jsonDepthMax: 1000\n", "jsonDepthMax"),
-        ("limits:\n  connectionsMax: 0\n", "connectionsMax"),
-        ("limits:\n  groupCommandsMax: 0\n", "groupCommandsMax"),
+    @Test("limits that cannot work together are refused, naming them as the file does", arguments: [
+        ("limits:\n  queuedCommandsMax: 10\n  batchRequestsMax: 11\n", "limits.queuedCommandsMax"),
+        ("limits:\n  frameBytesMax: 100\n", "limits.frameBytesMax"),
+        ("limits:\n  jsonDepthMax: 1000\n", "limits.jsonDepthMax"),
+        ("limits:\n  connectionsMax: 0\n", "limits.connectionsMax"),
+        ("limits:\n  groupCommandsMax: 0\n", "limits.groupCommandsMax"),
     ])
     func invalidLimits(yaml: String, key: String) {
         let error = configError(yaml)

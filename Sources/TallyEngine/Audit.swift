@@ -76,8 +76,8 @@ public enum Audit {
         var report = Report(databasePath: path)
         do {
             let snapshot = store.snapshot()
-            let last = try store.lastEvent(snapshot: snapshot)
-            report.logLastSequence = last?.event.sequence ?? 0
+            // From the last key: `--to-sequence N` works even when a later event is damaged.
+            report.logLastSequence = try store.lastSequence(snapshot: snapshot)
             let logLast = report.logLastSequence
             if verify {
                 let (verification, replayed) = try Replay.verifyKeepingReplay(store: store) { progress?($0, logLast) }
@@ -90,7 +90,7 @@ public enum Audit {
                 report.olderLayoutNote = verification.olderLayoutNote
                 report.replayedCounts = verification.mismatches.isEmpty ? verification.projectionCounts : counts(replayed)
                 report.idempotencyRecords = verification.idempotencyRecords
-                if balances { report.balances = try poolBalances(replayed, at: last?.event.recordedAt ?? .distantPast) }
+                if balances { report.balances = try poolBalances(replayed, at: try store.lastEvent(snapshot: snapshot)?.event.recordedAt ?? .distantPast) }
             } else {
                 let through: UInt64
                 switch target {

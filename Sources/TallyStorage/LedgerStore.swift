@@ -89,6 +89,21 @@ public final class LedgerStore: Sendable {
         return try decodeEvent(key: iterator.key, value: iterator.value)
     }
 
+    /// The last event's sequence (0 for an empty log), from its key alone: the record is not
+    /// decoded, so a damaged last event does not hide where the log ends.
+    public func lastSequence(snapshot: Snapshot? = nil) throws(StorageError) -> UInt64 {
+        let iterator = database.makeIterator(in: events, snapshot: snapshot)
+        iterator.seekToLast()
+        guard iterator.isValid else {
+            try check(iterator)
+            return 0
+        }
+        guard let sequence = KeyLayout.sequence(fromEventKey: iterator.key) else {
+            throw .corrupt("event key of \(iterator.key.count) bytes in the events column family")
+        }
+        return sequence
+    }
+
     /// Up to `limit` events with sequence > `after`, in order.
     public func events(after: UInt64, limit: Int, snapshot: Snapshot? = nil) throws(StorageError) -> [EventRecord] {
         var records: [EventRecord] = []

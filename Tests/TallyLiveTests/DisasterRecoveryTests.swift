@@ -297,7 +297,7 @@ struct DisasterRecoveryTests {
         #expect(verified.stdout.contains("event 6 does not chain to event 5"), "\(verified.stdout)")
     }
 
-    @Test("a last event that does not decode (its type renamed) is refused at start, saying what to do")
+    @Test("a last event that does not decode (its type renamed) is refused at start, saying what to do; replay --to-sequence before it works")
     func undecodableLastEvent() throws {
         let daemon = try LiveDaemon().start()
         try Self.provision(daemon, 0..<5)
@@ -312,6 +312,11 @@ struct DisasterRecoveryTests {
             try database.put(KeyLayout.eventKey(5), bytes, in: events, sync: true)
         }
         Self.expectStartRefused(daemon, ["event 5", "unknown event type CUSTOMER_PROVISIONEX", "restore the latest verified snapshot"])
+        // Offline: the events before it still replay; the whole log names where it stopped.
+        let before = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--to-sequence", "4"])
+        #expect(before.status == 0 && before.stdout.contains("events read: 4 (through sequence 4 of 5)"), "\(before)")
+        let whole = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory])
+        #expect(whole.status == 1 && whole.stdout.contains("stopped on damage, before the log's last event (sequence 5)"), "\(whole)")
     }
 
     @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")

@@ -213,8 +213,11 @@ extension Replay {
         // Replay never reads the idempotency records: a damaged block there would otherwise only
         // show when a client retries.
         let idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
-        if outcome.lastSequence > 0, mark?.sequence != outcome.lastSequence, mismatches.count < mismatchesMax {
-            mismatches.append(ProjectionMismatch(projection: "mark", key: "projection.sequence", expected: "\(outcome.lastSequence)", stored: mark.map { "\($0.sequence)" } ?? "nothing"))
+        // The mark first: projections standing where the log does not (an emptied or truncated
+        // log) explain the record mismatches after it, and would be cut off behind 100 of them.
+        if mark.map({ $0.sequence != outcome.lastSequence }) ?? (outcome.lastSequence > 0) {
+            mismatches.insert(ProjectionMismatch(projection: "mark", key: "projection.sequence", expected: "\(outcome.lastSequence)", stored: mark.map { "\($0.sequence)" } ?? "nothing"), at: 0)
+            if mismatches.count > mismatchesMax { mismatches.removeLast() }
         }
         let report = VerificationReport(
             eventsRead: outcome.eventsRead,

@@ -319,6 +319,21 @@ struct DisasterRecoveryTests {
         #expect(whole.status == 1 && whole.stdout.contains("stopped on damage, before the log's last event (sequence 5)"), "\(whole)")
     }
 
+    @Test("replay --verify of a log emptied under its projections names the cause first: the projections stand at a sequence the log does not reach")
+    func emptiedLogNamesTheMark() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<150)  // more customers than the report lists mismatches
+        #expect(try daemon.terminate() == 0)
+        do {
+            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
+            let events = database.columnFamily(KeyLayout.eventsFamily)
+            for sequence in UInt64(1)...150 { try database.delete(KeyLayout.eventKey(sequence), in: events, sync: sequence == 150) }
+        }
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        let problems = replay.stdout.split(separator: "\n").filter { $0.contains("projection mismatch") }
+        #expect(replay.status == 1 && problems.first?.contains("mark projection.sequence: replay has 0, stored has 150") == true, "\(replay)")
+    }
+
     @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")
     func damagedSnapshot() throws {
         let daemon = try LiveDaemon().start()

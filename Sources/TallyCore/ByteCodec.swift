@@ -169,9 +169,33 @@ public struct ByteReader {
         }
     }
 
+    /// Amounts the ledger's rules bound (credits, limits, costs, reported values, each below 10^21
+    /// and their balances near it): beyond 10^24 the record is damaged. The bound keeps every sum
+    /// the projections make of a few such amounts far inside `Int128`, so none can trap.
     public mutating func readAmount() throws(DecodingError) -> Amount {
+        let amount = try readUsageTotal()
+        guard amount.units.magnitude <= Self.amountUnitsMax else { throw DecodingError("amount \(amount) out of the ledger's range") }
+        return amount
+    }
+
+    static let amountUnitsMax = UInt128(1_000_000_000_000_000_000_000_000) * UInt128(Amount.unitsPerOne.magnitude)
+
+    /// A usage total, which may be any `Int128` (sums of usage are not bounded like credits).
+    public mutating func readUsageTotal() throws(DecodingError) -> Amount {
         let raw = try readVarUInt128()
         return Amount(units: Int128(bitPattern: (raw >> 1) ^ (0 &- (raw & 1))))
+    }
+
+    /// A count (`Int`), from an unsigned varint.
+    public mutating func readCount() throws(DecodingError) -> Int {
+        guard let count = Int(exactly: try readVarUInt()) else { throw DecodingError("count out of range") }
+        return count
+    }
+
+    /// A definition's version (`UInt32`), below its maximum so the next version still fits.
+    public mutating func readVersion() throws(DecodingError) -> UInt32 {
+        guard let version = UInt32(exactly: try readVarUInt()), version < .max else { throw DecodingError("version out of range") }
+        return version
     }
 
     public mutating func readTimestamp() throws(DecodingError) -> Timestamp {
@@ -196,8 +220,12 @@ public struct ByteReader {
         return values
     }
 
+    /// Pairs with distinct keys (metadata, dimensions): a repeated key is damage.
     public mutating func readStringMap() throws(DecodingError) -> [(String, String)] {
-        try readArray { (r: inout ByteReader) throws(DecodingError) in (try r.readString(), try r.readString()) }
+        let pairs = try readArray { (r: inout ByteReader) throws(DecodingError) in (try r.readString(), try r.readString()) }
+        // By bytes: String's == is canonical equivalence, and "é" and "e\u{301}" are two JSON keys.
+        if pairs.count > 1, Set(pairs.map { Array($0.0.utf8) }).count != pairs.count { throw DecodingError("a key repeated in a map") }
+        return pairs
     }
 
     /// Throws unless every byte was consumed: trailing bytes mean the writer and reader disagree.

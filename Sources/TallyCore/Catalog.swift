@@ -26,7 +26,7 @@ public struct Currency: Sendable, Equatable {
         id = try r.readString()
         displayName = try r.readString()
         symbol = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
-        version = UInt32(truncatingIfNeeded: try r.readVarUInt())
+        version = try r.readVersion()
     }
 
     public func encoded() -> [UInt8] { record { encode(into: &$0) } }
@@ -204,7 +204,7 @@ public struct Feature: Sendable, Equatable {
         creditCost = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in
             CreditCost(currencyId: try r.readString(), amountPerUnit: try r.readAmount())
         }
-        version = UInt32(truncatingIfNeeded: try r.readVarUInt())
+        version = try r.readVersion()
     }
 
     public func encoded() -> [UInt8] { record { encode(into: &$0) } }
@@ -270,8 +270,12 @@ public struct Plan: Sendable, Equatable {
         id = try r.readString()
         displayName = try r.readString()
         entitlements = try r.readArray { (r: inout ByteReader) throws(DecodingError) in try PlanEntitlement(from: &r) }
-        trialDays = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readInt() }
-        version = UInt32(truncatingIfNeeded: try r.readVarUInt())
+        trialDays = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in
+            let days = try r.readInt()
+            guard (0...3650).contains(days) else { throw DecodingError("trialDays \(days) out of range") }
+            return days
+        }
+        version = try r.readVersion()
     }
 
     public func encoded() -> [UInt8] { record { encode(into: &$0) } }

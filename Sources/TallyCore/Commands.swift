@@ -152,7 +152,7 @@ public enum CommandResult: Sendable, Equatable {
                 measurementId: try r.readString(),
                 event: try UsageReported(from: &r, schemaVersion: UsageReported.schemaVersion),
                 createdAt: try r.readTimestamp(),
-                currentUsage: try r.readAmount(),
+                currentUsage: try r.readUsageTotal(),
                 usageLimit: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readAmount() },
                 usagePeriodEnd: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readTimestamp() },
                 credit: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in
@@ -162,17 +162,17 @@ public enum CommandResult: Sendable, Equatable {
             ))
         case 7:
             result = .events(EventsOutcome(
-                accepted: Int(try r.readVarUInt()),
-                duplicates: Int(try r.readVarUInt()),
+                accepted: try r.readCount(),
+                duplicates: try r.readCount(),
                 rejected: try r.readArray { (r: inout ByteReader) throws(DecodingError) in
-                    EventRejection(index: Int(try r.readVarUInt()), code: try r.readInt(), message: try r.readString())
+                    EventRejection(index: try r.readCount(), code: try r.readInt(), message: try r.readString())
                 }
             ))
         case 8: result = .promotional(try PromotionalEntitlement(from: &r))
         case 9: result = .revoked(customerId: try r.readString(), featureId: try r.readString())
         case 10: result = .grant(try CreditGrant(from: &r))
         case 11: result = .autoRecharge(try AutoRecharge(from: &r))
-        case 12: result = .expired(count: Int(try r.readVarUInt()))
+        case 12: result = .expired(count: try r.readCount())
         case let tag: throw DecodingError("result tag \(tag) unknown")
         }
         try r.expectEnd()

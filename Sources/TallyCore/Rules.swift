@@ -27,18 +27,19 @@ public enum Rules {
 /// Projections as folds `(state, event) -> state`.
 public enum CustomerProjection {
     /// The customer after `event`, given the customer before it (nil if none yet).
-    /// A CUSTOMER_UPDATED without a customer is a broken log, which is a bug: it traps.
-    public static func apply(_ event: Event, to customer: Customer?) -> Customer? {
+    /// - Throws: `DecodingError` for a log that contradicts itself (a CUSTOMER_UPDATED without a
+    ///   customer, a second CUSTOMER_PROVISIONED): stored data is damage to report, never a trap.
+    public static func apply(_ event: Event, to customer: Customer?) throws(DecodingError) -> Customer? {
         switch event.payload {
         case .customerProvisioned(let e):
-            precondition(customer == nil, "CUSTOMER_PROVISIONED for existing customer \(e.customerId) at \(event.sequence)")
+            guard customer == nil else { throw DecodingError("event \(event.sequence): CUSTOMER_PROVISIONED for existing customer \(e.customerId)") }
             return Customer(
                 id: e.customerId, name: e.name, email: e.email, metadata: e.metadata,
                 createdAt: event.recordedAt, updatedAt: event.recordedAt, lastSequence: event.sequence
             )
         case .customerUpdated(let e):
             guard var c = customer else {
-                preconditionFailure("CUSTOMER_UPDATED for unknown customer \(e.customerId) at \(event.sequence)")
+                throw DecodingError("event \(event.sequence): CUSTOMER_UPDATED for unknown customer \(e.customerId)")
             }
             c.name = e.name.applied(to: c.name)
             c.email = e.email.applied(to: c.email)

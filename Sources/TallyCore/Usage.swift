@@ -20,7 +20,7 @@ public struct UsageCell: Sendable, Equatable {
     /// overflow.
     public func adding(_ contribution: Amount, at timestamp: Timestamp, sequence: UInt64, aggregation: Aggregation) -> UsageCell? {
         var next = self
-        next.eventCount += 1
+        next.eventCount &+= 1  // a count near 2^64 exists only in a damaged cell: wrap, never trap
         switch aggregation {
         case .count, .sum, .uniqueCount:
             guard let sum = value.adding(contribution) else { return nil }
@@ -45,7 +45,7 @@ public struct UsageCell: Sendable, Equatable {
         guard eventCount > 0 else { return other }
         guard other.eventCount > 0 else { return self }
         var next = self
-        next.eventCount += other.eventCount
+        next.eventCount = eventCount.addingReportingOverflow(other.eventCount).overflow ? .max : eventCount + other.eventCount
         switch aggregation {
         // Beyond Int128 (over 10^26 of usage): the sum saturates instead of trapping, like a cell
         // that leaves a contribution out rather than overflow (queries never crash the daemon).
@@ -75,7 +75,7 @@ public struct UsageCell: Sendable, Equatable {
 
     public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> UsageCell {
         var r = ByteReader(bytes)
-        let value = try r.readAmount()
+        let value = try r.readUsageTotal()
         let eventCount: UInt64 = try r.readVarUInt()
         let latest = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in (try r.readTimestamp(), try r.readVarUInt() as UInt64) }
         try r.expectEnd()

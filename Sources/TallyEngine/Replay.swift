@@ -49,6 +49,7 @@ public enum Replay {
             handoff.cancel()
             reader.join()
         }
+        var folding = true
         while let chunk = try handoff.take() {
             for record in chunk {
                 let sequence = record.event.sequence
@@ -59,8 +60,14 @@ public enum Replay {
                         outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))…"
                     }
                 }
-                if customer == nil || record.event.payload.customerId.map({ $0 == customer }) ?? true {
-                    try Projector.fold(record.event, into: &outcome.projections)
+                if folding, customer == nil || record.event.payload.customerId.map({ $0 == customer }) ?? true {
+                    do {
+                        try Projector.fold(record.event, into: &outcome.projections)
+                    } catch where outcome.chainProblem != nil {
+                        // Past a break in the chain, events may contradict what was folded (a
+                        // missing grant, a customer never provisioned): the break is the report.
+                        folding = false
+                    }
                 }
                 outcome.eventsRead += 1
                 outcome.lastSequence = sequence

@@ -61,15 +61,15 @@ enum CreditProjector {
             var pool = try Projections.creditPool(customerId: e.customerId, currencyId: e.currencyId, resourceId: e.resourceId, in: sink)
             for (grantId, amount) in e.breakdown {
                 guard var grant = try Projections.grant(grantId, in: sink) else {
-                    preconditionFailure("CREDITS_CONSUMED draws unknown grant \(grantId) at \(event.sequence)")
+                    throw .inconsistentLog("event \(event.sequence): CREDITS_CONSUMED draws unknown grant \(grantId)")
                 }
-                grant.consumed = grant.consumed + amount
-                precondition(!grant.remaining.isNegative, "grant \(grantId) overdrawn at \(event.sequence)")
+                grant.consumed = try checked { grant.consumed.adding(amount) }
+                guard !grant.remaining.isNegative else { throw .inconsistentLog("event \(event.sequence): grant \(grantId) overdrawn") }
                 if grant.remaining.isZero { close(grant, &pool, &sink) }
                 sink.setProjection(KeyLayout.grantKey(grantId), decoded: .grant(grant))
             }
-            pool.overdraft = pool.overdraft - e.overdraftRepaid + e.uncovered
-            precondition(!pool.overdraft.isNegative, "overdraft below zero at \(event.sequence)")
+            pool.overdraft = try checked { pool.overdraft.subtracting(e.overdraftRepaid)?.adding(e.uncovered) }
+            guard !pool.overdraft.isNegative else { throw .inconsistentLog("event \(event.sequence): overdraft below zero") }
             pool.ledgerBalance = pool.ledgerBalance - e.amount
             try save(pool, e.customerId, e.currencyId, e.resourceId, &sink)
             for granularity in [CalendarPeriod.hour, .day] {
@@ -87,13 +87,17 @@ enum CreditProjector {
 
         case .creditsActivated(let e):
             guard var grant = try Projections.grant(e.grantId, in: sink) else {
-                preconditionFailure("CREDITS_ACTIVATED for unknown grant \(e.grantId) at \(event.sequence)")
+                throw .inconsistentLog("event \(event.sequence): CREDITS_ACTIVATED for unknown grant \(e.grantId)")
             }
             var pool = try Projections.creditPool(customerId: e.customerId, currencyId: e.currencyId, resourceId: e.resourceId, in: sink)
-            precondition(pool.awaitingActivation.contains(e.grantId), "CREDITS_ACTIVATED for grant \(e.grantId), which awaits no activation, at \(event.sequence)")
-            grant.repaid = grant.repaid + e.overdraftRepaid
-            pool.overdraft = pool.overdraft - e.overdraftRepaid
-            precondition(!grant.remaining.isNegative && !pool.overdraft.isNegative, "CREDITS_ACTIVATED repays more than grant \(e.grantId) holds or its pool owes at \(event.sequence)")
+            guard pool.awaitingActivation.contains(e.grantId) else {
+                throw .inconsistentLog("event \(event.sequence): CREDITS_ACTIVATED for grant \(e.grantId), which awaits no activation")
+            }
+            grant.repaid = try checked { grant.repaid.adding(e.overdraftRepaid) }
+            pool.overdraft = try checked { pool.overdraft.subtracting(e.overdraftRepaid) }
+            guard !grant.remaining.isNegative, !pool.overdraft.isNegative else {
+                throw .inconsistentLog("event \(event.sequence): CREDITS_ACTIVATED repays more than grant \(e.grantId) holds or its pool owes")
+            }
             activated(grant, &pool, &sink)
             if grant.remaining.isZero { close(grant, &pool, &sink) }
             sink.setProjection(KeyLayout.grantKey(grant.grantId), decoded: .grant(grant))
@@ -112,7 +116,7 @@ enum CreditProjector {
 
     private static func remove(_ r: CreditsRemoved, _ event: Event, _ type: CreditEntryType, _ sink: inout some ProjectionSink) throws(StorageError) {
         guard var grant = try Projections.grant(r.grantId, in: sink) else {
-            preconditionFailure("\(type.rawValue) for unknown grant \(r.grantId) at \(event.sequence)")
+            throw .inconsistentLog("event \(event.sequence): \(type.rawValue) for unknown grant \(r.grantId)")
         }
         var pool = try Projections.creditPool(customerId: r.customerId, currencyId: r.currencyId, resourceId: r.resourceId, in: sink)
         if type == .expired {
@@ -122,7 +126,9 @@ enum CreditProjector {
             grant.voidedAmount = r.amount
             grant.voidedAt = event.recordedAt
         }
-        precondition(grant.remaining.isZero, "\(type.rawValue) of \(r.amount) leaves grant \(r.grantId) with \(grant.remaining) at \(event.sequence)")
+        guard grant.remaining.isZero else {
+            throw .inconsistentLog("event \(event.sequence): \(type.rawValue) of \(r.amount) leaves grant \(r.grantId) with \(grant.remaining)")
+        }
         close(grant, &pool, &sink)
         sink.setProjection(KeyLayout.grantKey(grant.grantId), decoded: .grant(grant))
         pool.ledgerBalance = pool.ledgerBalance - r.amount
@@ -255,9 +261,10 @@ extension Projections {
         let (pool, grants, _) = try settled(customerId: customerId, currencyId: currencyId, resourceId: resourceId, at: t, in: source)
         var remaining = Amount.zero
         for grant in grants where grant.status(at: t) == .active {
-            remaining = remaining + grant.remaining
+            remaining = try checked { remaining.adding(grant.remaining) }
         }
-        return PoolBalance(currencyId: currencyId, resourceId: resourceId, balance: remaining - pool.overdraft, grantsRemaining: remaining, overdraft: pool.overdraft, ledgerBalance: pool.ledgerBalance)
+        let balance = try checked { remaining.subtracting(pool.overdraft) }
+        return PoolBalance(currencyId: currencyId, resourceId: resourceId, balance: balance, grantsRemaining: remaining, overdraft: pool.overdraft, ledgerBalance: pool.ledgerBalance)
     }
 
     /// Every pool of a customer (currency, resource).
@@ -285,4 +292,10 @@ extension Projections {
         w.writeAmount(a)
         return w.bytes
     }
+}
+
+/// An amount the log's events add up to; nil (out of `Int128`) only in a damaged log.
+private func checked(_ amount: () -> Amount?) throws(StorageError) -> Amount {
+    guard let amount = amount() else { throw .inconsistentLog("amounts beyond the ledger's range") }
+    return amount
 }

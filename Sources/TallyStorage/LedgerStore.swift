@@ -21,6 +21,12 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
         case .corrupt(let what): "ledger data is corrupt: \(what)"
         }
     }
+
+    /// Events that decode but contradict the ones before them (a grant drawn that was never made,
+    /// an update of a customer that does not exist): a damaged or edited log, reported, not trapped.
+    public static func inconsistentLog(_ what: String) -> StorageError {
+        .corrupt("the log contradicts itself: \(what)")
+    }
 }
 
 /// What an idempotency key remembers: the fingerprint of the original params and its answer.

@@ -159,7 +159,11 @@ public enum Projector {
 
     private static func updateCustomer(_ id: String, _ event: Event, _ sink: inout some ProjectionSink) throws(StorageError) {
         let current = try Projections.customer(id, in: sink)
-        sink.setProjection(KeyLayout.customerKey(id), CustomerProjection.apply(event, to: current)?.encoded())
+        do {
+            sink.setProjection(KeyLayout.customerKey(id), try CustomerProjection.apply(event, to: current)?.encoded())
+        } catch {
+            throw .inconsistentLog(error.reason)
+        }
     }
 }
 

@@ -29,7 +29,7 @@ enum UsageProjector {
             }
         case .subscriptionCanceled(let e):
             guard var subscription = try Projections.subscription(e.subscriptionId, in: sink) else {
-                preconditionFailure("SUBSCRIPTION_CANCELED for unknown subscription \(e.subscriptionId) at \(event.sequence)")
+                throw .inconsistentLog("event \(event.sequence): SUBSCRIPTION_CANCELED for unknown subscription \(e.subscriptionId)")
             }
             subscription.status = .canceled
             subscription.canceledAt = event.recordedAt

@@ -334,6 +334,26 @@ struct DisasterRecoveryTests {
         #expect(replay.status == 1 && problems.first?.contains("mark projection.sequence: replay has 0, stored has 150") == true, "\(replay)")
     }
 
+    @Test("an old event deleted under a later one that needs it (beyond the start-up tail check): verifyLedger and replay --verify report the broken chain, the daemon does not crash")
+    func deletedEventUnderItsUpdate() throws {
+        let daemon = try LiveDaemon().start()
+        _ = try daemon.call("provisionCustomer", ["customerId": "first", "name": "One"])
+        _ = try daemon.call("provisionCustomer", ["customerId": "first", "name": "Renamed"])  // CUSTOMER_UPDATED of event 1's customer
+        try Self.provision(daemon, 0..<1100)
+        #expect(try daemon.terminate() == 0)
+        do {
+            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
+            try database.delete(KeyLayout.eventKey(1), in: database.columnFamily(KeyLayout.eventsFamily), sync: true)
+        }
+        try daemon.start()
+        let report = try daemon.call("verifyLedger")
+        #expect(report["hashChainValid"] == false && (report["chainProblem"]?.stringValue ?? "").contains("event 1 is missing"), "\(report.jsonText.prefix(1500))")
+        #expect(try daemon.call("getStatus")["lastSequence"] == 1102, "the daemon is still serving")
+        #expect(try daemon.terminate() == 0)
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 1 && replay.stdout.contains("event 1 is missing"), "\(replay)")
+    }
+
     @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")
     func damagedSnapshot() throws {
         let daemon = try LiveDaemon().start()

@@ -55,7 +55,12 @@ public enum Audit {
     public static func run(dataDirectory: String, target: Target, verify: Bool, balances: Bool = false, progress: ProgressHandler? = nil) throws(StorageError) -> Report {
         precondition(!verify || target == .head, "verify compares the stored projections, which stand at the head")
         let path = Ledger.databasePath(in: dataDirectory)
-        // Files but no CURRENT: a damaged database, said as the daemon's start says it.
+        // Files but no CURRENT: a damaged database, said as the daemon's start says it (unless
+        // they are what an interrupted first start leaves, which the next start clears).
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        if !files.contains("CURRENT"), !files.isEmpty, Recovery.isInterruptedCreation(files), (try? Anchor.read(dataDirectory: dataDirectory))?.sequence ?? 0 == 0 {
+            throw .corrupt("there is no database in \(path): its creation was interrupted (no CURRENT, no data files); the next `tallyd serve` creates it")
+        }
         try Recovery.refuseDatabaseWithoutCurrent(path)
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
             throw .corrupt("there is no database in \(path): is --data-dir the data directory (the one holding db/)?")

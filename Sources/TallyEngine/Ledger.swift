@@ -65,6 +65,7 @@ public final class Ledger: Sendable {
         self.logger = logger
         try RestoreJournal.finishInterrupted(dataDirectory: dataDirectory, logger: logger)
         let path = Self.databasePath(in: dataDirectory)
+        try Recovery.clearInterruptedCreation(path, dataDirectory: dataDirectory, logger: logger)
         try Recovery.refuseDatabaseWithoutCurrent(path)
         do {
             store = try LedgerStore(path: path)

@@ -132,6 +132,34 @@ enum Recovery {
         throw .corrupt("the database in \(path) has \(files.count) files but no CURRENT file\(hint): it is damaged, not new, so nothing was opened or changed. \(restoreAdvice)")
     }
 
+    /// The files RocksDB writes while it creates a database, before CURRENT names it: a process
+    /// killed then (its first start) leaves only these. Every write goes to a WAL (`*.log`) or an
+    /// SST file first, so without one nothing was ever stored.
+    static func isInterruptedCreation(_ files: [String]) -> Bool {
+        files.allSatisfy { name in
+            ["LOCK", "IDENTITY", "LOG"].contains(name) || name.hasPrefix("LOG.old.") || name.hasPrefix("MANIFEST-")
+                || name.hasPrefix("OPTIONS-") || name.hasSuffix(".dbtmp")
+        }
+    }
+
+    /// Removes what an interrupted creation left (`isInterruptedCreation`), so the start creates
+    /// the database again instead of refusing a directory that never held anything.
+    static func clearInterruptedCreation(_ path: String, dataDirectory: String, logger: Logger) throws(StorageError) {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        guard !files.isEmpty, !files.contains("CURRENT"), isInterruptedCreation(files) else { return }
+        // An anchor past 0 (or one that cannot be read) says this directory held events: that is
+        // damage, refused as such. The anchor is written only after the database first opened.
+        let anchor: Anchor?
+        do { anchor = try Anchor.read(dataDirectory: dataDirectory) } catch { return }
+        guard (anchor?.sequence ?? 0) == 0 else { return }
+        logger.warning("the database in this data directory was never finished (its creation was interrupted, no CURRENT, no data files): creating it again", metadata: [
+            "path": "\(path)", "files": "\(files.sorted().joined(separator: ","))",
+        ])
+        for name in files where unlink(path + "/" + name) != 0 && errno != ENOENT {
+            throw .corrupt("cannot remove \(path)/\(name), left by an interrupted creation of the database: \(String(cString: strerror(errno)))")
+        }
+    }
+
     static func explainOpenFailure(_ error: StorageError, path: String) -> StorageError {
         if case .corrupt(let what) = error, !what.contains(restoreAdvice), !what.contains("delete the file") {
             // Damage found by a decoder (an event that does not decode) says what to do too.

@@ -459,6 +459,30 @@ struct DisasterRecoveryTests {
         #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
     }
 
+    @Test("a first start killed while RocksDB created the database (LOCK, LOG, IDENTITY, MANIFEST, no CURRENT) starts over on the next start; with an anchor past 0 it is damage and refused")
+    func interruptedCreation() throws {
+        for anchorSequence in [nil, 0, 3] as [UInt64?] {
+            let daemon = LiveDaemon()
+            let db = Ledger.databasePath(in: daemon.dataDirectory)
+            try FileManager.default.createDirectory(atPath: db, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: daemon.dataDirectory)
+            for name in ["LOCK", "LOG", "IDENTITY", "MANIFEST-000001", "000001.dbtmp"] {
+                #expect(FileManager.default.createFile(atPath: db + "/" + name, contents: Data(name == "MANIFEST-000001" ? [0x01, 0x02] : [])))
+            }
+            if let anchorSequence { try Anchor(sequence: anchorSequence, hash: EventRecord.genesisHash).write(dataDirectory: daemon.dataDirectory) }
+            guard anchorSequence ?? 0 == 0 else {
+                Self.expectStartRefused(daemon, ["no CURRENT file", "damaged, not new"])
+                continue
+            }
+            try daemon.start()
+            try Self.provision(daemon, 0..<3)
+            #expect(try daemon.terminate() == 0)
+            try daemon.start()
+            #expect(try daemon.lastSequence() == 3, "anchor \(anchorSequence.map(String.init) ?? "none")")
+            #expect(try daemon.terminate() == 0)
+        }
+    }
+
     @Test("a restore that can neither rewrite nor remove the anchor's copy beside the data directory says so and fails, instead of leaving a copy that refuses the next start")
     func restoreWithStuckAnchorCopy() throws {
         let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 10, more: 10)

@@ -45,6 +45,8 @@ enum Recovery {
             return Head.empty
         }
         let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)
+        // No log reaches 2^64 - 1 events; a key that says so is damage (and leaves no next sequence).
+        guard head.sequence < .max else { throw .corrupt("the log's last event has sequence \(head.sequence), which no log reaches. \(restoreAdvice)") }
         for (anchor, place) in anchors { try checkAnchor(anchor, place, store: store, head: head, logger: logger) }
         try checkTail(store: store, head: head)
         let mark = try store.projectionMark()

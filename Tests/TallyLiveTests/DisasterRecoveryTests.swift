@@ -25,6 +25,12 @@ struct DisasterRecoveryTests {
 
     static func tallyd(_ arguments: [String]) throws -> ProcessResult { try runProgram(Binaries.tallyd, arguments) }
 
+    /// Edits the events column family of a stopped daemon's database by hand (damage for a test).
+    static func editLog(_ daemon: LiveDaemon, _ edit: (Database, ColumnFamily) throws -> Void) throws {
+        let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
+        try edit(database, database.columnFamily(KeyLayout.eventsFamily))
+    }
+
     static func tally(_ daemon: LiveDaemon, _ arguments: [String]) throws -> ProcessResult {
         try runProgram(Binaries.tally, arguments + ["--socket", daemon.socketPath])
     }
@@ -273,9 +279,7 @@ struct DisasterRecoveryTests {
         let daemon = try LiveDaemon().start()
         try Self.provision(daemon, 0..<1100)
         #expect(try daemon.terminate() == 0)
-        do {
-            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
-            let events = database.columnFamily(KeyLayout.eventsFamily)
+        try Self.editLog(daemon) { database, events in
             var bytes = try #require(try database.get(KeyLayout.eventKey(5), in: events))
             bytes[bytes.count - 3] ^= 0x01  // inside the customer's name: it still decodes
             try database.put(KeyLayout.eventKey(5), bytes, in: events, sync: true)
@@ -302,9 +306,7 @@ struct DisasterRecoveryTests {
         let daemon = try LiveDaemon().start()
         try Self.provision(daemon, 0..<5)
         #expect(try daemon.terminate() == 0)
-        do {
-            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
-            let events = database.columnFamily(KeyLayout.eventsFamily)
+        try Self.editLog(daemon) { database, events in
             var bytes = try #require(try database.get(KeyLayout.eventKey(5), in: events))
             let type = Array("CUSTOMER_PROVISIONED".utf8)
             let at = try #require((0...(bytes.count - type.count)).first { Array(bytes[$0..<($0 + type.count)]) == type })
@@ -324,9 +326,7 @@ struct DisasterRecoveryTests {
         let daemon = try LiveDaemon().start()
         try Self.provision(daemon, 0..<150)  // more customers than the report lists mismatches
         #expect(try daemon.terminate() == 0)
-        do {
-            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
-            let events = database.columnFamily(KeyLayout.eventsFamily)
+        try Self.editLog(daemon) { database, events in
             for sequence in UInt64(1)...150 { try database.delete(KeyLayout.eventKey(sequence), in: events, sync: sequence == 150) }
         }
         let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
@@ -341,10 +341,7 @@ struct DisasterRecoveryTests {
         _ = try daemon.call("provisionCustomer", ["customerId": "first", "name": "Renamed"])  // CUSTOMER_UPDATED of event 1's customer
         try Self.provision(daemon, 0..<1100)
         #expect(try daemon.terminate() == 0)
-        do {
-            let database = try Database(path: Ledger.databasePath(in: daemon.dataDirectory), columnFamilies: KeyLayout.columnFamilies)
-            try database.delete(KeyLayout.eventKey(1), in: database.columnFamily(KeyLayout.eventsFamily), sync: true)
-        }
+        try Self.editLog(daemon) { database, events in try database.delete(KeyLayout.eventKey(1), in: events, sync: true) }
         try daemon.start()
         let report = try daemon.call("verifyLedger")
         #expect(report["hashChainValid"] == false && (report["chainProblem"]?.stringValue ?? "").contains("event 1 is missing"), "\(report.jsonText.prefix(1500))")

@@ -106,8 +106,9 @@ public struct UsageReported: Sendable, Equatable {
         featureId = try r.readString()
         resourceId = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }
         updateBehavior = try r.readEnum(UpdateBehavior.self)
-        value = try r.readAmount()
-        delta = try r.readAmount()
+        // Usage, not credits: a SET's delta from a large total may be beyond credit amounts' range.
+        value = try r.readUsageTotal()
+        delta = try r.readUsageTotal()
         timestamp = try r.readTimestamp()
         dimensions = Dimensions(try r.readStringMap())
         idempotencyKey = try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() }

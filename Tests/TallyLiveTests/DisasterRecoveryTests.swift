@@ -351,6 +351,24 @@ struct DisasterRecoveryTests {
         #expect(replay.status == 1 && replay.stdout.contains("event 1 is missing"), "\(replay)")
     }
 
+    @Test("legitimate extremes pass the decoders' range checks: a usage total past 10^24 and a SET back to 0 (its delta as large) survive a restart and replay --verify")
+    func extremeUsageSurvivesDecoding() throws {
+        let daemon = try LiveDaemon().start()
+        _ = try daemon.call("provisionCustomer", ["customerId": "big"])
+        _ = try daemon.call("defineFeature", ["featureId": "bytes", "type": "METERED"])
+        let nearMax = "999999999999999999999.999999999999"  // just below 10^21, 12 fractional digits
+        let item: JSONValue = ["customerId": "big", "featureId": "bytes", "value": .string(nearMax)]
+        for _ in 0..<2 { _ = try daemon.call("reportUsageBulk", ["usages": .array(Array(repeating: item, count: 1000))]) }
+        let set = try daemon.call("reportUsage", ["customerId": "big", "featureId": "bytes", "value": "0", "updateBehavior": "SET"])
+        #expect(set.field("measurement.delta") == "-1999999999999999999999999.999999998", "\(set.jsonText)")
+        #expect(try daemon.terminate() == 0)
+        try daemon.start()
+        #expect(try daemon.call("getEntitlement", ["customerId": "big", "featureId": "bytes"])["currentUsage"] == "0")
+        #expect(try daemon.terminate() == 0)
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 0, "\(replay)")
+    }
+
     @Test("a bit flipped in a snapshot file fails `tally snapshot verify`, and restore refuses it")
     func damagedSnapshot() throws {
         let daemon = try LiveDaemon().start()

@@ -45,6 +45,12 @@ public struct ByteWriter: Sendable {
         }
     }
 
+    /// Length-prefixed bytes (a nested record).
+    public mutating func writeBytes(_ value: [UInt8]) {
+        writeVarUInt(UInt64(value.count))
+        bytes.append(contentsOf: value)
+    }
+
     public mutating func writeBool(_ value: Bool) { bytes.append(value ? 1 : 0) }
 
     public mutating func writeAmount(_ value: Amount) {
@@ -108,6 +114,13 @@ public struct ByteReader {
         guard count >= 0, count <= remaining else { throw DecodingError("truncated: \(count) bytes wanted at \(offset)") }
         defer { offset += count }
         return Array(bytes[offset..<offset + count])
+    }
+
+    /// What `writeBytes` wrote.
+    public mutating func readBytes() throws(DecodingError) -> [UInt8] {
+        let count = try readVarUInt()
+        guard count <= UInt64(remaining) else { throw DecodingError("byte string length \(count) beyond record end") }
+        return try readRaw(count: Int(count))
     }
 
     public mutating func readRest() -> [UInt8] {

@@ -59,7 +59,9 @@ public struct ProvisionCustomer: Sendable {
 /// What a successful command answers. Stored with its idempotency record, so a retry gets the
 /// original answer.
 public enum CommandResult: Sendable, Equatable {
-    case customer(Customer)
+    /// The customer with its subscriptions as they stood (nil in records written before they
+    /// were kept: the reply then shows the current ones).
+    case customer(Customer, subscriptions: [CustomerSubscription]?)
     case currency(Currency)
     case feature(Feature)
     case plan(Plan)
@@ -78,9 +80,16 @@ public enum CommandResult: Sendable, Equatable {
         var w = ByteWriter()
         w.writeByte(Self.recordVersion)
         switch self {
-        case .customer(let customer):
+        case .customer(let customer, nil):
             w.writeByte(1)
             w.writeRaw(customer.encoded())
+        case .customer(let customer, let subscriptions?):
+            w.writeByte(13)
+            w.writeBytes(customer.encoded())
+            w.writeArray(subscriptions) { w, s in
+                s.subscription.encode(into: &w)
+                w.writeOptional(s.planName) { $0.writeString($1) }
+            }
         case .currency(let c):
             w.writeByte(2)
             c.encode(into: &w)
@@ -142,7 +151,11 @@ public enum CommandResult: Sendable, Equatable {
         guard version == recordVersion else { throw DecodingError("result record version \(version) unknown") }
         let result: CommandResult
         switch try r.readByte() {
-        case 1: return .customer(try Customer.decode(r.readRest()))
+        case 1: return .customer(try Customer.decode(r.readRest()), subscriptions: nil)
+        case 13:
+            result = .customer(try Customer.decode(r.readBytes()), subscriptions: try r.readArray { (r: inout ByteReader) throws(DecodingError) in
+                CustomerSubscription(subscription: try Subscription(from: &r), planName: try r.readOptional { (r: inout ByteReader) throws(DecodingError) in try r.readString() })
+            })
         case 2: result = .currency(try Currency(from: &r))
         case 3: result = .feature(try Feature(from: &r))
         case 4: result = .plan(try Plan(from: &r))
@@ -177,5 +190,16 @@ public enum CommandResult: Sendable, Equatable {
         }
         try r.expectEnd()
         return result
+    }
+}
+
+/// A subscription as a customer's answer shows it: with its plan's display name at the time.
+public struct CustomerSubscription: Sendable, Equatable {
+    public var subscription: Subscription
+    public var planName: String?
+
+    public init(subscription: Subscription, planName: String?) {
+        self.subscription = subscription
+        self.planName = planName
     }
 }

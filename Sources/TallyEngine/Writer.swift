@@ -268,7 +268,12 @@ struct GroupState: ProjectionSink {
                 guard let customer = try Projections.customer(c.customerId, in: self) else {
                     preconditionFailure("provisionCustomer left no customer")
                 }
-                result = .customer(customer)
+                // Its subscriptions as they stand at this decision: a retry answers these, not
+                // whatever they have become since.
+                let subscriptions = try Projections.subscriptions(customerId: customer.id, in: self).map { s throws(StorageError) in
+                    CustomerSubscription(subscription: s, planName: try Projections.plan(s.planId, in: self)?.displayName)
+                }
+                result = .customer(customer, subscriptions: subscriptions)
             default:
                 switch try decideCatalogOrUsage(command, idempotencyKey: idempotency?.key, now: now) {
                 case .success(let value): result = value

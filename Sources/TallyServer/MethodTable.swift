@@ -51,9 +51,13 @@ enum MethodTable {
     /// The seed Customer shape with the customer's subscriptions (and their plans' names).
     static func customerJSON(_ customer: Customer, store: LedgerStore) throws(StorageError) -> JSONValue {
         let subscriptions = try Projections.subscriptions(customerId: customer.id, in: store).map { s throws(StorageError) in
-            UsageMethods.json(s, planName: try Projections.plan(s.planId, in: store)?.displayName)
+            CustomerSubscription(subscription: s, planName: try Projections.plan(s.planId, in: store)?.displayName)
         }
-        return CustomerMethods.json(customer, subscriptions: subscriptions)
+        return customerJSON(customer, subscriptions: subscriptions)
+    }
+
+    static func customerJSON(_ customer: Customer, subscriptions: [CustomerSubscription]) -> JSONValue {
+        CustomerMethods.json(customer, subscriptions: subscriptions.map { UsageMethods.json($0.subscription, planName: $0.planName) })
     }
 
     /// A command's reply as a JSON-RPC result or error.
@@ -70,7 +74,10 @@ enum MethodTable {
     static func json(_ result: CommandResult, duplicate: Bool, store: LedgerStore) -> Result<JSONValue, RPCFailure> {
         var value: JSONValue
         switch result {
-        case .customer(let customer):
+        case .customer(let customer, let subscriptions?):
+            value = customerJSON(customer, subscriptions: subscriptions)
+        case .customer(let customer, nil):
+            // A result stored before subscriptions were kept with it: the current ones.
             do {
                 value = try customerJSON(customer, store: store)
             } catch {

@@ -74,7 +74,7 @@ func submitAll(_ ledger: Ledger, _ commands: [(Command, IdempotencyClaim?)]) -> 
 extension CommandReply {
     var customer: Customer? {
         switch self {
-        case .applied(.customer(let c)), .duplicate(.customer(let c)): c
+        case .applied(.customer(let c, _)), .duplicate(.customer(let c, _)): c
         default: nil
         }
     }

@@ -164,6 +164,26 @@ struct ProtocolTests {
         try daemon.expectServesOtherConnections()
     }
 
+    @Test("a provisionCustomer retry answers the customer as it was then, its subscriptions too, after a subscription and a rename")
+    func provisionRetryIsTheOriginal() throws {
+        let customer = uniqueID("orig")
+        let params: JSONObject = ["customerId": .string(customer), "name": "Original", "idempotencyKey": .string(uniqueID("key"))]
+        let first = try daemon.call("provisionCustomer", params)
+        #expect(first["subscriptions"] == [], "\(first.jsonText)")
+        let feature = uniqueID("feat"), plan = uniqueID("plan")
+        _ = try daemon.call("defineFeature", ["featureId": .string(feature), "type": "BOOLEAN"])
+        _ = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "Pro", "entitlements": [["featureId": .string(feature)]]])
+        _ = try daemon.call("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan)])
+        _ = try daemon.call("provisionCustomer", ["customerId": .string(customer), "name": "Renamed"])
+        let retry = try daemon.call("provisionCustomer", params)
+        var withoutFlag = retry.objectValue ?? [:]
+        withoutFlag["duplicate"] = nil
+        #expect(retry["duplicate"] == true && JSONValue.object(withoutFlag) == first, "\(retry.jsonText) vs \(first.jsonText)")
+        // A new provision (no key) answers what is there now.
+        let now = try daemon.call("provisionCustomer", ["customerId": .string(customer)])
+        #expect(now["name"] == "Renamed" && now["subscriptions"]?.arrayValue?.count == 1, "\(now.jsonText)")
+    }
+
     @Test("upsert: a new name updates name and updatedAt, keeps createdAt, appends CUSTOMER_UPDATED")
     func upsert() throws {
         let customer = uniqueID("upsert")

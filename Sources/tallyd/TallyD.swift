@@ -52,6 +52,9 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         if testClockStart != nil && !testClock { throw ValidationError("--test-clock-start needs --test-clock (it sets that clock's starting time).") }
+        if let text = testClockStart {
+            do { _ = try Timestamp(parsingRFC3339: text) } catch { throw ValidationError("--test-clock-start: \(error)") }
+        }
     }
 
     func run() async throws {

@@ -74,6 +74,8 @@ struct DaemonLifecycleTests {
         // A test-clock start without the test clock is a usage error, not silently ignored.
         let start = try runProgram(Binaries.tallyd, ["serve", "--data-dir", place.path + "/data", "--test-clock-start", "2026-01-01T00:00:00Z"], timeoutSeconds: 20)
         #expect(start.status == 64 && start.stderr.contains("needs --test-clock"), "\(start)")
+        let badStart = try runProgram(Binaries.tallyd, ["serve", "--data-dir", place.path + "/data", "--test-clock", "--test-clock-start", "nope"], timeoutSeconds: 20)
+        #expect(badStart.status == 64 && badStart.stderr.contains("--test-clock-start"), "\(badStart)")
     }
 
     @Test("a stale socket left by a crash is cleaned up on start")

@@ -152,15 +152,16 @@ final class AnchorWriter: @unchecked Sendable {
     private let onFailure: @Sendable (String) -> Void
 
     /// Writes `anchor` atomically as the files' new content and opens them for updates. The copy
-    /// beside the data directory is best-effort: `onFailure` hears when it cannot be kept.
-    init(dataDirectory: String, anchor: Anchor, onFailure: @escaping @Sendable (String) -> Void) throws(StorageError) {
+    /// beside the data directory is best-effort: `noCopy` hears at start when there can be none
+    /// (a read-only or full parent directory), `onFailure` when an update fails later.
+    init(dataDirectory: String, anchor: Anchor, noCopy: (String) -> Void, onFailure: @escaping @Sendable (String) -> Void) throws(StorageError) {
         let mirrored = try anchor.write(dataDirectory: dataDirectory)
         self.onFailure = onFailure
         var paths = [Anchor.path(in: dataDirectory)]
         if mirrored {
             paths.append(Anchor.mirrorPath(in: dataDirectory))
         } else {
-            onFailure("cannot write the anchor's copy \(Anchor.mirrorPath(in: dataDirectory)): a rollback of the whole data directory will not be detected")
+            noCopy("cannot write the anchor's copy \(Anchor.mirrorPath(in: dataDirectory)) (the parent directory is read-only or full): a rollback of the whole data directory, anchor included, will not be detected")
         }
         for (index, path) in paths.enumerated() {
             let fd = open(path, O_WRONLY | O_CLOEXEC)

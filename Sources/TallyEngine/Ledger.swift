@@ -92,7 +92,10 @@ public final class Ledger: Sendable {
             // A damaged block read while checking the tail says what to do, like one found at open.
             throw Recovery.explainOpenFailure(error, path: path)
         }
-        anchor = try AnchorWriter(dataDirectory: dataDirectory, anchor: Anchor(sequence: head.sequence, hash: head.hash)) { [logger] problem in
+        anchor = try AnchorWriter(
+            dataDirectory: dataDirectory, anchor: Anchor(sequence: head.sequence, hash: head.hash),
+            noCopy: { [logger] problem in logger.warning("no anchor copy beside the data directory", metadata: ["problem": "\(problem)"]) }
+        ) { [logger] problem in
             logger.error("anchor update failed; rollback detection uses the last written anchor until restart", metadata: ["error": "\(problem)"])
         }
         writer = Writer(store: store, clock: clock, limits: limits, logger: logger, head: head)

@@ -29,7 +29,7 @@ struct TallyD: AsyncParsableCommand {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the daemon (the default command).",
-        discussion: "Values come from the defaults, then --config, then the flags. Stop it with SIGTERM or Ctrl-C: it finishes and syncs in-flight commands, removes the socket and exits 0."
+        discussion: "Values come from the defaults, then --config, then the flags. Stop it with SIGTERM or Ctrl-C: it commits and answers the commands already queued for the writer (later ones, even pipelined on an open connection, get 2001: retry them with their keys), removes the socket and exits 0."
     )
 
     @Option(name: .long, help: "Data directory (created mode 0700). Default: ./tally-data")

@@ -59,7 +59,7 @@ struct LineFrameDecoder: ByteToMessageDecoder {
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
-        // A tail of only spaces and tabs is a keep-alive without its newline: nothing to report.
+        // A tail of only spaces, tabs (and a CR) is a keep-alive without its newline: nothing to report.
         if !discarding, seenEOF, buffer.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") && $0 != UInt8(ascii: "\r") }) {
             context.fireChannelRead(wrapInboundOut(.unterminated(bytes: buffer.readableBytes)))
         }

@@ -236,8 +236,11 @@ public struct ByteReader {
     /// Pairs with distinct keys (metadata, dimensions): a repeated key is damage.
     public mutating func readStringMap() throws(DecodingError) -> [(String, String)] {
         let pairs = try readArray { (r: inout ByteReader) throws(DecodingError) in (try r.readString(), try r.readString()) }
-        // By bytes: String's == is canonical equivalence, and "é" and "e\u{301}" are two JSON keys.
-        if pairs.count > 1, Set(pairs.map { Array($0.0.utf8) }).count != pairs.count { throw DecodingError("a key repeated in a map") }
+        // By bytes (String's == is canonical equivalence, and "é" and "e\u{301}" are two JSON keys),
+        // pair by pair: maps hold a few keys (at most 64), and replay decodes one per event.
+        for i in pairs.indices.dropFirst() {
+            for j in 0..<i where pairs[i].0.utf8.elementsEqual(pairs[j].0.utf8) { throw DecodingError("key \"\(pairs[i].0)\" repeated in a map") }
+        }
         return pairs
     }
 

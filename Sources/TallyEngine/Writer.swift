@@ -264,13 +264,14 @@ struct GroupState: ProjectionSink {
             let result: CommandResult
             switch command {
             case .provisionCustomer(let c):
-                try append(Rules.provisionCustomer(c, existing: Projections.customer(c.customerId, in: self)), now: now)
+                let existing = try Projections.customer(c.customerId, in: self)
+                try append(Rules.provisionCustomer(c, existing: existing), now: now)
                 guard let customer = try Projections.customer(c.customerId, in: self) else {
                     preconditionFailure("provisionCustomer left no customer")
                 }
                 // Its subscriptions as they stand at this decision: a retry answers these, not
-                // whatever they have become since.
-                let subscriptions = try Projections.subscriptions(customerId: customer.id, in: self).map { s throws(StorageError) in
+                // whatever they have become since. A new customer has none (they need a customer).
+                let subscriptions = existing == nil ? [] : try Projections.subscriptions(customerId: customer.id, in: self).map { s throws(StorageError) in
                     CustomerSubscription(subscription: s, planName: try Projections.plan(s.planId, in: self)?.displayName)
                 }
                 result = .customer(customer, subscriptions: subscriptions)

@@ -109,8 +109,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             append(.done(Dispatcher.encode(RPCResponse.failure(id: .null, error: failure))))
             flushDone(context: context)
         case .line(let buffer):
-            // Blank lines (also of spaces and tabs) are keep-alives.
-            guard buffer.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }) else { return }
+            guard !Frame.isBlank(buffer.readableBytesView) else { return }  // keep-alives
             dispatch(buffer, context: context)
         }
     }

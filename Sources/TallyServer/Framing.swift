@@ -6,6 +6,11 @@ enum Frame {
     case oversized
     /// The input ended after this many bytes of a line without its "\n".
     case unterminated(bytes: Int)
+
+    /// A line of only spaces, tabs and CRs (or none): a keep-alive, not a request.
+    static func isBlank(_ bytes: ByteBufferView) -> Bool {
+        bytes.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
+    }
 }
 
 /// Splits the stream at "\n" (a trailing "\r" is dropped), capping a line at `frameBytesMax`.
@@ -59,8 +64,8 @@ struct LineFrameDecoder: ByteToMessageDecoder {
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
-        // A tail of only spaces, tabs (and a CR) is a keep-alive without its newline: nothing to report.
-        if !discarding, seenEOF, buffer.readableBytesView.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") && $0 != UInt8(ascii: "\r") }) {
+        // A blank tail is a keep-alive without its newline: nothing to report.
+        if !discarding, seenEOF, !Frame.isBlank(buffer.readableBytesView) {
             context.fireChannelRead(wrapInboundOut(.unterminated(bytes: buffer.readableBytes)))
         }
         buffer.moveReaderIndex(to: buffer.writerIndex)

@@ -57,8 +57,7 @@ public enum Audit {
         let path = Ledger.databasePath(in: dataDirectory)
         // Files but no CURRENT: a damaged database, said as the daemon's start says it (unless
         // they are what an interrupted first start leaves, which the next start clears).
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        if !files.contains("CURRENT"), !files.isEmpty, Recovery.isInterruptedCreation(files), (try? Anchor.read(dataDirectory: dataDirectory))?.sequence ?? 0 == 0 {
+        if Recovery.interruptedCreation(path, dataDirectory: dataDirectory) != nil {
             throw .corrupt("there is no database in \(path): its creation was interrupted (no CURRENT, no data files); the next `tallyd serve` creates it")
         }
         try Recovery.refuseDatabaseWithoutCurrent(path)

@@ -144,16 +144,22 @@ enum Recovery {
         }
     }
 
-    /// Removes what an interrupted creation left (`isInterruptedCreation`), so the start creates
-    /// the database again instead of refusing a directory that never held anything.
-    static func clearInterruptedCreation(_ path: String, dataDirectory: String, logger: Logger) throws(StorageError) {
+    /// The files an interrupted creation left in `path` (`isInterruptedCreation`), or nil when
+    /// it is not one: a CURRENT, other files, or an anchor past 0 (or one that cannot be read),
+    /// which says this directory held events — damage, refused as such. The anchor is written
+    /// only after the database first opened.
+    static func interruptedCreation(_ path: String, dataDirectory: String) -> [String]? {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        guard !files.isEmpty, !files.contains("CURRENT"), isInterruptedCreation(files) else { return }
-        // An anchor past 0 (or one that cannot be read) says this directory held events: that is
-        // damage, refused as such. The anchor is written only after the database first opened.
+        guard !files.isEmpty, !files.contains("CURRENT"), isInterruptedCreation(files) else { return nil }
         let anchor: Anchor?
-        do { anchor = try Anchor.read(dataDirectory: dataDirectory) } catch { return }
-        guard (anchor?.sequence ?? 0) == 0 else { return }
+        do { anchor = try Anchor.read(dataDirectory: dataDirectory) } catch { return nil }
+        return (anchor?.sequence ?? 0) == 0 ? files : nil
+    }
+
+    /// Removes what an interrupted creation left, so the start creates the database again
+    /// instead of refusing a directory that never held anything.
+    static func clearInterruptedCreation(_ path: String, dataDirectory: String, logger: Logger) throws(StorageError) {
+        guard let files = interruptedCreation(path, dataDirectory: dataDirectory) else { return }
         logger.warning("the database in this data directory was never finished (its creation was interrupted, no CURRENT, no data files): creating it again", metadata: [
             "path": "\(path)", "files": "\(files.sorted().joined(separator: ","))",
         ])

@@ -45,7 +45,8 @@ public struct UsageCell: Sendable, Equatable {
         guard eventCount > 0 else { return other }
         guard other.eventCount > 0 else { return self }
         var next = self
-        next.eventCount = eventCount.addingReportingOverflow(other.eventCount).overflow ? .max : eventCount + other.eventCount
+        let (count, overflow) = eventCount.addingReportingOverflow(other.eventCount)
+        next.eventCount = overflow ? .max : count  // only a damaged cell gets near 2^64
         switch aggregation {
         // Beyond Int128 (over 10^26 of usage): the sum saturates instead of trapping, like a cell
         // that leaves a contribution out rather than overflow (queries never crash the daemon).

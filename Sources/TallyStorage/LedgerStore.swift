@@ -86,28 +86,24 @@ public final class LedgerStore: Sendable {
 
     /// The last event in the log, decoded, or nil for an empty log.
     public func lastEvent(snapshot: Snapshot? = nil) throws(StorageError) -> EventRecord? {
+        try last(snapshot: snapshot) { (iterator: RocksDB.Iterator) throws(StorageError) in try decodeEvent(key: iterator.key, value: iterator.value) }
+    }
+
+    /// The last event's sequence (0 for an empty log), from its key alone: the record is not
+    /// decoded, so a damaged last event does not hide where the log ends.
+    public func lastSequence(snapshot: Snapshot? = nil) throws(StorageError) -> UInt64 {
+        try last(snapshot: snapshot) { (iterator: RocksDB.Iterator) throws(StorageError) in try sequence(ofEventKey: iterator.key) } ?? 0
+    }
+
+    /// `read` of the log's last record, or nil for an empty log.
+    private func last<T>(snapshot: Snapshot?, _ read: (RocksDB.Iterator) throws(StorageError) -> T) throws(StorageError) -> T? {
         let iterator = database.makeIterator(in: events, snapshot: snapshot)
         iterator.seekToLast()
         guard iterator.isValid else {
             try check(iterator)
             return nil
         }
-        return try decodeEvent(key: iterator.key, value: iterator.value)
-    }
-
-    /// The last event's sequence (0 for an empty log), from its key alone: the record is not
-    /// decoded, so a damaged last event does not hide where the log ends.
-    public func lastSequence(snapshot: Snapshot? = nil) throws(StorageError) -> UInt64 {
-        let iterator = database.makeIterator(in: events, snapshot: snapshot)
-        iterator.seekToLast()
-        guard iterator.isValid else {
-            try check(iterator)
-            return 0
-        }
-        guard let sequence = KeyLayout.sequence(fromEventKey: iterator.key) else {
-            throw .corrupt("event key of \(iterator.key.count) bytes in the events column family")
-        }
-        return sequence
+        return try read(iterator)
     }
 
     /// Up to `limit` events with sequence > `after`, in order.
@@ -139,10 +135,15 @@ public final class LedgerStore: Sendable {
         try check(iterator)
     }
 
-    private func decodeEvent(key: [UInt8], value: [UInt8]) throws(StorageError) -> EventRecord {
+    private func sequence(ofEventKey key: [UInt8]) throws(StorageError) -> UInt64 {
         guard let sequence = KeyLayout.sequence(fromEventKey: key) else {
             throw .corrupt("event key of \(key.count) bytes in the events column family")
         }
+        return sequence
+    }
+
+    private func decodeEvent(key: [UInt8], value: [UInt8]) throws(StorageError) -> EventRecord {
+        let sequence = try sequence(ofEventKey: key)
         do {
             return try EventRecord(sequence: sequence, bytes: value)
         } catch {

@@ -132,10 +132,12 @@ private struct Parser {
     var i = 0
     /// Reused buffer for strings that contain escapes.
     var scratch: [UInt8] = []
-    /// In a batch element: a duplicate key is recorded here (the first one) instead of thrown,
-    /// and its later value is parsed and dropped.
+    /// For `parseLine`: a duplicate key is recorded (the first one) instead of thrown, and its later
+    /// value is parsed and dropped; after each element of a top-level array, what it recorded
+    /// moves to `elementDuplicates` under the element's index.
     var recordsDuplicates = false
     var duplicate: JSONError? = nil
+    var elementDuplicates: [Int: JSONError] = [:]
 
     init(base: UnsafePointer<UInt8>, count: Int, depthMax: Int) {
         self.base = base
@@ -158,42 +160,16 @@ private struct Parser {
         return value
     }
 
+    /// `parseDocument`, recording duplicate keys instead of throwing them: one in an element of a
+    /// top-level array fails that element; anywhere else it fails the line.
     mutating func parseLine() throws(JSONError) -> JSONParser.Line {
-        skipWhitespace()
-        guard i < end, base[i] == openBracket else { return .value(try parseDocument()) }
-        let start = i
-        if depthMax <= 0 { throw JSONError(kind: .depthExceeded, offset: i, detail: String(depthMax)) }
-        i += 1  // [
-        skipWhitespace()
-        var elements: [Result<JSONValue, JSONError>] = []
-        guard i < end else { throw unexpectedEnd("expected a value or ']'") }
-        if base[i] != closeBracket {
-            recordsDuplicates = true
-            while true {
-                duplicate = nil
-                let value = try parseValue(depth: 1)
-                elements.append(duplicate.map { .failure($0) } ?? .success(value))
-                skipWhitespace()
-                guard i < end else { throw unexpectedEnd("expected ',' or ']'") }
-                if base[i] == comma {
-                    i += 1
-                    skipWhitespace()
-                } else if base[i] == closeBracket {
-                    break
-                } else {
-                    throw unexpected(at: i, expected: "expected ',' or ']'")
-                }
-            }
-            recordsDuplicates = false
+        recordsDuplicates = true
+        let value = try parseDocument()
+        guard case .array(let elements) = value else {
+            if let duplicate { throw duplicate }
+            return .value(value)
         }
-        i += 1  // ]
-        skipWhitespace()
-        if i < end {
-            // Report trailing bytes exactly as `parseDocument` does.
-            i = start
-            return .value(try parseDocument())
-        }
-        return .batch(elements)
+        return .batch(elements.indices.map { elementDuplicates[$0].map { .failure($0) } ?? .success(elements[$0]) })
     }
 
     @inline(__always)
@@ -333,6 +309,10 @@ private struct Parser {
         elements.reserveCapacity(4)
         while true {
             elements.append(try parseValue(depth: depth + 1))
+            if depth == 0, let found = duplicate {
+                elementDuplicates[elements.count - 1] = found
+                duplicate = nil
+            }
             skipWhitespace()
             guard i < end else { throw unexpectedEnd("expected ',' or ']'") }
             let c = base[i]

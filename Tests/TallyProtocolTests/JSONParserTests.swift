@@ -294,4 +294,32 @@ struct JSONParserTests {
         let s = "\u{80}\u{7FF}\u{800}\u{D7FF}\u{E000}\u{FFFF}\u{10000}\u{10FFFF}"
         #expect(try JSONParser.parse("\"\(s)\"").stringValue == s)
     }
+
+    @Test("parseLine: a duplicate key fails only its own element of a top-level array, anywhere else the line")
+    func lineDuplicates() throws {
+        func line(_ text: String) throws(JSONError) -> JSONParser.Line {
+            var text = text
+            let result: Result<JSONParser.Line, JSONError> = text.withUTF8 { p in
+                do throws(JSONError) { return .success(try JSONParser.parseLine(UnsafeRawBufferPointer(p))) } catch { return .failure(error) }
+            }
+            return try result.get()
+        }
+        guard case .batch(let elements) = try line(#"[{"a":1},{"b":1,"b":2},{"c":{"d":1,"d":2}},[{"e":1,"e":1}],2]"#) else {
+            Issue.record("a batch expected")
+            return
+        }
+        #expect(elements.map { (try? $0.get()) != nil } == [true, false, false, false, true])
+        #expect(throws: JSONError.self) { try line(#"{"a":1,"a":2}"#) }
+        do {
+            _ = try line(#"[{"a":1,"a":2}] x"#)
+            Issue.record("trailing data must fail the line")
+        } catch {
+            #expect(error.kind == .trailingData)
+        }
+        guard case .value(let value) = try line(#"{"a":[{"b":1}]}"#) else {
+            Issue.record("a single value expected")
+            return
+        }
+        #expect(value["a"] != nil)
+    }
 }

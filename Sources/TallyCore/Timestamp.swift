@@ -50,6 +50,10 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         }
     }
 
+    /// True for instants of the years 0001–9999 (UTC): what params accept, and what `rfc3339` writes
+    /// with a 4-digit year.
+    public var hasFourDigitYear: Bool { self >= .distantPast && self <= .distantFuture }
+
     /// RFC 3339 in UTC with a `Z`: `2026-11-20T10:00:00.000Z`. Always 3 fractional digits, or 6
     /// when the instant has sub-millisecond microseconds. Years outside 0001–9999 (reachable only
     /// through `init(microsecondsSinceEpoch:)`) print with as many digits as they need.

@@ -337,7 +337,8 @@ public enum UsageMethods {
     public static func json(_ u: UsageOutcome) -> JSONValue {
         var o: JSONObject = ["measurement": measurementJSON(u), "currentUsage": .string(u.currentUsage.description)]
         if let limit = u.usageLimit { o["usageLimit"] = .string(limit.description) }
-        if let end = u.usagePeriodEnd { o["usagePeriodEnd"] = .string(end.rfc3339) }
+        // Absent for the last periods of 9999, which end at 10000-01-01 (no 4-digit year).
+        if let end = u.usagePeriodEnd, end.hasFourDigitYear { o["usagePeriodEnd"] = .string(end.rfc3339) }
         if let credit = u.credit { o["credit"] = CreditMethods.json(credit) }
         return .object(o)
     }

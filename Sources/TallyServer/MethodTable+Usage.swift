@@ -204,10 +204,14 @@ enum UsageQueries {
         if let cost = feature.creditCost {
             let balance = try Projections.balance(customerId: customerId, currencyId: cost.currencyId, resourceId: resourceId, at: now, in: store)
             o["creditBalance"] = .object(["currencyId": .string(cost.currencyId), "balance": .string(balance.balance.description)])
-            let price = requested.multipliedExactly(by: cost.amountPerUnit)
-            o["requestedCost"] = price.map { .string($0.description) } ?? .null
+            // As strict reportUsage refuses such a value: a cost that is not an amount is bad
+            // input, not a lack of credits.
+            guard let price = requested.multipliedExactly(by: cost.amountPerUnit) else {
+                throw RPCFailure.invalidParams(field: "requestedUsage", "× amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range")
+            }
+            o["requestedCost"] = .string(price.description)
             // Like strict reportUsage: what costs nothing is never refused, even at a negative balance.
-            if hasAccess, price.map({ $0.isPositive && $0 > balance.balance }) ?? true {
+            if hasAccess, price.isPositive, price > balance.balance {
                 hasAccess = false
                 reason = "INSUFFICIENT_CREDITS"
             }
@@ -215,13 +219,18 @@ enum UsageQueries {
         o["hasAccess"] = .bool(hasAccess)
         if let reason { o["accessDeniedReason"] = reason }
         o["isUnlimited"] = .bool(entitlement.isUnlimited)
-        if let limit = entitlement.usageLimit, !entitlement.isUnlimited { o["usageLimit"] = .string(limit.description) }
+        if !entitlement.isUnlimited, let limit = entitlement.usageLimit ?? (feature.type == .metered ? .zero : nil) {
+            // A limited METERED entitlement without a limit has a limit of 0: shown, not implied.
+            o["usageLimit"] = .string(limit.description)
+        }
         o["currentUsage"] = .string(current.description)
         o["requestedUsage"] = .string(requested.description)
         if let period {
             o["resetPeriod"] = .string(period.rawValue)
             o["usagePeriodStart"] = .string(CalendarUTC.periodStart(period, containing: now).rfc3339)
-            o["usagePeriodEnd"] = .string(CalendarUTC.periodEnd(period, containing: now).rfc3339)
+            // The last periods of 9999 end at 10000-01-01, which RFC 3339 with a 4-digit year cannot say.
+            let end = CalendarUTC.periodEnd(period, containing: now)
+            if end.hasFourDigitYear { o["usagePeriodEnd"] = .string(end.rfc3339) }
         }
         o["source"] = .string(entitlement.source)
         return .object(o)

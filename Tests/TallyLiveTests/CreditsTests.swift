@@ -1397,6 +1397,23 @@ struct CreditsTests {
         #expect(allowed["hasAccess"] == true && allowed["accessDeniedReason"] == nil, "\(allowed.jsonText)")
         #expect(allowed.field("creditBalance.balance") == "5", "\(allowed.jsonText)")
     }
+
+    @Test("getEntitlement: a requestedUsage whose cost is not an amount (13 fractional digits) is -32602, as strict reportUsage refuses it, not a lack of credits")
+    func entitlementCostBeyondTwelveDigits() throws {
+        let f = try CreditFixture(daemon, amountPerUnit: "0.5")
+        try f.grant("100")
+        for requested in ["0.000000000001", "1.000000000001"] {
+            let error = expectRPCError(code: -32602) {
+                _ = try daemon.call("getEntitlement", ["customerId": .string(f.customer), "featureId": .string(f.feature), "requestedUsage": .string(requested)])
+            }
+            #expect(error?.field == "requestedUsage", "\(error.map { "\($0)" } ?? "no error")")
+            try daemon.expectCreditRefusal(code: -32602, field: "value") {
+                _ = try daemon.call("reportUsage", ["customerId": .string(f.customer), "featureId": .string(f.feature), "value": .string(requested), "strict": true])
+            }
+        }
+        let fits = try daemon.call("getEntitlement", ["customerId": .string(f.customer), "featureId": .string(f.feature), "requestedUsage": "0.000000000002"])
+        #expect(fits["hasAccess"] == true && fits["requestedCost"] == "0.000000000001", "\(fits.jsonText)")
+    }
 }
 
 // MARK: - Expiry across restarts and in real time (own daemons)

@@ -1247,6 +1247,24 @@ struct UsageTests {
         try daemon.expectLedgerConsistent()
         #expect(try daemon.terminate() == 0)
     }
+
+    @Test("the last periods of 9999 end at 10000-01-01, which no 4-digit year names: results leave usagePeriodEnd out; a limited entitlement without a limit shows usageLimit 0")
+    func periodsAtTheEndOfTime() throws {
+        let daemon = try LiveDaemon(extraArguments: ["--test-clock", "--test-clock-start", "9999-12-31T12:00:00Z"]).start()
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature(), open = try daemon.newMeteredFeature()
+        let plan = uniqueID("plan")
+        _ = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "P", "entitlements": [
+            ["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "YEAR"], ["featureId": .string(open)],
+        ]])
+        _ = try daemon.call("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan)])
+        let usage = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 1])
+        #expect(usage["usageLimit"] == "10" && usage["usagePeriodEnd"] == nil, "\(usage.jsonText)")
+        let e = try daemon.entitlement(customer, feature)
+        #expect(e["usagePeriodStart"] == "9999-01-01T00:00:00.000Z" && e["usagePeriodEnd"] == nil && e["currentUsage"] == "1", "\(e.jsonText)")
+        let zero = try daemon.entitlement(customer, open)
+        #expect(zero["hasAccess"] == false && zero["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED" && zero["usageLimit"] == "0", "\(zero.jsonText)")
+        #expect(try daemon.terminate() == 0)
+    }
 }
 
 // MARK: - Rebuild equals stored

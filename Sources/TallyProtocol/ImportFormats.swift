@@ -45,8 +45,8 @@ public enum ImportFormats {
     /// - STIGG (UsageMeasurement): required id, customerId, featureId, value (JSON number), timestamp;
     ///   optional updateBehavior (DELTA|SET; passed through only when given, DELTA being the default),
     ///   idempotencyKey (string or null; null/absent → `id`, so re-imports dedupe), createdAt (checked,
-    ///   ignored), and the Tally extensions resourceId and dimensions (null = absent). Anything else is
-    ///   rejected. Explicit null is rejected wherever the schema does not allow it.
+    ///   ignored), and the Tally extensions resourceId and dimensions (null = absent). Other fields are
+    ///   ignored, as the schema (no additionalProperties: false) allows them. Explicit null is rejected wherever the schema does not allow it.
     /// - OCTANE (Measurement, additionalProperties: false): value (JSON number, required); meter_name →
     ///   featureId and customer_name → customerId (both required by Tally); id → idempotencyKey;
     ///   time → timestamp; labels → dimensions; event_name → the dimension `event_name` (a label of the
@@ -79,14 +79,7 @@ public enum ImportFormats {
 
     // MARK: - STIGG
 
-    static let stiggFields: Set<String> = [
-        "id", "customerId", "featureId", "value", "updateBehavior", "idempotencyKey", "timestamp", "createdAt",
-        // Tally extensions.
-        "resourceId", "dimensions",
-    ]
-
     private static func convertStigg(_ r: inout RecordReader) throws(RPCFailure) -> [ImportedRecord] {
-        try r.rejectUnknown(allowed: stiggFields, what: "is not a UsageMeasurement field")
         let id = try r.requiredID("id")
         let customerId = try r.requiredID("customerId")
         let featureId = try r.requiredID("featureId")
@@ -215,6 +208,8 @@ public enum ImportFormats {
             case .number(let text):
                 // CloudEvents has no fractional type: an Integer is a 32-bit signed whole number.
                 guard Int32(text) != nil else { throw .invalidParams(field: r.field(key), "must be a string, boolean or 32-bit integer (CloudEvents has no fractional numbers)") }
+            case .string(let text):
+                if let problem = cloudEventsStringProblem(text) { throw .invalidParams(field: r.field(key), problem) }
             default:
                 break  // An extension attribute: allowed and ignored.
             }
@@ -226,12 +221,15 @@ public enum ImportFormats {
         }
         let id = try r.requiredString("id")
         guard !id.isEmpty else { throw .invalidParams(field: r.field("id"), "must not be empty") }
+        if let problem = cloudEventsStringProblem(id) { throw .invalidParams(field: r.field("id"), problem) }
         let source = try r.requiredString("source")
         guard !source.isEmpty else { throw .invalidParams(field: r.field("source"), "must not be empty") }
-        guard isURIReference(source) else { throw .invalidParams(field: r.field("source"), "must be a URI-reference (RFC 3986: no spaces; other characters %-escaped)") }
+        guard isURIReference(source) else { throw .invalidParams(field: r.field("source"), "must be a URI-reference (RFC 3986: no spaces; other characters %-escaped; brackets only around an IP-literal host; a ':' before the first '/' only after a scheme)") }
         let eventName = try r.requiredID("type")
+        if let problem = cloudEventsStringProblem(eventName) { throw .invalidParams(field: r.field("type"), problem) }
         let subject = try r.string("subject", nullIsAbsent: true)
         if subject == "" { throw .invalidParams(field: r.field("subject"), "must not be empty when present") }
+        if let subject, let problem = cloudEventsStringProblem(subject) { throw .invalidParams(field: r.field("subject"), problem) }
         let time = try r.timestamp("time", nullIsAbsent: true)
         let contentType = try r.string("datacontenttype", nullIsAbsent: true)
         if let contentType, !isMediaType(contentType) {
@@ -338,9 +336,76 @@ public enum ImportFormats {
         !name.isEmpty && name.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) }
     }
 
-    /// RFC 3986 URI-reference characters: unreserved, reserved and `%XX` escapes (no spaces,
-    /// controls, quotes or `<>\\^`{|}`).
+    /// Why `text` is not a CloudEvents String (nil if it is): one may not hold the control
+    /// characters U+0000–U+001F and U+007F–U+009F, nor Unicode noncharacters.
+    static func cloudEventsStringProblem(_ text: String) -> String? {
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            if v <= 0x1F || (0x7F...0x9F).contains(v) {
+                return "must not hold the control character \(codePoint(v)) (a CloudEvents String)"
+            }
+            if (0xFDD0...0xFDEF).contains(v) || v & 0xFFFE == 0xFFFE {
+                return "must not hold the noncharacter \(codePoint(v)) (a CloudEvents String)"
+            }
+        }
+        return nil
+    }
+
+    /// `U+000A`: a code point as Unicode writes it.
+    private static func codePoint(_ value: UInt32) -> String {
+        let hex = String(value, radix: 16, uppercase: true)
+        return "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+    }
+
+    /// An RFC 3986 URI-reference: unreserved, reserved and `%XX` escapes only (no spaces,
+    /// controls, quotes or `<>\\^`{|}`); `[` `]` only around an IP-literal host; at most one `#`;
+    /// and a `:` before the first `/`, `?` or `#` only after a valid scheme (a relative reference's
+    /// first segment holds none: `::` is not one).
     static func isURIReference(_ text: String) -> Bool {
+        guard hasURICharacters(text) else { return false }
+        var rest = Substring(text)
+        if let hash = rest.firstIndex(of: "#") {
+            guard !rest[rest.index(after: hash)...].contains(where: { "#[]".contains($0) }) else { return false }
+            rest = rest[..<hash]
+        }
+        if let delimiter = rest.firstIndex(where: { "/?:".contains($0) }), rest[delimiter] == ":" {
+            guard isScheme(rest[..<delimiter]) else { return false }
+            rest = rest[rest.index(after: delimiter)...]
+        }
+        if let question = rest.firstIndex(of: "?") {
+            guard !rest[question...].contains(where: { "[]".contains($0) }) else { return false }
+            rest = rest[..<question]
+        }
+        var path = rest
+        if rest.hasPrefix("//") {
+            let authorityAndPath = rest.dropFirst(2)
+            let end = authorityAndPath.firstIndex(of: "/") ?? authorityAndPath.endIndex
+            let authority = authorityAndPath[..<end]
+            path = authorityAndPath[end...]
+            let host = authority.lastIndex(of: "@").map { authority[authority.index(after: $0)...] } ?? authority
+            let userinfo = authority[..<host.startIndex]
+            guard !userinfo.contains(where: { "[]".contains($0) }) else { return false }
+            if host.first == "[" {
+                // An IP-literal, then an optional `:port`.
+                guard let close = host.firstIndex(of: "]"), host.index(after: host.startIndex) < close else { return false }
+                let literal = host[host.index(after: host.startIndex)..<close]
+                let after = host[host.index(after: close)...]
+                guard !literal.contains("["), after.isEmpty || (after.first == ":" && after.utf8.dropFirst().allSatisfy { (0x30...0x39).contains($0) }) else { return false }
+            } else if host.contains(where: { "[]".contains($0) }) {
+                return false
+            }
+        }
+        return !path.contains(where: { "[]".contains($0) })
+    }
+
+    /// A scheme: a letter, then letters, digits, `+`, `-` or `.`.
+    private static func isScheme(_ scheme: Substring) -> Bool {
+        guard let first = scheme.utf8.first, (0x41...0x5A).contains(first) || (0x61...0x7A).contains(first) else { return false }
+        return scheme.utf8.allSatisfy { isAlphanumericASCII($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
+    }
+
+    /// Only RFC 3986 characters: unreserved, reserved and `%XX` escapes.
+    private static func hasURICharacters(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         let allowed = Set("-._~:/?#[]@!$&'()*+,;=".utf8)
         func isHex(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x46).contains(b) || (0x61...0x66).contains(b) }
@@ -360,10 +425,8 @@ public enum ImportFormats {
 
     /// A URI-reference with a scheme (`scheme:…`, the scheme a letter then letters, digits, `+-.`).
     static func isAbsoluteURI(_ text: String) -> Bool {
-        guard isURIReference(text), let colon = text.utf8.firstIndex(of: UInt8(ascii: ":")) else { return false }
-        let scheme = text.utf8[..<colon]
-        guard let first = scheme.first, (0x41...0x5A).contains(first) || (0x61...0x7A).contains(first) else { return false }
-        return scheme.allSatisfy { isAlphanumericASCII($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }
+        guard isURIReference(text), let colon = text.firstIndex(of: ":") else { return false }
+        return isScheme(text[..<colon])
     }
 
     /// RFC 2046 `type/subtype` (RFC 2045 tokens), parameters after `;` allowed.

@@ -12,7 +12,10 @@ struct UsageImportCommand: ParsableCommand {
             FILE holds one JSON record per line (NDJSON) or one JSON array of records; - reads \
             standard input. The records go in importRecords calls of at most --batch records (and \
             under the daemon's 1 MiB line limit); each record \
-            succeeds or fails on its own, and importing the same records again answers duplicates. \
+            succeeds or fails on its own. Importing the same records again answers duplicates for \
+            records that carry a key: STIGG (its id), OCTANE with an id, CLOUDEVENTS (source and \
+            id); PAIGO records without an idempotencyKey and OCTANE records without an id have \
+            none, and are counted again. \
             Prints the accepted, duplicate and rejected counts, then each rejection by record \
             number (1-based, across the whole file) with the daemon's error code. With --json: \
             {records, accepted, duplicates, rejected: [{record, code, message}]} over all the calls \
@@ -78,6 +81,7 @@ struct UsageImportCommand: ParsableCommand {
                     let message = (rejection["message"]?.stringValue ?? "")
                         .replacingOccurrences(of: "records[\(index)].", with: "")
                         .replacingOccurrences(of: "records[\(index)]: ", with: "")
+                        .replacingOccurrences(of: "records[\(index)] ", with: "the record ")
                     rejections.append(((chunk.indices.contains(index) ? chunk[index] : 0) + 1, rejection["code"] ?? .null, message))
                 }
             }

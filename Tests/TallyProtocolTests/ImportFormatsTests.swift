@@ -124,9 +124,14 @@ struct ImportFormatsTests {
         #expect(p["dimensions"] == nil)
     }
 
-    @Test func stiggUnknownField() {
-        #expect(rejectedField(with(Self.stigg, "custmerId", "x"), .stigg, index: 2) == "records[2].custmerId")
-        #expect(rejectedField(with(Self.stigg, "strict", true), .stigg) == "records[0].strict")
+    @Test("STIGG: fields the schema does not name are allowed (no additionalProperties: false) and ignored")
+    func stiggUnknownFieldsAreIgnored() {
+        let plain = convert(Self.stigg, .stigg)
+        #expect(!plain.isEmpty)
+        // Any extra field, and the fields of the measurement Tally itself returns.
+        var extended = with(with(Self.stigg, "source", "gateway"), "delta", 5)
+        extended = with(with(extended, "currentUsage", "12"), "usagePeriodEnd", "2026-12-01T00:00:00.000Z")
+        #expect(convert(extended, .stigg) == plain)
     }
 
     // MARK: - OCTANE
@@ -313,6 +318,12 @@ struct ImportFormatsTests {
             // fractional (or beyond 32-bit) extension values.
             ("source", "a b c"), ("source", "/x\u{7F}"), ("source", "/bad%zz"), ("dataschema", ""), ("dataschema", "/relative"),
             ("dataschema", "not a uri"), ("traceparent", .number("1.5")), ("partitionkey", 3_000_000_000),
+            // Not URI-references: brackets outside an IP-literal host, a relative reference whose
+            // first segment holds a ':', two '#'.
+            ("source", "a[b"), ("source", "::"), ("source", "/x#a#b"), ("source", "//h[ost]/p"), ("source", "/p?q=[1]"),
+            // CloudEvents Strings hold no control characters or noncharacters.
+            ("id", "a\nb"), ("id", "a\u{1}"), ("id", "a\u{FFFE}"), ("type", "api\tcall"), ("subject", "c\u{85}"),
+            ("traceparent", "00-\n"),
         ]
         for (key, value) in cases {
             #expect(rejectedField(with(Self.cloudEvent, key, value), .cloudEvents) == "records[0].\(key)", "\(key): \(value)")
@@ -327,6 +338,13 @@ struct ImportFormatsTests {
             #expect(
                 rejectedField(with(Self.cloudEvent, "data", .object(data)), .cloudEvents) == "records[0].data.\(key)",
                 "data.\(key): \(value)")
+        }
+    }
+
+    @Test("CloudEvents: URI-references the RFC allows are accepted as source")
+    func cloudEventSourcesThatAreURIReferences() {
+        for source in ["/api/gateway", "https://example.com/a?b=c#d", "urn:example:gw", "//[::1]:8080/x", "//user@[2001:db8::1]/p", "a/b:c", "?q", "#f", "mailto:ops@example.com"] {
+            #expect(rejectedField(with(Self.cloudEvent, "source", .string(source)), .cloudEvents) == nil, "\(source)")
         }
     }
 

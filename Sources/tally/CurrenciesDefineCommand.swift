@@ -6,7 +6,7 @@ import TallyProtocol
 struct CurrenciesDefineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "define",
-        abstract: "Create a credit currency, or update an existing one.")
+        abstract: "Create a credit currency, or replace its definition (a new version: what the flags omit is not kept).")
 
     @OptionGroup var global: GlobalOptions
 

@@ -6,7 +6,7 @@ import TallyProtocol
 struct FeaturesDefineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "define",
-        abstract: "Create a feature, or update an existing one.",
+        abstract: "Create a feature, or replace its definition (a new version: what the flags omit is not kept).",
         discussion: """
             A metered feature can aggregate raw events (tally events send) with a meter:
               tally features define api-calls --type METERED --meter-event request --aggregation COUNT \\
@@ -76,8 +76,9 @@ struct FeaturesDefineCommand: ParsableCommand {
         if let creditPerUnit, !TableFormatter.isNumeric(creditPerUnit) {
             throw ValidationError("--credit-per-unit must be a decimal number, got '\(creditPerUnit)'.")
         }
-        if type == .boolean, meterEvent != nil || creditCurrency != nil || unit != nil {
-            throw ValidationError("a BOOLEAN feature takes no meter, unit or credit cost.")
+        // As the daemon: a unit (a label) is allowed on a BOOLEAN feature, a meter or a cost is not.
+        if type == .boolean, meterEvent != nil || creditCurrency != nil {
+            throw ValidationError("a BOOLEAN feature takes no meter or credit cost.")
         }
         for entry in filter { _ = try Self.parseFilter(entry) }
     }

@@ -6,7 +6,7 @@ import TallyProtocol
 struct PlansDefineCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "define",
-        abstract: "Create a plan, or update an existing one.",
+        abstract: "Create a plan, or replace its definition (a new version: what the flags omit is not kept).",
         discussion: """
             --entitlement takes feature[:limit][:PERIOD], repeated once per feature:
               tally plans define pro --name Pro --entitlement api-calls:10000:MONTH \\

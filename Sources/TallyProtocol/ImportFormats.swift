@@ -206,8 +206,9 @@ public enum ImportFormats {
             case .object, .array:
                 throw .invalidParams(field: r.field(key), "must be a string, integer or boolean, not \(value.typeName)")
             case .number(let text):
-                // CloudEvents has no fractional type: an Integer is a 32-bit signed whole number.
-                guard Int32(text) != nil else { throw .invalidParams(field: r.field(key), "must be a string, boolean or 32-bit integer (CloudEvents has no fractional numbers)") }
+                // CloudEvents has no fractional type: an Integer is a 32-bit signed whole number
+                // (`1.0` and `1e0` are one too, as JSON Schema counts them).
+                guard Params.integer(text).flatMap(Int32.init(exactly:)) != nil else { throw .invalidParams(field: r.field(key), "must be a string, boolean or 32-bit integer (CloudEvents has no fractional numbers)") }
             case .string(let text):
                 if let problem = cloudEventsStringProblem(text) { throw .invalidParams(field: r.field(key), problem) }
             default:
@@ -276,11 +277,13 @@ public enum ImportFormats {
                 let field = r.field("data.\(key)")
                 switch key {
                 case "customerId":
+                    if value == .null { continue }  // absent, as other null members are
                     guard case .string(let s) = value else {
                         throw .invalidParams(field: field, "must be a string, not \(value.typeName)")
                     }
                     dataCustomerId = s
                 case "resourceId":
+                    if value == .null { continue }
                     guard case .string(let s) = value else {
                         throw .invalidParams(field: field, "must be a string, not \(value.typeName)")
                     }

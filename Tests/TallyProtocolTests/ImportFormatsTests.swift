@@ -360,11 +360,16 @@ struct ImportFormatsTests {
         var record = with(Self.cloudEvent, "traceparent", "00-abc-01")
         record = with(record, "partitionkey2", 7)
         record = with(record, "sampled", true)
+        record = with(record, "attempt", .number("2.0"))  // an Integer, as JSON Schema counts it
         record = with(record, "dataschema", "https://example.com/schema")
         record = with(record, "datacontenttype", "application/cloudevents+json; charset=utf-8")
         #expect(rejectedField(record, .cloudEvents) == nil)
         // Null optional attributes are absent; subject equal to data.customerId is fine.
         var data = Self.cloudEvent["data"]?.objectValue ?? [:]
+        data["resourceId"] = .null  // null members are absent, customerId and resourceId too
+        var withNullCustomer = data
+        withNullCustomer["customerId"] = .null
+        #expect(rejectedField(with(Self.cloudEvent, "data", .object(withNullCustomer)), .cloudEvents) == nil)
         data["customerId"] = "cust-1"
         let same = with(with(Self.cloudEvent, "data", .object(data)), "time", .null)
         guard case .event(let e)? = convert(same, .cloudEvents).first else { Issue.record("no event"); return }

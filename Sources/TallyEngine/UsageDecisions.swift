@@ -44,7 +44,10 @@ extension GroupState {
             if let existing = try Projections.subscription(id, in: self), existing.customerId != c.customerId {
                 return .failure(Rejection(.invalidState, "subscription \"\(id)\" belongs to another customer"))
             }
-            let subscription = Subscription(id: id, customerId: c.customerId, planId: c.planId, status: c.status, startDate: c.startDate ?? now, canceledAt: nil)
+            // One provisioned as CANCELED was canceled when it was recorded, as cancelSubscription says.
+            let subscription = Subscription(
+                id: id, customerId: c.customerId, planId: c.planId, status: c.status, startDate: c.startDate ?? now,
+                canceledAt: c.status == .canceled ? now : nil)
             try append([.subscriptionProvisioned(SubscriptionProvisioned(subscription: subscription))], now: now)
             return .success(.subscription(subscription))
 

@@ -72,6 +72,11 @@ struct UsageTests {
         #expect(try daemon.entitlement(customer, feature, requested: 26)["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED")
         let statuses = try daemon.call("getCustomer", ["customerId": .string(customer)])["subscriptions"]?.arrayValue?.compactMap { $0["status"]?.stringValue }
         #expect(statuses?.sorted() == ["ACTIVE", "CANCELED", "PAUSED", "TRIAL"], "\(statuses ?? [])")
+        let subscriptions = try daemon.call("getCustomer", ["customerId": .string(customer)])["subscriptions"]?.arrayValue ?? []
+        for subscription in subscriptions {
+            // Provisioned as CANCELED: canceled then, so it says when.
+            #expect((subscription["canceledAt"] != nil) == (subscription["status"] == "CANCELED"), "\(subscription.jsonText)")
+        }
 
         let (_, active) = try daemon.subscribe(customer, entitlements: [unlimited])
         #expect(try daemon.entitlement(customer, feature, requested: 1_000_000)["isUnlimited"] == true)

@@ -19,11 +19,13 @@ struct CustomersCommand: ParsableCommand {
         if subscriptions.isEmpty {
             text += "\n\nsubscriptions: none"
         } else {
-            var table = TableFormatter(["ID", "STATUS", "PLAN", "PLAN NAME"])
+            // The dates say what the status alone does not: a subscription not started yet, or when it ended.
+            var table = TableFormatter(["ID", "STATUS", "PLAN", "PLAN NAME", "START", "CANCELED AT"])
             for subscription in subscriptions {
                 table.append([
                     Display.cell(subscription["id"]), Display.cell(subscription["status"]),
                     Display.cell(subscription["plan"]?["id"]), Display.cell(subscription["plan"]?["name"]),
+                    Display.cell(subscription["startDate"]), Display.cell(subscription["canceledAt"]),
                 ])
             }
             text += "\n\nsubscriptions:\n" + table.render()

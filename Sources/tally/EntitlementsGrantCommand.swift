@@ -7,7 +7,7 @@ struct EntitlementsGrantCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "grant",
         abstract: "Grant a customer a promotional entitlement to a feature (it replaces an earlier one).",
-        discussion: "Without --end-date it lasts until revoked. Give --limit or --unlimited, or neither for access only.")
+        discussion: "Without --end-date it lasts until revoked. Give --limit or --unlimited; with neither, a BOOLEAN feature gets access and a METERED one a limit of 0.")
 
     @OptionGroup var global: GlobalOptions
 

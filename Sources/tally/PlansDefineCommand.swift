@@ -12,7 +12,8 @@ struct PlansDefineCommand: ParsableCommand {
               tally plans define pro --name Pro --entitlement api-calls:10000:MONTH \\
                 --entitlement storage:unlimited --entitlement sso
             limit is a decimal or `unlimited`; PERIOD (DAY, WEEK, MONTH, YEAR) resets usage each \
-            calendar period in UTC; `feature:none` lists the feature without access.
+            calendar period in UTC; `feature:none` lists the feature without access. A bare feature \
+            (no limit) gives a BOOLEAN feature access and a METERED one a limit of 0.
             """)
 
     static let periods = ["DAY", "WEEK", "MONTH", "YEAR"]

@@ -53,7 +53,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// A long line is being handled off the event loop: later lines wait in `held`.
     private var holding = false
     private var held: [Frame] = []
+    /// Close once every reply owed is written (after a half-close, an oversized line or at shutdown).
     private var closeWhenDrained = false
+    /// After an oversized line the stream cannot be framed again: later input is dropped.
+    private var ignoringInput = false
+    /// The daemon is shutting down: lines still arriving are answered (commands get 2001) until
+    /// the client has been quiet for `shutdownQuietTime`, then the connection closes.
+    private var shuttingDown = false
+    private var inputClosed = false
+    /// Lines received so far, to tell whether any came in while waiting to close.
+    private var linesReceived = 0
+    /// The last reply handed to NIO: closing waits for it, so no reply already written is dropped.
+    private var lastWrite: EventLoopFuture<Void>?
+    private var closing = false
     private var registered = false
     private var session: Session?
 
@@ -87,8 +99,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closeWhenDrained else { return }
+        guard !ignoringInput, !closing else { return }
         let frame = unwrapInboundIn(data)
+        linesReceived += 1
         guard !holding else {
             // After an oversized line nothing more is taken, as below.
             if case .oversized = held.last {} else { held.append(frame) }
@@ -103,6 +116,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             let failure = RPCFailure.parseError("the line is longer than the limit of \(dispatcher.limits.frameBytesMax) bytes; the connection is closed")
             append(.done(Dispatcher.encode(RPCResponse.failure(id: .null, error: failure))))
             closeWhenDrained = true
+            ignoringInput = true
             flushDone(context: context)
         case .unterminated(let bytes):
             let failure = RPCFailure.parseError("the input ended \(bytes) bytes into a line without its \"\\n\"; only a newline completes a request, so that one was not run")
@@ -171,7 +185,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             slotsHead += 1
             firstSlot += 1
             if let reply {
-                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+                let promise = context.eventLoop.makePromise(of: Void.self)
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: promise)
+                lastWrite = promise.futureResult
                 wrote = true
             }
         }
@@ -181,14 +197,46 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         if wrote { context.flush() }
         if inFlight == 0, closeWhenDrained {
-            context.close(promise: nil)
+            closeWhenQuiet(context: context)
             return
         }
         resumeReading(context: context)
     }
 
+    /// With nothing in flight: closes once the replies are written. At shutdown, while the client
+    /// may still be sending, it first waits until no line has come in for `shutdownQuietTime`
+    /// (each that does is answered first); the daemon's 5-second drain bounds the wait.
+    private func closeWhenQuiet(context: ChannelHandlerContext) {
+        guard shuttingDown, !inputClosed, !ignoringInput else { return closeAfterWrites(context: context) }
+        resumeReading(context: context)
+        let seen = linesReceived
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.shutdownQuietTime) {
+            let handler = loopBound.value
+            guard handler.linesReceived == seen, handler.inFlight == 0 else { return }  // a later line's reply calls again
+            handler.closeAfterWrites(context: contextBound.value)
+        }
+    }
+
+    /// How long a client must send nothing during shutdown before its connection closes.
+    static let shutdownQuietTime = TimeAmount.milliseconds(50)
+
+    /// Closes once NIO has handed every reply written so far to the kernel (writes complete in
+    /// order). A client that stops reading keeps it open until the idle timeout or the shutdown
+    /// deadline closes it outright.
+    private func closeAfterWrites(context: ChannelHandlerContext) {
+        guard !closing else { return }
+        closing = true
+        let channel = context.channel
+        guard let lastWrite else { return channel.close(promise: nil) }
+        lastWrite.whenComplete { _ in channel.close(promise: nil) }
+    }
+
     private func mayRead(context: ChannelHandlerContext) -> Bool {
-        inFlight < dispatcher.limits.pipelinedLinesMax && context.channel.isWritable && !closeWhenDrained && !holding
+        // At shutdown the connection is still read, so lines already sent get an answer (2001).
+        inFlight < dispatcher.limits.pipelinedLinesMax && context.channel.isWritable && (!closeWhenDrained || shuttingDown)
+            && !holding && !ignoringInput && !inputClosed && !closing
     }
 
     private func resumeReading(context: ChannelHandlerContext) {
@@ -219,7 +267,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case let event as ChannelEvent where event == .inputClosed:
             // The client half-closed (socat does at the end of its input): answer what it sent, then close.
             closeWhenDrained = true
-            if inFlight == 0 { context.close(promise: nil) }
+            inputClosed = true
+            if inFlight == 0 { closeWhenQuiet(context: context) }
         case is IdleStateHandler.IdleStateEvent:
             if inFlight == 0 {
                 logger.debug("closing idle connection")
@@ -227,7 +276,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
         case is DrainAndClose:
             closeWhenDrained = true
-            if inFlight == 0 { context.close(promise: nil) }
+            shuttingDown = true
+            if inFlight == 0 { closeWhenQuiet(context: context) } else { resumeReading(context: context) }
         default:
             context.fireUserInboundEventTriggered(event)
         }

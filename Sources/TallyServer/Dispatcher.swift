@@ -30,9 +30,11 @@ final class Dispatcher: Sendable {
     /// How a method runs: a command goes through the single writer; a query reads committed state.
     enum Method {
         case command(@Sendable (JSONObject) throws(RPCFailure) -> (Command, idempotencyKey: String?))
-        /// Cheap reads run on the connection's thread.
+        /// Point reads (the status, a customer, a balance, an entitlement: microseconds) run on
+        /// the connection's event loop.
         case query(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
-        /// Long reads (a full replay) run off the event loops so they starve no one.
+        /// Long reads (a full replay, a range or a list) run off the event loops so they starve
+        /// no one, each connection's one at a time.
         case slowQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
         /// A read that is slow only with some params (`asOf` replays the log): those run like a
         /// slowQuery, the rest inline.
@@ -209,7 +211,7 @@ final class Dispatcher: Sendable {
                 respond(runQuery(run, request))
                 return finished()
             }
-            DispatchQueue.global().async { [self] in
+            session.longReads.async { [self] in
                 let result = runQuery(run, request)
                 finished()
                 respond(result)

@@ -36,14 +36,14 @@ extension MethodTable {
             result["asOf"] = .object(["sequence": .integer(sequence), "timestamp": .string(instant.rfc3339)])
             return .object(result)
         },
-        "getCreditGrants": .query { dispatcher, params in
+        "getCreditGrants": .slowQuery { dispatcher, params in
             let q = try CreditMethods.grantsParams(params)
             return try CreditQueries.grants(q, at: dispatcher.ledger.now, in: dispatcher.ledger.store)
         },
-        "getCreditLedger": .query { dispatcher, params in
+        "getCreditLedger": .slowQuery { dispatcher, params in
             try CreditQueries.ledger(try CreditMethods.ledgerParams(params), in: dispatcher.ledger.store)
         },
-        "getCreditUsage": .query { dispatcher, params in
+        "getCreditUsage": .slowQuery { dispatcher, params in
             try CreditQueries.usage(try CreditMethods.usageParams(params), now: dispatcher.ledger.now, in: dispatcher.ledger.store)
         },
     ]

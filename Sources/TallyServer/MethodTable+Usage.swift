@@ -63,7 +63,7 @@ extension MethodTable {
         "importRecords": .fanOut { params throws(RPCFailure) in
             try ImportRecords.plan(params)
         },
-        "getUsageHistory": .queryOffloadedWhen({ $0["asOf"] != nil }) { dispatcher, params in
+        "getUsageHistory": .slowQuery { dispatcher, params in
             var params = params
             let asOf = try UsageQueries.asOf(&params)
             let q = try UsageMethods.historyParams(params)
@@ -82,7 +82,7 @@ extension MethodTable {
             let id = try CustomerMethods.customerID(params)
             return try UsageQueries.entitlements(customerId: id, at: dispatcher.ledger.now, store: dispatcher.ledger.store)
         },
-        "listDimensionKeys": .query { dispatcher, params in
+        "listDimensionKeys": .slowQuery { dispatcher, params in
             let p = try UsageMethods.dimensionKeyParams(params)
             return try UsageQueries.dimensionKeys(customerId: p.customerId, search: p.search, store: dispatcher.ledger.store)
         },

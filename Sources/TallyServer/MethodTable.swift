@@ -24,12 +24,12 @@ enum MethodTable {
             }
             return try customerJSON(customer, store: dispatcher.ledger.store)
         },
-        "listCustomers": .query { dispatcher, params in
+        "listCustomers": .slowQuery { dispatcher, params in
             let (after, limit) = try CustomerMethods.listParams(params)
             let customers = try dispatcher.ledger.customers(after: after, limit: limit)
             return CustomerMethods.listJSON(try customers.map { try customerJSON($0, store: dispatcher.ledger.store) }, lastID: customers.last?.id, limit: limit)
         },
-        "readLedger": .query { dispatcher, params in
+        "readLedger": .slowQuery { dispatcher, params in
             let (after, limit) = try LedgerMethods.readParams(params)
             let records = try dispatcher.ledger.events(after: after, limit: limit)
             return LedgerMethods.json(records, limit: limit)
@@ -42,7 +42,7 @@ enum MethodTable {
             try LedgerMethods.noParams(params)
             return dispatcher.status()
         },
-        "rpc.discover": .query { _, params in
+        "rpc.discover": .slowQuery { _, params in
             try LedgerMethods.noParams(params)
             return OpenRPC.document
         },

@@ -50,6 +50,30 @@ struct DaemonLifecycleTests {
         #expect(try daemon.call("getStatus")["lastSequence"] == .integer(200))
     }
 
+    @Test("SIGTERM while a client has 1,500 commands pipelined: every line it sent gets a reply (a result, or 2001 for what the stopping daemon did not take), and the results are exactly what was committed")
+    func shutdownAnswersEveryLine() throws {
+        let daemon = try LiveDaemon().start()
+        let socket = try RawSocket(path: daemon.socketPath)
+        let count = 1500
+        var lines: [UInt8] = []
+        for i in 0..<count {
+            lines += Array(#"{"jsonrpc":"2.0","id":\#(i),"method":"provisionCustomer","params":{"customerId":"s\#(i)"}}"#.utf8) + [UInt8(ascii: "\n")]
+        }
+        try socket.write(lines)
+        daemon.process?.signal(SIGTERM)
+        // Not reading at first: the replies wait in the daemon's buffers, and must still go out
+        // before it closes the connection (within its 5-second drain).
+        usleep(300_000)
+        let replies = try socket.readAllLines().map { try JSONParser.parse($0) }
+        #expect(daemon.process?.wait(timeoutSeconds: 20) == 0)
+        #expect(replies.count == count, "every line sent before the signal is answered, none dropped at the close: \(replies.count) of \(count)")
+        let succeeded = replies.filter { $0["result"] != nil }.count
+        let refused = replies.filter { $0.field("error.code") == .integer(2001) }.count
+        #expect(succeeded + refused == replies.count, "\(replies.filter { $0["result"] == nil && $0.field("error.code") != .integer(2001) }.prefix(3))")
+        try daemon.start()
+        #expect(try daemon.call("getStatus")["lastSequence"] == .integer(succeeded), "each success is committed, each 2001 is not")
+    }
+
     @Test("an outside SIGABRT ends the daemon (it crashed, so it must not go on serving); the next start serves what was committed")
     func abortSignalEnds() throws {
         let daemon = try LiveDaemon().start()

@@ -439,6 +439,26 @@ struct ConnectionLimitTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("a client that pipelines 2,000 commands, half-closes and only then reads gets every reply before the close (none dropped from the daemon's buffers)")
+    func halfCloseGetsEveryReply() throws {
+        let daemon = try LiveDaemon().start()
+        let socket = try RawSocket(path: daemon.socketPath)
+        let count = 2000
+        var lines: [UInt8] = []
+        for i in 0..<count {
+            lines += Array(#"{"jsonrpc":"2.0","id":\#(i),"method":"provisionCustomer","params":{"customerId":"hc\#(i)"}}"#.utf8) + [UInt8(ascii: "\n")]
+        }
+        try socket.write(lines)
+        socket.shutdownWrite()
+        // Not reading for a while: the replies wait in the daemon's buffers, and must still go out.
+        usleep(500_000)
+        let replies = try socket.readAllLines().map { try JSONParser.parse($0) }
+        #expect(replies.count == count, "\(replies.count) of \(count) replies before the close")
+        #expect(replies.enumerated().allSatisfy { $0.element["id"] == .integer($0.offset) }, "in request order")
+        #expect(replies.allSatisfy { $0["result"] != nil })
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("batchReplyBytesMax: past it, reads in a batch get 2002 OVERLOADED instead of their result; commands keep theirs")
     func batchReplyCap() throws {
         let daemon = try Self.startDaemon(limit: "batchReplyBytesMax", 100000)

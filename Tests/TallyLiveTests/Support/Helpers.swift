@@ -214,6 +214,18 @@ final class RawSocket {
         return count
     }
 
+    /// Closes the sending side (as `socat` does at the end of its input); replies can still be read.
+    func shutdownWrite() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Reads lines until the server closes the connection (or `timeoutSeconds` passes between two).
+    func readAllLines(timeoutSeconds: Int = 10) throws -> [[UInt8]] {
+        var lines: [[UInt8]] = []
+        while let line = try readLine(timeoutSeconds: timeoutSeconds) { lines.append(line) }
+        return lines
+    }
+
     /// Reads one line (without "\n"), waiting at most `timeoutSeconds`; nil at end of stream.
     func readLine(timeoutSeconds: Int = 10) throws -> [UInt8]? {
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

@@ -221,6 +221,13 @@ public final class Database: @unchecked Sendable {
         return Iterator(database: self, cf: cf, snapshot: snapshot, lowerBound: lowerBound, upperBound: upperBound)
     }
 
+    /// An iterator over every record of `cf` as of `snapshot`, including those a range deletion
+    /// hides, that does not fill the block cache: for reading every block to check its checksum.
+    public func makeCheckingIterator(in cf: ColumnFamily, snapshot: Snapshot? = nil) -> Iterator {
+        checkOwned(cf)
+        return Iterator(database: self, cf: cf, snapshot: snapshot, lowerBound: nil, upperBound: nil, everyRecord: true)
+    }
+
     /// A consistent read view as of now, released when the `Snapshot` is deinitialized. Does not throw.
     public func snapshot() -> Snapshot {
         Snapshot(database: self)

@@ -16,11 +16,17 @@ public final class Iterator {
     private let upperBound: PinnedBytes?
     private let raw: OpaquePointer
 
-    init(database: Database, cf: ColumnFamily, snapshot: Snapshot?, lowerBound: [UInt8]?, upperBound: [UInt8]?) {
+    init(database: Database, cf: ColumnFamily, snapshot: Snapshot?, lowerBound: [UInt8]?, upperBound: [UInt8]?, everyRecord: Bool = false) {
         self.database = database
         self.snapshot = snapshot
         let readOptions = rocksdb_readoptions_create()!
         self.readOptions = readOptions
+        if everyRecord {
+            // Also the records a range deletion hides (their blocks are still in the files, and a
+            // compaction will read them), without filling the block cache with them.
+            rocksdb_readoptions_set_ignore_range_deletions(readOptions, 1)
+            rocksdb_readoptions_set_fill_cache(readOptions, 0)
+        }
         if let snapshot {
             rocksdb_readoptions_set_snapshot(readOptions, snapshot.raw)
         }

@@ -220,6 +220,7 @@ extension Replay {
         // Replay never reads the idempotency records: a damaged block there would otherwise only
         // show when a client retries.
         let idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
+        try store.checkEveryBlock(snapshot: snapshot)
         // The mark first: projections standing where the log does not (an emptied or truncated
         // log) explain the record mismatches after it, and would be cut off behind 100 of them.
         if mark.map({ $0.sequence != outcome.lastSequence }) ?? (outcome.lastSequence > 0) {

@@ -137,7 +137,9 @@ public enum Snapshots {
         do {
             try store.database.createCheckpoint(at: checkpoint)
         } catch {
-            throw SnapshotError("cannot create a RocksDB checkpoint in \(parent): \(error)")
+            // A damaged block met while flushing or linking: no snapshot will be good until restored.
+            let advice = error.kind == .corruption ? " The database is damaged: \(Recovery.restoreAdvice)" : ""
+            throw SnapshotError("cannot create a RocksDB checkpoint in \(parent): \(error).\(advice)")
         }
         let head: (sequence: UInt64, hash: [UInt8])
         do {

@@ -146,8 +146,15 @@ final class Writer: @unchecked Sendable {
             cache.removeAll()
             // Nothing of the group may be reported as done: the write's outcome is unknown, and the
             // group's other answers were decided against state that may not exist.
-            let message = "the write failed, its outcome is unknown; retry with the same idempotency key (\(error))"
-            logger.error("group commit failed", metadata: ["error": "\(error)", "commands": "\(pendings.count)"])
+            var message = "the write failed, its outcome is unknown; retry with the same idempotency key (\(error))"
+            if error.isDamage {
+                // RocksDB refuses writes once a compaction or flush met a damaged block: retrying
+                // will not help until the database is restored.
+                message += ". The database is damaged: \(Ledger.restoreAdvice)"
+                logger.critical("group commit failed: the database is damaged", metadata: ["error": "\(error)", "commands": "\(pendings.count)", "advice": "\(Ledger.restoreAdvice)"])
+            } else {
+                logger.error("group commit failed", metadata: ["error": "\(error)", "commands": "\(pendings.count)"])
+            }
             resynchronize(after: error)
             return (pendings.map { _ in .unavailable(message) }, nil, nil)
         }

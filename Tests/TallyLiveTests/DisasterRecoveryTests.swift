@@ -415,6 +415,28 @@ struct DisasterRecoveryTests {
         }
     }
 
+    @Test("a bit flipped in an SST block that holds only older records (a shadowed projection mark, which no read touches until a compaction does) is found by replay --verify and tally ledger verify")
+    func shadowedBlockDamage() throws {
+        let daemon = try LiveDaemon().start()
+        try Self.provision(daemon, 0..<10, prefix: "old")
+        #expect(try daemon.terminate() == 0)  // flush 1: a meta-family file with the mark at 10
+        try daemon.start()
+        try Self.provision(daemon, 0..<10, prefix: "new")
+        #expect(try daemon.terminate() == 0)  // flush 2: a newer file with the mark at 20 shadows it
+        let key = Data(KeyLayout.projectionSequenceKey)
+        let marks = try Self.databaseFiles(daemon, suffix: ".sst").filter { try Data(contentsOf: URL(fileURLWithPath: $0)).range(of: key) != nil }
+        #expect(marks.count == 2, "\(marks)")
+        let older = try #require(marks.first)
+        try Self.flipBit(older, at: 20)
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 1, "the damaged older block went unnoticed: \(replay.stdout)\(replay.stderr)")
+        #expect((replay.stdout + replay.stderr).contains("restore"), "\(replay.stdout)\(replay.stderr)")
+        try daemon.start()
+        let live = try Self.tally(daemon, ["ledger", "verify"])
+        #expect(live.status != 0 && live.stderr.contains("damaged") && live.stderr.contains("restore"), "\(live.stdout)\(live.stderr)")
+        _ = try daemon.terminate()
+    }
+
     @Test("a bit flipped in each SST file is found by replay --verify; a deleted SST is refused at start")
     func sstDamage() throws {
         let daemon = try LiveDaemon().start()

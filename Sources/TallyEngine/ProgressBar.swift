@@ -101,3 +101,39 @@ public final class ProgressBar {
         }
     }
 }
+
+/// The two bars of checking a snapshot: its files (bytes), then the replay of a copy (events).
+/// `files` and `replay` are the progress handlers to pass on; `finish` closes whichever bar is
+/// open. Not `Sendable`: the handlers are called on the caller's thread.
+public final class SnapshotCheckProgress {
+    private let files: ProgressBar
+    private let events = ProgressBar(label: "replay", unit: "events")
+    private var bytes: (done: UInt64, total: UInt64) = (0, 0)
+    private var replayStarted = false
+
+    public init(filesLabel: String) {
+        files = ProgressBar(label: filesLabel, unit: "bytes")
+    }
+
+    public func file(_ done: UInt64, of total: UInt64) {
+        bytes = (done, total)
+        files.update(done, of: total)
+    }
+
+    public func replay(_ done: UInt64, of total: UInt64) {
+        if !replayStarted {
+            replayStarted = true
+            // The files' bar ends at the bytes it counted, not at the replay's event count.
+            files.finish(bytes.total, of: bytes.total)
+        }
+        events.update(done, of: total)
+    }
+
+    public func finish(bytesChecked: UInt64, bytesTotal: UInt64, eventsRead: UInt64, eventsTotal: UInt64) {
+        if replayStarted {
+            events.finish(eventsRead, of: eventsTotal)
+        } else {
+            files.finish(bytesChecked, of: bytesTotal)
+        }
+    }
+}

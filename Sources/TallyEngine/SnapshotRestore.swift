@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import TallyCore
 import TallyStorage
 #if canImport(Glibc)
 import Glibc
@@ -34,7 +35,14 @@ extension Snapshots {
         }
         let database = Ledger.databasePath(in: dataDirectory)
         let temporary = RestoreJournal.temporaryPath(in: dataDirectory)
-        let verification = try verify(at: path, into: temporary, progress: progress, replayProgress: replayProgress)
+        let verification: SnapshotVerification
+        do {
+            verification = try verify(at: path, into: temporary, progress: progress, replayProgress: replayProgress)
+        } catch {
+            // A full disk, say: the partial copy must not stay behind, holding the space.
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
         guard verification.isValid else {
             try? FileManager.default.removeItem(atPath: temporary)
             return (verification, nil)
@@ -117,6 +125,22 @@ enum RestoreJournal {
             try anchor.writeAfterRestore(dataDirectory: dataDirectory)
             logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
         case (false, true):
+            // Normally the copy was renamed into place and only the anchor and the journal were
+            // left to do. But the copy may also have been removed by hand before that: then `db` is
+            // still the old database, and the journal's anchor is not its head.
+            let head: (sequence: UInt64, hash: [UInt8])?
+            do {
+                let store = try LedgerStore(path: database, readOnly: true)
+                head = try store.lastEvent().map { ($0.event.sequence, $0.hash) }
+            } catch {
+                throw .corrupt("cannot read \(database) to finish an interrupted restore (\(error)); run the restore again")
+            }
+            guard let head, head.sequence == anchor.sequence, head.hash == anchor.hash else {
+                logger.notice("an interrupted restore never installed its copy (removed by hand?): the database is unchanged", metadata: [
+                    "databaseSequence": "\(head?.sequence ?? 0)", "restoreSequence": "\(anchor.sequence)",
+                ])
+                break
+            }
             try anchor.writeAfterRestore(dataDirectory: dataDirectory)
             logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
         case (false, false):

@@ -22,17 +22,10 @@ struct SnapshotVerifyCommand: ParsableCommand {
 
     func run() throws {
         let scratchDirectory = scratch ?? Console.environment("TMPDIR") ?? "/tmp"
-        let bar = ProgressBar(label: "verify", unit: "bytes")
-        let replayBar = ProgressBar(label: "replay", unit: "events")
-        var replayStarted = false
+        let progress = SnapshotCheckProgress(filesLabel: "verify")
         let result: SnapshotVerification
         do {
-            result = try Snapshots.verify(
-                at: path, scratchDirectory: scratchDirectory, progress: { bar.update($0, of: $1) },
-                replayProgress: { done, total in
-                    if !replayStarted { replayStarted = true; bar.finish(total, of: total) }
-                    replayBar.update(done, of: total)
-                })
+            result = try Snapshots.verify(at: path, scratchDirectory: scratchDirectory, progress: progress.file, replayProgress: progress.replay)
         } catch {
             if global.json {
                 Console.out(JSONValue.object(["path": .string(path), "valid": false, "problems": .array([.string("\(error)")])]).jsonText)
@@ -41,11 +34,9 @@ struct SnapshotVerifyCommand: ParsableCommand {
             }
             throw ExitCode(1)
         }
-        if replayStarted {
-            replayBar.finish(result.report?.eventsRead ?? 0, of: result.manifest.sequence)
-        } else {
-            bar.finish(result.bytesChecked, of: result.manifest.sizeBytes)
-        }
+        progress.finish(
+            bytesChecked: result.bytesChecked, bytesTotal: result.manifest.sizeBytes,
+            eventsRead: result.report?.eventsRead ?? 0, eventsTotal: result.manifest.sequence)
         if global.json {
             var o: JSONObject = [
                 "path": .string(path), "valid": .bool(result.isValid), "createdAt": .string(result.manifest.createdAt),

@@ -32,26 +32,28 @@ struct Restore: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "tallyd")
-        let bar = ProgressBar(label: "verify+copy", unit: "bytes")
-        let replayBar = ProgressBar(label: "replay", unit: "events")
-        var replayStarted = false
+        let progress = SnapshotCheckProgress(filesLabel: "verify+copy")
+        // A data directory this restore creates is removed again if nothing is installed in it.
+        let created = !FileManager.default.fileExists(atPath: dataDir)
         do {
             // Not a snapshot: say so before the data directory is created or locked.
             _ = try SnapshotManifest.read(snapshot: from)
-            let (verification, old) = try OfflineDataDirectory.whileLocked(dataDir) {
-                try Snapshots.restore(
-                    from: from, dataDirectory: dataDir, logger: logger, progress: { bar.update($0, of: $1) },
-                    replayProgress: { done, total in
-                        if !replayStarted { replayStarted = true; bar.finish(total, of: total) }
-                        replayBar.update(done, of: total)
-                    })
+            try Self.refuseOverlap(snapshot: from, dataDirectory: dataDir)
+            let (verification, old): (SnapshotVerification, String?)
+            do {
+                (verification, old) = try OfflineDataDirectory.whileLocked(dataDir) {
+                    try Snapshots.restore(
+                        from: from, dataDirectory: dataDir, logger: logger, progress: progress.file, replayProgress: progress.replay)
+                }
+            } catch {
+                if created { Self.removeCreated(dataDir) }
+                throw error
             }
-            if replayStarted {
-                replayBar.finish(verification.report?.eventsRead ?? 0, of: verification.manifest.sequence)
-            } else {
-                bar.finish(verification.bytesChecked, of: verification.manifest.sizeBytes)
-            }
+            progress.finish(
+                bytesChecked: verification.bytesChecked, bytesTotal: verification.manifest.sizeBytes,
+                eventsRead: verification.report?.eventsRead ?? 0, eventsTotal: verification.manifest.sequence)
             guard verification.isValid else {
+                if created { Self.removeCreated(dataDir) }
                 for problem in verification.problems { printError("PROBLEM: \(problem)") }
                 printError("tallyd restore: the snapshot \(from) failed verification; nothing was changed. Use another snapshot.")
                 throw ExitCode(1)
@@ -64,5 +66,35 @@ struct Restore: ParsableCommand {
             printError("tallyd restore: \(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// The data directory must not be the snapshot, inside it, or hold it: the restore writes its
+    /// lock and copy into the data directory, which would change the snapshot it verifies.
+    static func refuseOverlap(snapshot: String, dataDirectory: String) throws {
+        let snapshotPath = resolved(snapshot), dataPath = resolved(dataDirectory)
+        func within(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b.hasSuffix("/") ? b : b + "/") }
+        if within(dataPath, snapshotPath) || within(snapshotPath, dataPath) {
+            throw ValidationError("--data-dir \(dataDirectory) and the snapshot \(snapshot) overlap (\(dataPath), \(snapshotPath)): restore into a data directory outside the snapshot; nothing was changed")
+        }
+    }
+
+    /// The absolute path with symlinks resolved, as far as it exists (a data directory to be
+    /// created resolves through its parent).
+    static func resolved(_ path: String) -> String {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        if let real = realpath(absolute, nil) {
+            defer { free(real) }
+            return String(cString: real)
+        }
+        let url = URL(fileURLWithPath: absolute)
+        let parent = url.deletingLastPathComponent().path
+        return parent == absolute ? absolute : (resolved(parent) as NSString).appendingPathComponent(url.lastPathComponent)
+    }
+
+    /// Removes a data directory this restore made, if it holds nothing but its lock file.
+    static func removeCreated(_ dataDirectory: String) {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dataDirectory),
+              Set(entries).isSubset(of: ["tallyd.lock"]) else { return }
+        try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 }

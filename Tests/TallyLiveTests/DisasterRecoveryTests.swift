@@ -389,9 +389,31 @@ struct DisasterRecoveryTests {
         let restore = try Self.tallyd(["restore", "--from", place.path + "/snap", "--data-dir", daemon.dataDirectory])
         #expect(restore.status == 1)
         #expect(restore.stderr.contains("failed verification; nothing was changed"), "\(restore.stderr)")
+        // Into a data directory it would create: it is not left behind (with a lock file in it).
+        let fresh = place.path + "/fresh-data"
+        let refused = try Self.tallyd(["restore", "--from", place.path + "/snap", "--data-dir", fresh])
+        #expect(refused.status == 1 && !FileManager.default.fileExists(atPath: fresh), "\(refused.stderr)")
         try daemon.start()  // the old data is untouched
         #expect(try daemon.call("getStatus")["lastSequence"]?.numberText == "20")
         _ = try daemon.terminate()
+    }
+
+    @Test("restore refuses a data directory that is the snapshot, inside it, or holds it, and leaves the snapshot as it was (still verifying)")
+    func restoreIntoTheSnapshot() throws {
+        let daemon = try LiveDaemon().start()
+        let place = TemporaryDirectory("tally-snap")
+        try Self.provision(daemon, 0..<5)
+        let snapshot = place.path + "/snap"
+        _ = try daemon.call("createSnapshot", ["path": .string(snapshot)])
+        #expect(try daemon.terminate() == 0)
+        let before = try FileManager.default.contentsOfDirectory(atPath: snapshot).sorted()
+        for target in [snapshot, snapshot + "/", snapshot + "/inner", place.path, place.path + "/../" + (place.path as NSString).lastPathComponent + "/snap"] {
+            let restore = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", target])
+            #expect(restore.status == 1 && restore.stderr.contains("overlap"), "\(target): \(restore.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: snapshot).sorted() == before, "the snapshot was written to")
+        let verified = try runProgram(Binaries.tally, ["snapshot", "verify", snapshot, "--scratch", place.path])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
     }
 
     @Test("a bit flipped in the WAL, or a truncated WAL, is refused at start")
@@ -518,6 +540,43 @@ struct DisasterRecoveryTests {
             #expect(try daemon.lastSequence() == 3, "anchor \(anchorSequence.map(String.init) ?? "none")")
             #expect(try daemon.terminate() == 0)
         }
+    }
+
+    @Test("a restore journal whose copy is gone while the old database is still in place (removed by hand) leaves the old database, and does not claim the restore finished")
+    func journalWithoutItsCopy() throws {
+        let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 10, more: 10)
+        #expect(try daemon.terminate() == 0)
+        let manifest = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: snapshots.path + "/snap/manifest.json"))))
+        let sequence = try #require(manifest["sequence"]?.numberText), hash = try #require(manifest["headHash"]?.stringValue)
+        // What a restore writes at its commit point, before it moves the databases.
+        let journal = "tally-anchor 1 " + String(repeating: "0", count: 20 - sequence.count) + sequence + " " + hash + "\n"
+        try Data(journal.utf8).write(to: URL(fileURLWithPath: daemon.dataDirectory + "/restore-pending"))
+        try daemon.start()
+        #expect(try daemon.lastSequence() == 20, "the old database is served")
+        #expect(daemon.log.contains("never installed its copy") && !daemon.log.contains("finished an interrupted restore"), "\(daemon.log)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.dataDirectory + "/restore-pending"))
+        try daemon.expectLedgerConsistent()
+        #expect(try daemon.terminate() == 0)
+    }
+
+    @Test("a restore onto a disk too small for the snapshot fails saying so, and removes its partial copy (the space is free again)",
+          .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))
+    func restoreOntoAFullDisk() throws {
+        let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 200, more: 0)
+        #expect(try daemon.terminate() == 0)
+        let snapshot = snapshots.path + "/snap"
+        let size = try FileManager.default.contentsOfDirectory(atPath: snapshot).reduce(0) { total, name in
+            total + ((try FileManager.default.attributesOfItem(atPath: snapshot + "/" + name)[.size] as? Int) ?? 0)
+        }
+        let disk = TemporaryDirectory("tally-small")
+        let kilobytes = max(8, size / 2 / 1024)
+        #expect(try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=\(kilobytes)k", "tmpfs", disk.path]).status == 0)
+        defer { _ = try? runProgram("/bin/umount", [disk.path]) }
+        let data = disk.path + "/data"
+        let restore = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", data])
+        #expect(restore.status == 1 && restore.stderr.contains("No space left"), "\(restore.stdout)\(restore.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: data + "/db.restore-tmp"), "the partial copy stayed behind")
+        #expect(!FileManager.default.fileExists(atPath: data), "the data directory the restore made stayed behind")
     }
 
     @Test("a restore that can neither rewrite nor remove the anchor's copy beside the data directory says so and fails, instead of leaving a copy that refuses the next start")

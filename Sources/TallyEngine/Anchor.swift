@@ -110,7 +110,7 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
         let error = errno
         var status = stat()
         if error != ENOENT, lstat(mirror, &status) == 0 {
-            throw .corrupt("the database was restored, but the anchor's copy \(mirror) could be neither rewritten nor removed (\(String(cString: strerror(error)))): delete it by hand before starting tallyd, or the start refuses the restored database as a rollback")
+            throw .unusable("the database was restored, but the anchor's copy \(mirror) could be neither rewritten nor removed (\(String(cString: strerror(error)))): delete it by hand before starting tallyd, or the start refuses the restored database as a rollback")
         }
     }
 
@@ -118,14 +118,14 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
     /// rename, fsync of the directory), then its copy beside it, best-effort. Used when the anchor
     /// is created and by restore.
     /// - Returns: whether the copy beside the data directory was written too.
-    /// - Throws: `StorageError.corrupt` carrying the I/O failure (the anchor is then unchanged).
+    /// - Throws: `StorageError.unusable` carrying the I/O failure (the anchor is then unchanged).
     @discardableResult
     public func write(dataDirectory: String) throws(StorageError) -> Bool {
         let path = Self.path(in: dataDirectory)
         do {
             try DurableFiles.writeAtomically(encoded(), to: path)
         } catch {
-            throw .corrupt("cannot write the anchor \(path): \(error)")
+            throw .unusable("cannot write the anchor \(path): \(error)")
         }
         do {
             try DurableFiles.writeAtomically(encoded(), to: Self.mirrorPath(in: dataDirectory))

@@ -58,11 +58,11 @@ public enum Audit {
         // Files but no CURRENT: a damaged database, said as the daemon's start says it (unless
         // they are what an interrupted first start leaves, which the next start clears).
         if Recovery.interruptedCreation(path, dataDirectory: dataDirectory) != nil {
-            throw .corrupt("there is no database in \(path): its creation was interrupted (no CURRENT, no data files); the next `tallyd serve` creates it")
+            throw .unusable("there is no database in \(path): its creation was interrupted (no CURRENT, no data files); the next `tallyd serve` creates it")
         }
         try Recovery.refuseDatabaseWithoutCurrent(path)
         guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
-            throw .corrupt("there is no database in \(path): is --data-dir the data directory (the one holding db/)?")
+            throw .unusable("there is no database in \(path): is --data-dir the data directory (the one holding db/)?")
         }
         // The anchor is read before the database is opened: a running daemon moves it forward
         // after each commit, and never ahead of its database, so an anchor read first can only

@@ -164,7 +164,7 @@ enum Recovery {
             "path": "\(path)", "files": "\(files.sorted().joined(separator: ","))",
         ])
         for name in files where unlink(path + "/" + name) != 0 && errno != ENOENT {
-            throw .corrupt("cannot remove \(path)/\(name), left by an interrupted creation of the database: \(String(cString: strerror(errno)))")
+            throw .unusable("cannot remove \(path)/\(name), left by an interrupted creation of the database: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -175,7 +175,9 @@ enum Recovery {
         }
         guard case .rocksDB(let rocks) = error else { return error }
         if rocks.message.contains("No such file") {
-            return .corrupt("files of the database in \(path) are missing (\(rocks.message)). \(restoreAdvice)")
+            // RocksDB looks for a missing table under its old `.ldb` name last, and names that one.
+            let note = rocks.message.contains(".ldb") ? " (a table file is missing: the .sst of that number; .ldb is the name RocksDB tried last)" : ""
+            return .corrupt("files of the database in \(path) are missing (\(rocks.message))\(note). \(restoreAdvice)")
         }
         switch rocks.kind {
         case .corruption:

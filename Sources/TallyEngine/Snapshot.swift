@@ -124,8 +124,11 @@ public enum Snapshots {
         let name = (target as NSString).lastPathComponent
         guard !DurableFiles.exists(target) else { throw SnapshotError("\(target) already exists; choose a new path for each snapshot", isPathRefused: true) }
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) else {
             throw SnapshotError("the directory \(parent) does not exist; create it first", isPathRefused: true)
+        }
+        guard isDirectory.boolValue else {
+            throw SnapshotError("\(parent) is a file, not a directory; choose a path in a directory", isPathRefused: true)
         }
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let checkpoint = parent + "/.\(name).checkpoint-\(tag)"

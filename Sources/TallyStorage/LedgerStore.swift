@@ -6,12 +6,16 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
     case rocksDB(RocksDBError)
     /// Bytes on disk that do not decode or do not chain: never served, always reported.
     case corrupt(String)
+    /// Nothing is damaged, but the ledger cannot be used as asked: no database where one was
+    /// named, a file the daemon must write that it may not. The text says what and what to do.
+    case unusable(String)
 
     /// Damaged data (ours or RocksDB's checksums), as opposed to an I/O failure that may pass.
     public var isDamage: Bool {
         switch self {
         case .rocksDB(let error): error.kind == .corruption
         case .corrupt: true
+        case .unusable: false
         }
     }
 
@@ -19,6 +23,7 @@ public enum StorageError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .rocksDB(let error): error.description
         case .corrupt(let what): "ledger data is corrupt: \(what)"
+        case .unusable(let what): what
         }
     }
 

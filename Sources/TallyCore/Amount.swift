@@ -255,28 +255,47 @@ public struct AmountError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Longest prefix of the input kept in `text`, so a hostile input does not bloat logs.
-    public static let textCharactersMax = 64
+    public static let textCharactersMax = InputExcerpt.charactersMax
 
     /// The rule the text broke.
     public let kind: Kind
     /// The offending input, truncated to its first 64 characters.
     public let text: String
 
+    /// How many characters the input had (`text` holds at most 64 of them).
+    public let characters: Int
+
     /// Records `kind` for `text`, truncating `text` to 64 characters.
     public init(kind: Kind, text: String) {
         self.kind = kind
-        self.text = String(text.prefix(AmountError.textCharactersMax))
+        self.text = InputExcerpt.prefix(text)
+        self.characters = text.count
     }
 
     /// A sentence naming the input and the rule it broke.
     public var description: String {
-        switch kind {
+        let quoted = InputExcerpt.quoted(text, characters: characters)
+        return switch kind {
         case .malformed:
-            "\"\(text)\" is not a decimal number"
+            "\(quoted) is not a decimal number"
         case .tooManyFractionDigits:
-            "\"\(text)\" has more than \(Amount.fractionDigits) fractional digits"
+            "\(quoted) has more than \(Amount.fractionDigits) fractional digits"
         case .outOfRange:
-            "\"\(text)\" is out of range (magnitude must be below 10^\(Amount.maxIntegerDigits))"
+            "\(quoted) is out of range (magnitude must be below 10^\(Amount.maxIntegerDigits))"
         }
+    }
+}
+
+/// Hostile input quoted in a message: whole when short, else its first 64 characters and an
+/// ellipsis, with the whole length, so a message neither bloats nor misstates the input.
+public enum InputExcerpt {
+    public static let charactersMax = 64
+
+    /// The first 64 characters of `text`.
+    public static func prefix(_ text: String) -> String { String(text.prefix(charactersMax)) }
+
+    /// `"text"`, or `"first 64…" (2001 characters)` for a longer input of `characters`.
+    public static func quoted(_ prefix: String, characters: Int) -> String {
+        characters > charactersMax ? "\"\(prefix)…\" (\(characters) characters)" : "\"\(prefix)\""
     }
 }

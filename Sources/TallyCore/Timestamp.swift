@@ -248,12 +248,16 @@ public struct TimestampError: Error, Sendable, Equatable, CustomStringConvertibl
     /// The first rule the text broke, e.g. `missing time zone (Z or ±hh:mm)`.
     public let reason: String
 
+    /// How many characters the input had (`text` holds at most 64 of them).
+    public let characters: Int
+
     /// Records `reason` for `text`, truncating `text` to 64 characters.
     public init(text: String, reason: String) {
-        self.text = String(text.prefix(64))
+        self.text = InputExcerpt.prefix(text)
+        self.characters = text.count
         self.reason = reason
     }
 
     /// `"<text>" is not an RFC 3339 timestamp: <reason>`.
-    public var description: String { "\"\(text)\" is not an RFC 3339 timestamp: \(reason)" }
+    public var description: String { "\(InputExcerpt.quoted(text, characters: characters)) is not an RFC 3339 timestamp: \(reason)" }
 }

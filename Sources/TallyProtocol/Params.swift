@@ -176,7 +176,9 @@ public struct Params {
     /// Rejects any field that no getter asked for.
     public func finish() throws(RPCFailure) {
         for key in object.keys where !read.contains(key) {
-            throw .invalidParams(field: field(key), "is not a known field")
+            // A hostile name is named by its start (it is quoted twice: message and data.field).
+            let name = key.count > InputExcerpt.charactersMax ? InputExcerpt.prefix(key) + "…" : key
+            throw .invalidParams(field: field(name), "is not a known field")
         }
     }
 }

@@ -95,9 +95,12 @@ struct CoreValueTestRNG: RandomNumberGenerator {
         #expect(AmountError(kind: .outOfRange, text: "1e21").description
             == "\"1e21\" is out of range (magnitude must be below 10^21)")
         let long = String(repeating: "9", count: 100)
-        #expect(throws: AmountError(kind: .outOfRange, text: String(repeating: "9", count: 64))) {
+        #expect(throws: AmountError(kind: .outOfRange, text: long)) {
             try Amount(parsing: long)
         }
+        // A long input is quoted by its start, marked as cut, with its whole length: not misstated.
+        #expect(AmountError(kind: .outOfRange, text: long).description
+            == "\"\(String(repeating: "9", count: 64))…\" (100 characters) is out of range (magnitude must be below 10^21)")
         do {
             _ = try Amount(parsing: String(repeating: "x", count: 200))
             Issue.record("expected an error")

@@ -58,8 +58,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// After an oversized line the stream cannot be framed again: later input is dropped.
     private var ignoringInput = false
     /// The daemon is shutting down: lines still arriving are answered (commands get 2001) until
-    /// the client has been quiet for `shutdownQuietTime`, then the connection closes.
+    /// the client has been quiet for `shutdownQuietTime`, or for at most `shutdownReadTime`, then
+    /// the connection closes.
     private var shuttingDown = false
+    /// `shutdownReadTime` has passed since the shutdown began: nothing more is read.
+    private var shutdownReadingEnded = false
     private var inputClosed = false
     /// Lines received so far, to tell whether any came in while waiting to close.
     private var linesReceived = 0
@@ -207,7 +210,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// may still be sending, it first waits until no line has come in for `shutdownQuietTime`
     /// (each that does is answered first); the daemon's 5-second drain bounds the wait.
     private func closeWhenQuiet(context: ChannelHandlerContext) {
-        guard shuttingDown, !inputClosed, !ignoringInput else { return closeAfterWrites(context: context) }
+        guard shuttingDown, !inputClosed, !ignoringInput, !shutdownReadingEnded else { return closeAfterWrites(context: context) }
         resumeReading(context: context)
         let seen = linesReceived
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -221,6 +224,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// How long a client must send nothing during shutdown before its connection closes.
     static let shutdownQuietTime = TimeAmount.milliseconds(50)
+    /// How long a connection is still read after the shutdown began, however busy its client is
+    /// (one polling every few milliseconds would otherwise hold the shutdown to its deadline).
+    static let shutdownReadTime = TimeAmount.milliseconds(500)
 
     /// Closes once NIO has handed every reply written so far to the kernel (writes complete in
     /// order). A client that stops reading keeps it open until the idle timeout or the shutdown
@@ -235,7 +241,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func mayRead(context: ChannelHandlerContext) -> Bool {
         // At shutdown the connection is still read, so lines already sent get an answer (2001).
-        inFlight < dispatcher.limits.pipelinedLinesMax && context.channel.isWritable && (!closeWhenDrained || shuttingDown)
+        inFlight < dispatcher.limits.pipelinedLinesMax && context.channel.isWritable && (!closeWhenDrained || (shuttingDown && !shutdownReadingEnded))
             && !holding && !ignoringInput && !inputClosed && !closing
     }
 
@@ -277,6 +283,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case is DrainAndClose:
             closeWhenDrained = true
             shuttingDown = true
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: Self.shutdownReadTime) {
+                let handler = loopBound.value
+                handler.shutdownReadingEnded = true
+                if handler.inFlight == 0 { handler.closeAfterWrites(context: contextBound.value) }
+            }
             if inFlight == 0 { closeWhenQuiet(context: context) } else { resumeReading(context: context) }
         default:
             context.fireUserInboundEventTriggered(event)

@@ -94,7 +94,16 @@ struct CreditsLedgerCommand: ParsableCommand {
                 Console.out(Self.table(entries, fixedWidths: true).render())
             }
             while true {
-                let (batch, more) = try page()
+                let batch: [JSONValue], more: Bool
+                do {
+                    (batch, more) = try page()
+                } catch let error as RPCError {
+                    throw error
+                } catch {
+                    // The daemon went away (a restart, say): say where to pick up.
+                    Console.error("tally credits ledger --follow: lost tallyd after sequence \(cursor); resume with --after \(cursor)")
+                    throw error
+                }
                 if !batch.isEmpty {
                     if context.json {
                         for entry in batch { Console.out(entry.jsonText) }

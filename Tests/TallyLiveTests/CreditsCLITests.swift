@@ -160,6 +160,31 @@ struct CreditsCLITests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("credits ledger --follow, when the daemon goes away, exits 2 saying the sequence to resume after")
+    func ledgerFollowLosesTheDaemon() throws {
+        let daemon = try LiveDaemon().start()
+        let f = try CreditFixture(daemon, prefix: "lost")
+        _ = try f.grantId("5")
+        let last = try daemon.lastSequence()
+        let directory = TemporaryDirectory()
+        let (outPath, errPath) = (directory.path + "/out", directory.path + "/err")
+        let (out, err) = (try openLogFile(outPath), try openLogFile(errPath))
+        let process = try ChildProcess(Binaries.tally, ["credits", "ledger", f.customer, "--follow", "--interval-ms", "20", "--socket", daemon.socketPath], stdout: out, stderr: err)
+        close(out)
+        close(err)
+        defer { if process.isRunning { process.signal(SIGKILL); process.waitUntilExit() } }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !((try? String(contentsOfFile: outPath, encoding: .utf8))?.contains("GRANTED") ?? false) { usleep(20_000) }
+        // A client polling every 20 ms is still read for half a second, then cut off: it does not
+        // hold the shutdown to its 5-second deadline.
+        let stopping = Date()
+        #expect(try daemon.terminate() == 0)
+        #expect(Date().timeIntervalSince(stopping) < 4, "a busy client held the shutdown")
+        #expect(process.wait(timeoutSeconds: 10) == 2)
+        let message = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        #expect(message.contains("resume with --after \(last)"), "\(message)")
+    }
+
     @Test("events send - on a pipe that pauses longer than the daemon's idle timeout reconnects and sends the rest")
     func eventsSendAcrossIdleTimeout() throws {
         let config = TemporaryDirectory()

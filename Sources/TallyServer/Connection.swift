@@ -50,9 +50,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var firstSlot = 0
     private var nextSlot = 0
     private var readPending = false
-    /// A long line is being handled off the event loop: later lines wait in `held`.
+    /// A long line is being handled off the event loop, or a read runs off it: later lines wait
+    /// in `held` (and nothing more is read) until it has been handed on, or has been answered.
     private var holding = false
     private var held: [Frame] = []
+    /// The slot of the read off the event loop that `holding` waits for.
+    private var holdingFor: Int?
+    /// The held lines wait for the client to read what was written (the channel is not writable).
+    private var releaseWhenWritable = false
     /// Close once every reply owed is written (after a half-close, an oversized line or at shutdown).
     private var closeWhenDrained = false
     /// After an oversized line the stream cannot be framed again: later input is dropped.
@@ -149,15 +154,51 @@ final class ConnectionHandler: ChannelDuplexHandler {
             }
         }
         guard buffer.readableBytes > Self.offloadedLineBytes else {
-            buffer.withUnsafeReadableBytes { dispatcher.handle(line: $0, session: session, reply: reply) }
+            let readsOffLoop = buffer.withUnsafeReadableBytes { dispatcher.handle(line: $0, session: session, reply: reply) }
+            if readsOffLoop { holdUntilAnswered(slot) }
             return
         }
         holding = true
         let (handler, line) = (self.dispatcher, Array(buffer.readableBytesView))
         DispatchQueue.global().async {
-            line.withUnsafeBytes { handler.handle(line: $0, session: session, reply: reply) }
-            eventLoop.execute { loopBound.value.releaseHeld(context: contextBound.value) }
+            let readsOffLoop = line.withUnsafeBytes { handler.handle(line: $0, session: session, reply: reply) }
+            eventLoop.execute {
+                let connection = loopBound.value
+                if readsOffLoop {
+                    connection.holdUntilAnswered(slot)
+                } else {
+                    connection.releaseHeld(context: contextBound.value)
+                }
+            }
         }
+    }
+
+    /// A line whose reads run off the event loop (their cost grows with the data) holds the
+    /// connection's later lines until it is answered, and then until the client has read enough
+    /// that the channel is writable again: a client that pipelines expensive reads and does not
+    /// read the replies makes the daemon compute and hold about `pendingReplyBytesMax` of them,
+    /// not the replies of every line it sent.
+    private func holdUntilAnswered(_ slot: Int) {
+        guard !isAnswered(slot) else {
+            holding = false
+            return
+        }
+        holding = true
+        holdingFor = slot
+    }
+
+    private func isAnswered(_ slot: Int) -> Bool {
+        guard slot >= firstSlot else { return true }  // written already
+        if case .done = slots[slotsHead + slot - firstSlot] { return true }
+        return false
+    }
+
+    private func releaseHeldWhenWritable(context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            releaseWhenWritable = true
+            return
+        }
+        releaseHeld(context: context)
     }
 
     /// Lines longer than this are decoded off the event loop.
@@ -165,6 +206,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func releaseHeld(context: ChannelHandlerContext) {
         holding = false
+        holdingFor = nil
+        releaseWhenWritable = false
         while !holding, !held.isEmpty {
             process(held.removeFirst(), context: context)
         }
@@ -179,6 +222,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func complete(_ slot: Int, _ reply: [UInt8]?, context: ChannelHandlerContext) {
         slots[slotsHead + slot - firstSlot] = .done(reply)
         flushDone(context: context)
+        if holdingFor == slot {
+            holdingFor = nil
+            releaseHeldWhenWritable(context: context)
+        }
     }
 
     /// Writes every finished reply at the head of the queue, in order.
@@ -199,7 +246,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             slotsHead = 0
         }
         if wrote { context.flush() }
-        if inFlight == 0, closeWhenDrained {
+        if inFlight == 0, held.isEmpty, closeWhenDrained {
             closeWhenQuiet(context: context)
             return
         }
@@ -217,7 +264,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let contextBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: Self.shutdownQuietTime) {
             let handler = loopBound.value
-            guard handler.linesReceived == seen, handler.inFlight == 0 else { return }  // a later line's reply calls again
+            guard handler.linesReceived == seen, handler.inFlight == 0, handler.held.isEmpty else { return }  // a later line's reply calls again
             handler.closeAfterWrites(context: contextBound.value)
         }
     }
@@ -264,6 +311,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if releaseWhenWritable, context.channel.isWritable { releaseHeld(context: context) }
         resumeReading(context: context)
         context.fireChannelWritabilityChanged()
     }
@@ -274,7 +322,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             // The client half-closed (socat does at the end of its input): answer what it sent, then close.
             closeWhenDrained = true
             inputClosed = true
-            if inFlight == 0 { closeWhenQuiet(context: context) }
+            if inFlight == 0, held.isEmpty { closeWhenQuiet(context: context) }
         case is IdleStateHandler.IdleStateEvent:
             if inFlight == 0 {
                 logger.debug("closing idle connection")
@@ -288,9 +336,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             context.eventLoop.scheduleTask(in: Self.shutdownReadTime) {
                 let handler = loopBound.value
                 handler.shutdownReadingEnded = true
-                if handler.inFlight == 0 { handler.closeAfterWrites(context: contextBound.value) }
+                if handler.inFlight == 0, handler.held.isEmpty { handler.closeAfterWrites(context: contextBound.value) }
             }
-            if inFlight == 0 { closeWhenQuiet(context: context) } else { resumeReading(context: context) }
+            if inFlight == 0, held.isEmpty { closeWhenQuiet(context: context) } else { resumeReading(context: context) }
         default:
             context.fireUserInboundEventTriggered(event)
         }

@@ -73,40 +73,44 @@ final class Dispatcher: Sendable {
 
     /// Handles one line (without its newline). `reply` is called exactly once, from any thread,
     /// with the reply line (newline included) or nil when nothing is to be sent.
-    func handle(line: UnsafeRawBufferPointer, session: Session, reply: @escaping Reply) {
+    /// - Returns: whether a read of the line runs off the event loops (a slow query), so the
+    ///   connection may hold its later lines until it is answered.
+    @discardableResult
+    func handle(line: UnsafeRawBufferPointer, session: Session, reply: @escaping Reply) -> Bool {
         let parsed: JSONParser.Line
         do {
             parsed = try JSONParser.parseLine(line, depthMax: limits.jsonDepthMax)
         } catch {
             reply(Self.encode(RPCResponse.failure(id: .null, error: Self.failure(error))))
-            return
+            return false
         }
         let elements: [Result<JSONValue, JSONError>]
         switch parsed {
         case .value(let value):
-            handle(element: value, session: session) { response, _ in reply(response.map(Self.encode)) }
-            return
+            return handle(element: value, session: session) { response, _ in reply(response.map(Self.encode)) }
         case .batch(let batch):
             elements = batch
         }
         guard !elements.isEmpty else {
             reply(Self.encode(RPCResponse.failure(id: .null, error: .invalidRequest("an empty batch"))))
-            return
+            return false
         }
         guard elements.count <= limits.batchRequestsMax else {
             reply(Self.encode(RPCResponse.failure(id: .null, error: .invalidRequest("a batch of \(elements.count) requests exceeds the limit of \(limits.batchRequestsMax)"))))
-            return
+            return false
         }
         let collector = BatchReply(count: elements.count, bytesMax: limits.batchReplyBytesMax, reply: reply)
+        var readsOffLoop = false
         for (index, element) in elements.enumerated() {
             switch element {
             case .success(let value):
-                handle(element: value, session: session) { collector.set(index, $0, readID: $1) }
+                if handle(element: value, session: session, done: { collector.set(index, $0, readID: $1) }) { readsOffLoop = true }
             case .failure(let error):
                 // A duplicate key: that element is an invalid request, the others still run.
                 collector.set(index, RPCResponse.failure(id: .null, error: Self.failure(error)), readID: nil)
             }
         }
+        return readsOffLoop
     }
 
     /// A line that is not JSON is a parse error; JSON with a duplicate key an invalid request.
@@ -116,15 +120,20 @@ final class Dispatcher: Sendable {
 
     /// Handles one request object; `done` gets its response, or nil for a notification, and for
     /// the result of a read (which changed nothing, so can be asked again) the request's id.
-    private func handle(element: JSONValue, session: Session, done: @escaping @Sendable (JSONValue?, _ readID: RPCID?) -> Void) {
+    /// - Returns: whether it is a read that runs off the event loops.
+    @discardableResult
+    private func handle(element: JSONValue, session: Session, done: @escaping @Sendable (JSONValue?, _ readID: RPCID?) -> Void) -> Bool {
         let request: RPCRequest
         switch RPCRequest.parse(element) {
         case .success(let r): request = r
         case .failure(let error):
             // Not `cond ? nil : …`: JSONValue is ExpressibleByNilLiteral, so that would send `null`.
-            if error.isNotification { return done(Optional<JSONValue>.none, nil) }
+            if error.isNotification {
+                done(Optional<JSONValue>.none, nil)
+                return false
+            }
             done(RPCResponse.failure(id: error.id, error: error.failure), nil)
-            return
+            return false
         }
         let isRead = methods[request.method]?.isRead ?? false
         let respond: @Sendable (Result<JSONValue, RPCFailure>) -> Void = { result in
@@ -136,7 +145,7 @@ final class Dispatcher: Sendable {
         }
         guard let method = methods[request.method] else {
             respond(.failure(.methodNotFound(request.method)))
-            return
+            return false
         }
         switch method {
         case .command(let decode):
@@ -146,7 +155,7 @@ final class Dispatcher: Sendable {
                 (command, key) = try decode(request.params)
             } catch {
                 respond(.failure(error))
-                return
+                return false
             }
             let claim = key.map { IdempotencyClaim(key: $0, fingerprint: Self.fingerprint(method: request.method, params: request.params)) }
             let (ledger, store) = (ledger, ledger.store)
@@ -165,7 +174,7 @@ final class Dispatcher: Sendable {
                 fanOut = try plan(request.params)
             } catch {
                 respond(.failure(error))
-                return
+                return false
             }
             let collector = ResultCollector(count: fanOut.items.count) { results in respond(.success(fanOut.combine(results))) }
             var calls: [(index: Int, command: Command, claim: IdempotencyClaim?)] = []
@@ -195,9 +204,13 @@ final class Dispatcher: Sendable {
             runInTurn(run, request, inline: true, session: session, respond: respond)
         case .slowQuery(let run):
             runInTurn(run, request, inline: false, session: session, respond: respond)
+            return true
         case .queryOffloadedWhen(let isSlow, let run):
-            runInTurn(run, request, inline: !isSlow(request.params), session: session, respond: respond)
+            let slow = isSlow(request.params)
+            runInTurn(run, request, inline: !slow, session: session, respond: respond)
+            return slow
         }
+        return false
     }
 
     /// Runs a query in its turn on the connection: inline on the event loop, or off the event

@@ -459,6 +459,35 @@ struct ConnectionLimitTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("a client that pipelines 1,000 expensive reads and never reads the replies makes the daemon compute and hold about pendingReplyBytesMax of them, not all 1,000")
+    func unreadExpensiveReadsAreBounded() throws {
+        let daemon = try Self.startDaemon(limit: "pendingReplyBytesMax", 65536)
+        let pid = try #require(daemon.process?.pid)
+        func residentKilobytes() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") })
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+        }
+        let before = try residentKilobytes()
+        let greedy = try RawSocket(path: daemon.socketPath)
+        // Each reply is the OpenRPC document (~76 KB): all 1,000 would be ~76 MB.
+        let line = Array(#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#.utf8) + [UInt8(ascii: "\n")]
+        try greedy.write(Array([[UInt8]](repeating: line, count: 1000).joined()))
+        sleep(2)
+        let grown = try residentKilobytes() - before
+        #expect(grown < 30_000, "the daemon grew by \(grown) KB for a client that reads nothing")
+        try daemon.expectServesOtherConnections()
+        // Once it reads, every reply comes, in order.
+        var count = 0
+        while count < 1000, let reply = try greedy.readLine() {
+            #expect(try JSONParser.parse(reply).field("result.openrpc") != nil)
+            count += 1
+        }
+        #expect(count == 1000)
+        greedy.close()
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("batchReplyBytesMax: past it, reads in a batch get 2002 OVERLOADED instead of their result; commands keep theirs")
     func batchReplyCap() throws {
         let daemon = try Self.startDaemon(limit: "batchReplyBytesMax", 100000)

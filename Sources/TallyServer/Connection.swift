@@ -131,7 +131,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
             append(.done(Dispatcher.encode(RPCResponse.failure(id: .null, error: failure))))
             flushDone(context: context)
         case .line(let buffer):
-            guard !Frame.isBlank(buffer.readableBytesView) else { return }  // keep-alives
+            guard !Frame.isBlank(buffer.readableBytesView) else {
+                // A keep-alive: no reply. One arriving while the connection waits to close
+                // (at shutdown) must not leave it waiting for a reply that never comes.
+                if closeWhenDrained, inFlight == 0, held.isEmpty { closeWhenQuiet(context: context) }
+                return
+            }
             dispatch(buffer, context: context)
         }
     }

@@ -4,7 +4,8 @@ import Foundation
 /// after another. A query sees every command sent before it on the connection (it waits until they
 /// are committed) and none sent after it (those wait until it has read). Commands that follow one
 /// another are never held back: the writer decides them in arrival order, and holding them would
-/// defeat group commit; only a query between them separates them.
+/// defeat group commit; only a query between them separates them. Queries run one at a time, in
+/// order (a long one reads off the event loop, and the reads after it wait for it).
 final class Session: @unchecked Sendable {
     // @unchecked: mutable state is guarded by `lock`.
     private let lock = NSLock()
@@ -56,10 +57,12 @@ final class Session: @unchecked Sendable {
         release()
     }
 
-    /// Runs `query` now if no command sent before it is in flight, else once they are committed.
+    /// Runs `query` now if no command sent before it is in flight and no query before it is
+    /// still reading, else once they are done: a point read sent after a long read (which reads
+    /// off the event loop) must not answer first, or the connection's reads would go back in time.
     func runQuery(_ query: @escaping Query) {
         lock.lock()
-        guard waiting.isEmpty, commandsInFlight == 0 else {
+        guard waiting.isEmpty, commandsInFlight == 0, queriesRunning == 0 else {
             waiting.append(.query(query))
             lock.unlock()
             return
@@ -83,7 +86,8 @@ final class Session: @unchecked Sendable {
         while let first = waiting.first {
             switch first {
             case .query(let query):
-                guard commandsInFlight == 0 else { break }
+                // One at a time, in order: the next is released when this one has read.
+                guard commandsInFlight == 0, queriesRunning == 0 else { break }
                 queriesRunning += 1
                 queries.append(query)
                 waiting.removeFirst()

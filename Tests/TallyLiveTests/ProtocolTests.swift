@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TallyClient
 import TallyProtocol
 import Testing
@@ -26,6 +27,44 @@ struct ProtocolTests {
     }
 
     // MARK: - Ordering
+
+    @Test("reads on one connection never go back in time: a point read pipelined (or batched) after a long read answers as of a later state, while another connection writes")
+    func readsInOrder() throws {
+        let writing = Atomic<Bool>(true)
+        let socketPath = daemon.socketPath
+        let writer = Thread {
+            guard let connection = try? TallyConnection(socketPath: socketPath, timeoutSeconds: 30) else { return }
+            defer { connection.close() }
+            var i = 0
+            while writing.load(ordering: .relaxed) {
+                _ = try? connection.call("provisionCustomer", ["customerId": .string(uniqueID("order-\(i)"))])
+                i += 1
+            }
+        }
+        writer.start()
+        defer { writing.store(false, ordering: .relaxed) }
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        var wrongPipelined = 0, wrongBatched = 0
+        for _ in 0..<60 {
+            let after = max(0, try daemon.lastSequence() - 500)
+            let pair: [(method: String, params: JSONObject)] = [("readLedger", ["after": .integer(after), "limit": 1000]), ("getStatus", [:])]
+            let results = try connection.callPipelined(pair)
+            let read = try results[0].get()["events"]?.arrayValue?.last?["sequence"]?.numberText.flatMap { Int($0) } ?? 0
+            let status = try results[1].get()["lastSequence"]?.numberText.flatMap { Int($0) } ?? 0
+            if status < read { wrongPipelined += 1 }
+            let batch: JSONValue = [
+                ["jsonrpc": "2.0", "id": 1, "method": "readLedger", "params": ["after": .integer(after), "limit": 1000]],
+                ["jsonrpc": "2.0", "id": 2, "method": "getStatus"],
+            ]
+            try connection.sendLine(batch.serialized())
+            let replies = try connection.readReply().arrayValue ?? []
+            let batchRead = replies.first { $0["id"] == 1 }?.field("result.events")?.arrayValue?.last?["sequence"]?.numberText.flatMap { Int($0) } ?? 0
+            let batchStatus = replies.first { $0["id"] == 2 }?.field("result.lastSequence")?.numberText.flatMap { Int($0) } ?? 0
+            if batchStatus < batchRead { wrongBatched += 1 }
+        }
+        #expect(wrongPipelined == 0 && wrongBatched == 0, "getStatus after readLedger saw an older ledger: \(wrongPipelined) pipelined, \(wrongBatched) batched of 60")
+    }
 
     @Test("1000 pipelined requests on one connection get 1000 replies in request order")
     func pipelining() throws {

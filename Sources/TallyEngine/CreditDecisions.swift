@@ -184,7 +184,8 @@ extension GroupState {
             if amount.isBelowMaxMagnitude, let monthTotal = spent.adding(amount), monthTotal.isBelowMaxMagnitude,
                config.maxSpendLimit.map({ monthTotal <= $0 }) ?? true,
                try grantFits(amount, customerId: c.customerId, currencyId: c.currencyId, resourceId: nil) {
-                let expireAt = config.grantExpirationPeriod.map { CalendarUTC.adding(1, $0, to: now) }
+                // Past 9999-12-31 (a clock in 9999) it expires at the last instant a timestamp names.
+                let expireAt = config.grantExpirationPeriod.map { min(CalendarUTC.adding(1, $0, to: now), .distantFuture) }
                 let request = GrantCredits(
                     customerId: c.customerId, currencyId: c.currencyId, amount: amount, grantType: .paid, displayName: "Auto-recharge",
                     priority: 50, effectiveAt: now, expireAt: expireAt, resourceId: nil, cost: nil, metadata: [], comment: nil, idempotencyKey: nil

@@ -208,7 +208,8 @@ extension GroupState {
             event: reported,
             createdAt: head.recordedAt,
             currentUsage: after.value,
-            usageLimit: entitlement?.usageLimit,
+            // As getEntitlement shows it: a limited entitlement without a limit has a limit of 0.
+            usageLimit: entitlement.flatMap { $0.isUnlimited ? nil : ($0.usageLimit ?? .zero) },
             usagePeriodEnd: period.map { CalendarUTC.periodEnd($0, containing: now) },
             credit: credit
         )))

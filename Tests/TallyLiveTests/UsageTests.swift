@@ -1268,6 +1268,20 @@ struct UsageTests {
         #expect(e["usagePeriodStart"] == "9999-01-01T00:00:00.000Z" && e["usagePeriodEnd"] == nil && e["currentUsage"] == "1", "\(e.jsonText)")
         let zero = try daemon.entitlement(customer, open)
         #expect(zero["hasAccess"] == false && zero["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED" && zero["usageLimit"] == "0", "\(zero.jsonText)")
+        let reported = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(open), "value": 1])
+        #expect(reported["usageLimit"] == "0", "reportUsage shows the limit as getEntitlement does: \(reported.jsonText)")
+        // An auto-recharge top-up whose expiry period would end in year 10000 expires at the last
+        // instant a timestamp names.
+        let f = try CreditFixture(daemon)
+        try f.grant("20")
+        _ = try daemon.call("setAutoRecharge", [
+            "customerId": .string(f.customer), "currencyId": .string(f.currency), "isEnabled": true,
+            "thresholdValue": "10", "targetBalance": "100", "grantExpirationPeriod": "MONTH",
+        ])
+        _ = try daemon.call("reportUsage", ["customerId": .string(f.customer), "featureId": .string(f.feature), "value": 15])
+        let grants = try daemon.call("getCreditGrants", ["customerId": .string(f.customer)])["grants"]?.arrayValue ?? []
+        let topUp = grants.first { $0["sourceType"] == "AUTO_RECHARGE" }
+        #expect(topUp?["expireAt"] == "9999-12-31T23:59:59.999999Z", "\(grants)")
         #expect(try daemon.terminate() == 0)
     }
 }

@@ -33,8 +33,9 @@ struct Restore: ParsableCommand {
         }
         let logger = Logger(label: "tallyd")
         let progress = SnapshotCheckProgress(filesLabel: "verify+copy")
-        // A data directory this restore creates is removed again if nothing is installed in it.
-        let created = !FileManager.default.fileExists(atPath: dataDir)
+        // A data directory this restore creates (with any parents it creates) is removed again if
+        // nothing is installed in it.
+        let created = Self.firstMissing(dataDir)
         do {
             // Not a snapshot: say so before the data directory is created or locked.
             _ = try SnapshotManifest.read(snapshot: from)
@@ -46,14 +47,14 @@ struct Restore: ParsableCommand {
                         from: from, dataDirectory: dataDir, logger: logger, progress: progress.file, replayProgress: progress.replay)
                 }
             } catch {
-                if created { Self.removeCreated(dataDir) }
+                if let created { Self.removeCreated(dataDir, upTo: created) }
                 throw error
             }
             progress.finish(
                 bytesChecked: verification.bytesChecked, bytesTotal: verification.manifest.sizeBytes,
                 eventsRead: verification.report?.eventsRead ?? 0, eventsTotal: verification.manifest.sequence)
             guard verification.isValid else {
-                if created { Self.removeCreated(dataDir) }
+                if let created { Self.removeCreated(dataDir, upTo: created) }
                 for problem in verification.problems { printError("PROBLEM: \(problem)") }
                 printError("tallyd restore: the snapshot \(from) failed verification; nothing was changed. Use another snapshot.")
                 throw ExitCode(1)
@@ -91,10 +92,30 @@ struct Restore: ParsableCommand {
         return parent == absolute ? absolute : (resolved(parent) as NSString).appendingPathComponent(url.lastPathComponent)
     }
 
-    /// Removes a data directory this restore made, if it holds nothing but its lock file.
-    static func removeCreated(_ dataDirectory: String) {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dataDirectory),
+    /// The highest directory of `path` (itself or a parent) that does not exist yet, if any.
+    static func firstMissing(_ path: String) -> String? {
+        var missing: String?
+        var current = URL(fileURLWithPath: path).standardizedFileURL
+        while !FileManager.default.fileExists(atPath: current.path) {
+            missing = current.path
+            let parent = current.deletingLastPathComponent()
+            guard parent.path != current.path else { break }
+            current = parent
+        }
+        return missing
+    }
+
+    /// Removes what this restore made — the data directory and the parents it created up to
+    /// `top` — if it holds nothing but its lock file (and each parent nothing but the way down).
+    static func removeCreated(_ dataDirectory: String, upTo top: String) {
+        var current = URL(fileURLWithPath: dataDirectory).standardizedFileURL
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: current.path),
               Set(entries).isSubset(of: ["tallyd.lock"]) else { return }
-        try? FileManager.default.removeItem(atPath: dataDirectory)
+        while current.path != top {
+            let parent = current.deletingLastPathComponent()
+            guard parent.path != current.path, (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) == [current.lastPathComponent] else { break }
+            current = parent
+        }
+        try? FileManager.default.removeItem(atPath: current.path)
     }
 }

@@ -389,9 +389,9 @@ struct DisasterRecoveryTests {
         let restore = try Self.tallyd(["restore", "--from", place.path + "/snap", "--data-dir", daemon.dataDirectory])
         #expect(restore.status == 1)
         #expect(restore.stderr.contains("failed verification; nothing was changed"), "\(restore.stderr)")
-        // Into a data directory it would create: it is not left behind (with a lock file in it).
-        let fresh = place.path + "/fresh-data"
-        let refused = try Self.tallyd(["restore", "--from", place.path + "/snap", "--data-dir", fresh])
+        // Into a data directory it would create (and its parent): neither is left behind.
+        let fresh = place.path + "/fresh"
+        let refused = try Self.tallyd(["restore", "--from", place.path + "/snap", "--data-dir", fresh + "/data"])
         #expect(refused.status == 1 && !FileManager.default.fileExists(atPath: fresh), "\(refused.stderr)")
         try daemon.start()  // the old data is untouched
         #expect(try daemon.call("getStatus")["lastSequence"]?.numberText == "20")

@@ -55,11 +55,7 @@ struct DaemonLifecycleTests {
         let daemon = try LiveDaemon().start()
         let socket = try RawSocket(path: daemon.socketPath)
         let count = 1500
-        var lines: [UInt8] = []
-        for i in 0..<count {
-            lines += Array(#"{"jsonrpc":"2.0","id":\#(i),"method":"provisionCustomer","params":{"customerId":"s\#(i)"}}"#.utf8) + [UInt8(ascii: "\n")]
-        }
-        try socket.write(lines)
+        try socket.write(provisionRequestLines(count, prefix: "s"))
         daemon.process?.signal(SIGTERM)
         // Not reading at first: the replies wait in the daemon's buffers, and must still go out
         // before it closes the connection (within its 5-second drain).

@@ -151,6 +151,15 @@ func expectRPCError(code: Int, reason: String? = nil, sourceLocation: SourceLoca
     }
 }
 
+/// `count` provisionCustomer request lines in one buffer: ids 0…count-1, customers `<prefix><id>`.
+func provisionRequestLines(_ count: Int, prefix: String) -> [UInt8] {
+    var lines: [UInt8] = []
+    for i in 0..<count {
+        lines += Array(#"{"jsonrpc":"2.0","id":\#(i),"method":"provisionCustomer","params":{"customerId":"\#(prefix)\#(i)"}}"#.utf8) + [UInt8(ascii: "\n")]
+    }
+    return lines
+}
+
 // MARK: - A raw socket
 
 /// A bare Unix-socket client for what TallyConnection will not do: send bytes without a newline

@@ -160,7 +160,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         guard buffer.readableBytes > Self.offloadedLineBytes else {
             let readsOffLoop = buffer.withUnsafeReadableBytes { dispatcher.handle(line: $0, session: session, reply: reply) }
-            if readsOffLoop { holdUntilAnswered(slot) }
+            if readsOffLoop { holdUntilAnswered(slot, context: context) }
             return
         }
         holding = true
@@ -170,7 +170,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             eventLoop.execute {
                 let connection = loopBound.value
                 if readsOffLoop {
-                    connection.holdUntilAnswered(slot)
+                    connection.holdUntilAnswered(slot, context: contextBound.value)
                 } else {
                     connection.releaseHeld(context: contextBound.value)
                 }
@@ -183,9 +183,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// that the channel is writable again: a client that pipelines expensive reads and does not
     /// read the replies makes the daemon compute and hold about `pendingReplyBytesMax` of them,
     /// not the replies of every line it sent.
-    private func holdUntilAnswered(_ slot: Int) {
+    private func holdUntilAnswered(_ slot: Int, context: ChannelHandlerContext) {
         guard !isAnswered(slot) else {
-            holding = false
+            // Answered already (a fast read, or a long line whose reply came before this): the
+            // held lines of a long line go on now; a short line held nothing.
+            if holding { releaseHeldWhenWritable(context: context) }
             return
         }
         holding = true

@@ -72,6 +72,23 @@ struct ProtocolTests {
         #expect(wrongPipelined == 0 && wrongBatched == 0, "getStatus after readLedger saw an older ledger: \(wrongPipelined) pipelined, \(wrongBatched) batched of 60")
     }
 
+    @Test("lines over 64 KiB (decoded off the event loop) holding slow reads, pipelined with short ones: every line is answered, in order")
+    func longLinesWithSlowReads() throws {
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        for round in 0..<20 {
+            // A batch over 64 KiB: a slow read first or last, and 1,500 point reads.
+            var batch: [JSONValue] = (0..<1500).map { ["jsonrpc": "2.0", "id": .integer($0 + 1), "method": "getStatus"] }
+            let slow: JSONValue = ["jsonrpc": "2.0", "id": 0, "method": "listCustomers", "params": ["limit": 5]]
+            if round % 2 == 0 { batch.insert(slow, at: 0) } else { batch.append(slow) }
+            try connection.sendLine(JSONValue.array(batch).serialized())
+            try connection.sendLine(Array(#"{"jsonrpc":"2.0","id":"after","method":"getStatus"}"#.utf8))
+            let replies = try #require(try connection.readReply().arrayValue)
+            #expect(replies.count == 1501 && replies.allSatisfy { $0["result"] != nil }, "round \(round)")
+            #expect(try connection.readReply()["id"] == "after", "round \(round): the line after the long one is answered")
+        }
+    }
+
     @Test("1000 pipelined requests on one connection get 1000 replies in request order")
     func pipelining() throws {
         let prefix = uniqueID("pipe")

@@ -254,9 +254,6 @@ public struct AmountError: Error, Sendable, Equatable, CustomStringConvertible {
         case outOfRange
     }
 
-    /// Longest prefix of the input kept in `text`, so a hostile input does not bloat logs.
-    public static let textCharactersMax = InputExcerpt.charactersMax
-
     /// The rule the text broke.
     public let kind: Kind
     /// The offending input, truncated to its first 64 characters.
@@ -293,6 +290,11 @@ public enum InputExcerpt {
 
     /// The first 64 characters of `text`.
     public static func prefix(_ text: String) -> String { String(text.prefix(charactersMax)) }
+
+    /// `text`, or its first 64 characters and `…`.
+    public static func cut(_ text: String) -> String {
+        text.count > charactersMax ? prefix(text) + "…" : text
+    }
 
     /// `"text"`, or `"first 64…" (2001 characters)` for a longer input of `characters`.
     public static func quoted(_ prefix: String, characters: Int) -> String {

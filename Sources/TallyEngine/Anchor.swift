@@ -249,6 +249,24 @@ enum DurableFiles {
         guard fsync(fd) == 0 else { throw .errno("fsync directory \(path)") }
     }
 
+    /// The absolute path with symlinks, `.` and `..` resolved as far as it exists (a path still
+    /// to be created resolves through its parent).
+    static func resolved(_ path: String) -> String {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        if let real = realpath(absolute, nil) {
+            defer { free(real) }
+            return String(cString: real)
+        }
+        let parent = parent(of: absolute)
+        return parent == absolute ? absolute : (resolved(parent) as NSString).appendingPathComponent((absolute as NSString).lastPathComponent)
+    }
+
+    /// Whether `inner` is `outer` or lies inside it, once both are resolved.
+    static func isWithin(_ inner: String, _ outer: String) -> Bool {
+        let (a, b) = (resolved(inner), resolved(outer))
+        return a == b || a.hasPrefix(b.hasSuffix("/") ? b : b + "/")
+    }
+
     static func parent(of path: String) -> String {
         let parent = (path as NSString).deletingLastPathComponent
         return parent.isEmpty ? "." : parent

@@ -185,15 +185,22 @@ extension Ledger {
     /// - Throws: `SnapshotError`.
     public func createSnapshot(at path: String) throws(SnapshotError) -> SnapshotManifest {
         // Inside the data directory, a snapshot would be lost with it (and restore replaces db/).
-        let parent = DurableFiles.parent(of: Snapshots.absolute(path))
-        if let real = realpath(parent, nil), let data = realpath(dataDirectory, nil) {
-            defer { free(real); free(data) }
-            let (target, live) = (String(cString: real), String(cString: data))
-            guard target != live, !target.hasPrefix(live + "/") else {
-                throw SnapshotError("\(path) is inside the data directory \(dataDirectory): a snapshot there would not survive its loss; choose a path on another disk or at least outside it", isPathRefused: true)
-            }
+        guard !DurableFiles.isWithin(DurableFiles.parent(of: Snapshots.absolute(path)), dataDirectory) else {
+            throw SnapshotError("\(path) is inside the data directory \(dataDirectory): a snapshot there would not survive its loss; choose a path on another disk or at least outside it", isPathRefused: true)
         }
         return try Snapshots.create(store: store, at: path, now: now)
+    }
+}
+
+extension Snapshots {
+    /// A restore's data directory must not be the snapshot, inside it, or hold it: the restore
+    /// writes its lock and its copy into the data directory, which would change the snapshot it
+    /// verifies.
+    /// - Throws: `SnapshotError` saying so.
+    public static func refuseOverlap(snapshot: String, dataDirectory: String) throws(SnapshotError) {
+        guard !DurableFiles.isWithin(dataDirectory, snapshot), !DurableFiles.isWithin(snapshot, dataDirectory) else {
+            throw SnapshotError("--data-dir \(dataDirectory) and the snapshot \(snapshot) overlap (\(DurableFiles.resolved(dataDirectory)), \(DurableFiles.resolved(snapshot))): restore into a data directory outside the snapshot; nothing was changed")
+        }
     }
 }
 

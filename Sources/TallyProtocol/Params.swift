@@ -177,8 +177,7 @@ public struct Params {
     public func finish() throws(RPCFailure) {
         for key in object.keys where !read.contains(key) {
             // A hostile name is named by its start (it is quoted twice: message and data.field).
-            let name = key.count > InputExcerpt.charactersMax ? InputExcerpt.prefix(key) + "…" : key
-            throw .invalidParams(field: field(name), "is not a known field")
+            throw .invalidParams(field: field(InputExcerpt.cut(key)), "is not a known field")
         }
     }
 }

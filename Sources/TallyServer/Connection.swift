@@ -71,8 +71,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var inputClosed = false
     /// Lines received so far, to tell whether any came in while waiting to close.
     private var linesReceived = 0
-    /// The last reply handed to NIO: closing waits for it, so no reply already written is dropped.
-    private var lastWrite: EventLoopFuture<Void>?
     private var closing = false
     private var registered = false
     private var session: Session?
@@ -242,9 +240,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             slotsHead += 1
             firstSlot += 1
             if let reply {
-                let promise = context.eventLoop.makePromise(of: Void.self)
-                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: promise)
-                lastWrite = promise.futureResult
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
                 wrote = true
             }
         }
@@ -282,15 +278,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// (one polling every few milliseconds would otherwise hold the shutdown to its deadline).
     static let shutdownReadTime = TimeAmount.milliseconds(500)
 
-    /// Closes once NIO has handed every reply written so far to the kernel (writes complete in
-    /// order). A client that stops reading keeps it open until the idle timeout or the shutdown
-    /// deadline closes it outright.
+    /// Closes once NIO has handed every reply written so far to the kernel: writes complete in
+    /// order, so an empty write behind them completes after the last (and no reply needs a promise
+    /// of its own on the hot path). A client that stops reading keeps it open until the idle
+    /// timeout or the shutdown deadline closes it outright.
     private func closeAfterWrites(context: ChannelHandlerContext) {
         guard !closing else { return }
         closing = true
         let channel = context.channel
-        guard let lastWrite else { return channel.close(promise: nil) }
-        lastWrite.whenComplete { _ in channel.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func mayRead(context: ChannelHandlerContext) -> Bool {

@@ -75,7 +75,6 @@ final class Dispatcher: Sendable {
     /// with the reply line (newline included) or nil when nothing is to be sent.
     /// - Returns: whether a read of the line runs off the event loops (a slow query), so the
     ///   connection may hold its later lines until it is answered.
-    @discardableResult
     func handle(line: UnsafeRawBufferPointer, session: Session, reply: @escaping Reply) -> Bool {
         let parsed: JSONParser.Line
         do {
@@ -121,7 +120,6 @@ final class Dispatcher: Sendable {
     /// Handles one request object; `done` gets its response, or nil for a notification, and for
     /// the result of a read (which changed nothing, so can be asked again) the request's id.
     /// - Returns: whether it is a read that runs off the event loops.
-    @discardableResult
     private func handle(element: JSONValue, session: Session, done: @escaping @Sendable (JSONValue?, _ readID: RPCID?) -> Void) -> Bool {
         let request: RPCRequest
         switch RPCRequest.parse(element) {
@@ -224,7 +222,9 @@ final class Dispatcher: Sendable {
                 respond(runQuery(run, request))
                 return finished()
             }
-            session.longReads.async { [self] in
+            // Off the event loops. One connection's run one at a time (Session starts a query only
+            // when the one before it has finished), so a client pipelining them keeps one thread busy.
+            DispatchQueue.global().async { [self] in
                 let result = runQuery(run, request)
                 finished()
                 respond(result)

@@ -17,9 +17,6 @@ final class Session: @unchecked Sendable {
     private var waiting: [Item] = []
     /// Where released queries run (the connection's event loop), never on the writer thread.
     private let executor: @Sendable (@escaping @Sendable () -> Void) -> Void
-    /// Where the connection's long reads run, one at a time: off the event loops, and one client's
-    /// pipelined reads take at most one thread (on these 2 cores, the other is left to the rest).
-    let longReads = DispatchQueue(label: "tallyd.connection.long-reads")
 
     /// A query gets the closure to call once it has read (its reply may go out later).
     typealias Query = @Sendable (_ finished: @escaping @Sendable () -> Void) -> Void

@@ -39,7 +39,7 @@ struct Restore: ParsableCommand {
         do {
             // Not a snapshot: say so before the data directory is created or locked.
             _ = try SnapshotManifest.read(snapshot: from)
-            try Self.refuseOverlap(snapshot: from, dataDirectory: dataDir)
+            try Snapshots.refuseOverlap(snapshot: from, dataDirectory: dataDir)
             let (verification, old): (SnapshotVerification, String?)
             do {
                 (verification, old) = try OfflineDataDirectory.whileLocked(dataDir) {
@@ -67,29 +67,6 @@ struct Restore: ParsableCommand {
             printError("tallyd restore: \(error)")
             throw ExitCode(1)
         }
-    }
-
-    /// The data directory must not be the snapshot, inside it, or hold it: the restore writes its
-    /// lock and copy into the data directory, which would change the snapshot it verifies.
-    static func refuseOverlap(snapshot: String, dataDirectory: String) throws {
-        let snapshotPath = resolved(snapshot), dataPath = resolved(dataDirectory)
-        func within(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b.hasSuffix("/") ? b : b + "/") }
-        if within(dataPath, snapshotPath) || within(snapshotPath, dataPath) {
-            throw ValidationError("--data-dir \(dataDirectory) and the snapshot \(snapshot) overlap (\(dataPath), \(snapshotPath)): restore into a data directory outside the snapshot; nothing was changed")
-        }
-    }
-
-    /// The absolute path with symlinks resolved, as far as it exists (a data directory to be
-    /// created resolves through its parent).
-    static func resolved(_ path: String) -> String {
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-        if let real = realpath(absolute, nil) {
-            defer { free(real) }
-            return String(cString: real)
-        }
-        let url = URL(fileURLWithPath: absolute)
-        let parent = url.deletingLastPathComponent().path
-        return parent == absolute ? absolute : (resolved(parent) as NSString).appendingPathComponent(url.lastPathComponent)
     }
 
     /// The highest directory of `path` (itself or a parent) that does not exist yet, if any.

@@ -13,6 +13,10 @@ public enum Replay {
         public var headHash: [UInt8]
         /// The first place the chain or the sequence numbering breaks, if any.
         public var chainProblem: String?
+        /// With `collectingIdempotency`: for every event whose command must have left an
+        /// idempotency record, the hash of that record's key (`IdempotencyExpectation.hash`) and
+        /// the event's sequence.
+        var expectedIdempotency: [(hash: Int, sequence: UInt64)] = []
     }
 
     /// Folds events 1…`through` (all by default) as seen by `snapshot`. With `customer`, only the
@@ -22,6 +26,10 @@ public enum Replay {
     /// 65,536 events.
     /// - Throws: `StorageError` when an event cannot be read or decoded.
     public static func run(store: LedgerStore, snapshot: Snapshot?, through last: UInt64 = .max, customer: String? = nil, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> Outcome {
+        try run(store: store, snapshot: snapshot, through: last, customer: customer, collectingIdempotency: false, progress: progress)
+    }
+
+    static func run(store: LedgerStore, snapshot: Snapshot?, through last: UInt64, customer: String?, collectingIdempotency: Bool, progress: ((UInt64) -> Void)?) throws(StorageError) -> Outcome {
         let expected = customer != nil ? 1024 : min(store.estimatedProjectionRecords + store.estimatedProjectionRecords / 8, 1 << 24)
         var outcome = Outcome(projections: MemoryProjections(expectedRecords: expected), eventsRead: 0, lastSequence: 0, headHash: EventRecord.genesisHash, chainProblem: nil)
         // Two stages on two threads: one reads and decodes the log (hashing each record), the
@@ -68,6 +76,9 @@ public enum Replay {
                         // missing grant, a customer never provisioned): the break is the report.
                         folding = false
                     }
+                }
+                if collectingIdempotency, let key = IdempotencyExpectation.key(of: record.event) {
+                    outcome.expectedIdempotency.append((IdempotencyExpectation.hash(key), sequence))
                 }
                 outcome.eventsRead += 1
                 outcome.lastSequence = sequence
@@ -136,6 +147,44 @@ final class Handoff<Element>: @unchecked Sendable {
     }
 }
 
+/// The idempotency records the log says must exist: every raw event's (its key is required), and
+/// those of usage reports and credit grants made with a key. Without one, a retry of that command
+/// would be applied again, so verification reports it missing. (Other events' keys are not
+/// checked: their records are as durable, but their absence cannot count anything twice.)
+enum IdempotencyExpectation {
+    static func key(of event: Event) -> [UInt8]? {
+        switch event.payload {
+        case .eventReceived(let e):
+            KeyLayout.idempotencyKey(family: "event", customerId: e.customerId, key: e.idempotencyKey)
+        case .usageReported(let e):
+            e.idempotencyKey.map { KeyLayout.idempotencyKey(family: "usage", customerId: e.customerId, key: $0) }
+        case .creditsGranted(let e):
+            e.idempotencyKey.map { KeyLayout.idempotencyKey(family: "credits", customerId: e.grant.customerId, key: $0) }
+        default:
+            nil
+        }
+    }
+
+    /// Equal keys hash equally within one process, which is all a verification needs.
+    static func hash(_ key: [UInt8]) -> Int {
+        var hasher = Hasher()
+        key.withUnsafeBytes { hasher.combine(bytes: $0) }
+        return hasher.finalize()
+    }
+}
+
+extension Array where Element == Int {
+    /// Binary search in an array sorted ascending.
+    fileprivate func containsSorted(_ value: Int) -> Bool {
+        var low = 0, high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if self[middle] < value { low = middle + 1 } else { high = middle }
+        }
+        return low < count && self[low] == value
+    }
+}
+
 /// One difference between a replay and the stored projections.
 public struct ProjectionMismatch: Sendable, Equatable, CustomStringConvertible {
     public var projection: String
@@ -187,7 +236,7 @@ extension Replay {
     /// `verify`, also handing back the replayed projections (for callers that report from them).
     static func verifyKeepingReplay(store: LedgerStore, progress: ((UInt64) -> Void)? = nil) throws(StorageError) -> (report: VerificationReport, replayed: MemoryProjections) {
         let snapshot = store.snapshot()
-        let outcome = try run(store: store, snapshot: snapshot, progress: progress)
+        let outcome = try run(store: store, snapshot: snapshot, through: .max, customer: nil, collectingIdempotency: true, progress: progress)
         var mismatches: [ProjectionMismatch] = []
         var counts: [String: Int] = [:]
         func note(_ key: [UInt8], expected: [UInt8]?, stored: [UInt8]?) {
@@ -219,7 +268,16 @@ extension Replay {
         }
         // Replay never reads the idempotency records: a damaged block there would otherwise only
         // show when a client retries.
-        let idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot)
+        var storedKeys: [Int] = []
+        storedKeys.reserveCapacity(outcome.expectedIdempotency.count)
+        let idempotencyRecords = try store.checkIdempotencyRecords(snapshot: snapshot) { storedKeys.append(IdempotencyExpectation.hash($0)) }
+        // A missing record would let a retry of that command apply it a second time.
+        storedKeys.sort()
+        for expected in outcome.expectedIdempotency where mismatches.count < mismatchesMax && !storedKeys.containsSorted(expected.hash) {
+            let event = try store.events(after: expected.sequence - 1, limit: 1, snapshot: snapshot).first?.event
+            let key = event.flatMap(IdempotencyExpectation.key(of:)).map { String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "\0", with: "/") } ?? "?"
+            mismatches.append(ProjectionMismatch(projection: "idempotency", key: key, expected: "the record of event \(expected.sequence)'s command", stored: "nothing"))
+        }
         try store.checkEveryBlock(snapshot: snapshot)
         // The mark first: projections standing where the log does not (an emptied or truncated
         // log) explain the record mismatches after it, and would be cut off behind 100 of them.

@@ -4,9 +4,9 @@ import TallyCore
 extension LedgerStore {
     /// Reads and decodes every idempotency record as of `snapshot`, so a damaged block or record
     /// in that column family is found by a verification (replay does not read it otherwise).
-    /// Returns how many records were read.
+    /// Returns how many records were read; `body` is called with each record's key.
     /// - Throws: `StorageError.rocksDB` (e.g. a block checksum mismatch) or `.corrupt` when a record does not decode.
-    public func checkIdempotencyRecords(snapshot: Snapshot?) throws(StorageError) -> Int {
+    public func checkIdempotencyRecords(snapshot: Snapshot?, _ body: ([UInt8]) -> Void = { _ in }) throws(StorageError) -> Int {
         let iterator = database.makeIterator(in: idempotency, snapshot: snapshot)
         iterator.seekToFirst()
         var count = 0
@@ -16,6 +16,7 @@ extension LedgerStore {
             } catch {
                 throw .corrupt("idempotency record \(iterator.key.hexString): \(error.reason)")
             }
+            body(iterator.key)
             count += 1
             iterator.next()
         }

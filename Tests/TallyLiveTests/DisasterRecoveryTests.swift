@@ -351,6 +351,34 @@ struct DisasterRecoveryTests {
         #expect(replay.status == 1 && replay.stdout.contains("event 1 is missing"), "\(replay)")
     }
 
+    @Test("a deleted idempotency record (a retry would count that event or report again) is reported by replay --verify and verifyLedger, naming the key")
+    func deletedIdempotencyRecord() throws {
+        let daemon = try LiveDaemon().start()
+        _ = try daemon.call("provisionCustomer", ["customerId": "c"])
+        _ = try daemon.call("defineFeature", ["featureId": "calls", "type": "METERED"])
+        let events: [JSONValue] = (0..<3).map { ["customerId": "c", "eventName": "api.call", "idempotencyKey": .string("e\($0)")] }
+        _ = try daemon.call("reportEvent", ["events": .array(events)])
+        _ = try daemon.call("reportUsage", ["customerId": "c", "featureId": "calls", "value": "2", "idempotencyKey": "u1"])
+        #expect(try daemon.terminate() == 0)
+        let intact = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(intact.status == 0, "\(intact)")
+
+        try Self.editLog(daemon) { database, _ in
+            let idempotency = database.columnFamily(KeyLayout.idempotencyFamily)
+            for key in [KeyLayout.idempotencyKey(family: "event", customerId: "c", key: "e1"), KeyLayout.idempotencyKey(family: "usage", customerId: "c", key: "u1")] {
+                #expect(try database.get(key, in: idempotency) != nil)
+                try database.delete(key, in: idempotency, sync: true)
+            }
+        }
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 1, "\(replay)")
+        #expect(replay.stdout.contains("idempotency event/c/e1: replay has the record of event 4's command, stored has nothing"), "\(replay)")
+        #expect(replay.stdout.contains("idempotency usage/c/u1: replay has the record of event 6's command, stored has nothing"), "\(replay)")
+        try daemon.start()
+        let report = try daemon.call("verifyLedger")
+        #expect(report["projectionsMatch"] == false && report.jsonText.contains("usage/c/u1"), "\(report.jsonText.prefix(1500))")
+    }
+
     @Test("legitimate extremes pass the decoders' range checks: a usage total past 10^24 and a SET back to 0 (its delta as large) survive a restart and replay --verify")
     func extremeUsageSurvivesDecoding() throws {
         let daemon = try LiveDaemon().start()

@@ -31,7 +31,7 @@ extension MethodTable {
                 return try CreditQueries.balances(q, at: dispatcher.ledger.now, in: dispatcher.ledger.store)
             }
             // The ledger as it stood: a replay through that point, read by the same code.
-            let (projections, instant, sequence) = try CreditQueries.replay(asOf, customerId: q.customerId, store: dispatcher.ledger.store)
+            let (projections, instant, sequence) = try CreditQueries.replay(asOf, customerId: q.customerId, store: dispatcher.ledger.store, now: dispatcher.ledger.now)
             guard case .object(var result) = try CreditQueries.balances(q, at: instant, in: projections) else { return .null }
             result["asOf"] = .object(["sequence": .integer(sequence), "timestamp": .string(instant.rfc3339)])
             return .object(result)
@@ -84,8 +84,10 @@ enum CreditQueries {
 
     /// Replays the log through `asOf` (its sequence, or the last event recorded at or before its
     /// timestamp) for one customer: the catalog's events and that customer's, folded by the
-    /// replay `tallyd replay --to-sequence` runs.
-    static func replay(_ asOf: CreditMethods.AsOf, customerId: String, store: LedgerStore) throws -> (MemoryProjections, Timestamp, UInt64) {
+    /// replay `tallyd replay --to-sequence` runs. A timestamp after `now` is refused: the ledger
+    /// has not stood there yet (expiries and scheduled grants up to it would be counted as if they
+    /// had happened, and later commands would change the answer).
+    static func replay(_ asOf: CreditMethods.AsOf, customerId: String, store: LedgerStore, now: Timestamp) throws -> (MemoryProjections, Timestamp, UInt64) {
         let snapshot = store.snapshot()
         let through: UInt64
         let instant: Timestamp
@@ -97,6 +99,9 @@ enum CreditQueries {
             }
             instant = event.event.recordedAt
         case .timestamp(let t):
+            guard t <= now else {
+                throw RPCFailure.invalidParams(field: "asOf", "\(t.rfc3339) is in the future (the ledger's time is \(now.rfc3339)): asOf answers how the ledger stood at a past instant; leave it out for the current answer")
+            }
             instant = t
             through = try Audit.sequence(asOf: t, store: store, snapshot: snapshot)
         }

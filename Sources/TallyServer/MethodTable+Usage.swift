@@ -69,7 +69,7 @@ extension MethodTable {
             let q = try UsageMethods.historyParams(params)
             guard let asOf else { return try UsageQueries.history(q, in: dispatcher.ledger.store) }
             // As the ledger stood then: a replay, read by the same code as the live answer.
-            let (projections, instant, sequence) = try CreditQueries.replay(asOf, customerId: q.customerId, store: dispatcher.ledger.store)
+            let (projections, instant, sequence) = try CreditQueries.replay(asOf, customerId: q.customerId, store: dispatcher.ledger.store, now: dispatcher.ledger.now)
             guard case .object(var result) = try UsageQueries.history(q, in: projections) else { return .null }
             result["asOf"] = .object(["sequence": .integer(sequence), "timestamp": .string(instant.rfc3339)])
             return .object(result)

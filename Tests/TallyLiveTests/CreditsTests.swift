@@ -1118,6 +1118,14 @@ struct CreditsTests {
         try daemon.expectCreditRefusal(code: -32602, field: "asOf.sequence") {
             _ = try daemon.call("getCreditBalance", ["customerId": .string(f.customer), "asOf": ["sequence": .integer(steps.last!.sequence + 1_000_000)]])
         }
+        // A future instant is not how the ledger stood: refused, for balances and usage history alike.
+        let future = JSONValue.string("2999-01-01T00:00:00Z")
+        try daemon.expectCreditRefusal(code: -32602, field: "asOf") {
+            _ = try daemon.call("getCreditBalance", ["customerId": .string(f.customer), "asOf": future])
+        }
+        try daemon.expectCreditRefusal(code: -32602, field: "asOf") {
+            _ = try daemon.call("getUsageHistory", ["customerId": .string(f.customer), "featureId": .string(f.feature), "startDate": "2026-01-01T00:00:00Z", "asOf": future])
+        }
         try expectCreditInvariants(daemon, f.customer)
     }
 

@@ -3,7 +3,7 @@ import TallyProtocol
 
 /// `--as-of TIME` or `--as-of-sequence N`: a read as the ledger stood then (the params' `asOf`).
 struct AsOfOptions: ParsableArguments {
-    @Option(name: .customLong("as-of"), help: ArgumentHelp("As the ledger stood at this time (RFC 3339).", valueName: "time"), transform: Checked.timestamp)
+    @Option(name: .customLong("as-of"), help: ArgumentHelp("As the ledger stood at this past time (RFC 3339; not after now).", valueName: "time"), transform: Checked.timestamp)
     var time: String?
 
     @Option(name: .customLong("as-of-sequence"), parsing: .unconditional, help: ArgumentHelp("As the ledger stood after this event.", valueName: "n"))

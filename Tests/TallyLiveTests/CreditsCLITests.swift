@@ -109,8 +109,13 @@ struct CreditsCLITests {
         #expect(then["balances"]?.arrayValue?.first?["balance"] == "10" && then.field("asOf.sequence") == .integer(before), "\(then.jsonText)")
         let human = try tallyOK(["credits", "balance", f.customer, "--currency", f.currency, "--as-of-sequence", String(before)])
         #expect(human.contains("as of sequence \(before)"), "\(human)")
-        let now = try json(["credits", "balance", f.customer, "--currency", f.currency, "--as-of", "2100-01-01T00:00:00Z"])
+        // As of the instant of the last event (the usage): the balance after it.
+        let last = try daemon.lastSequence()
+        let recordedAt = try #require(try daemon.call("readLedger", ["after": .integer(Int64(last - 1)), "limit": 1])["events"]?.arrayValue?.first?["recordedAt"]?.stringValue)
+        let now = try json(["credits", "balance", f.customer, "--currency", f.currency, "--as-of", recordedAt])
         #expect(now["balances"]?.arrayValue?.first?["balance"] == "7", "\(now.jsonText)")
+        let future = try tally(["credits", "balance", f.customer, "--as-of", "2100-01-01T00:00:00Z"])
+        #expect(future.status == 1 && future.stderr.contains("is in the future") && future.stderr.contains("field asOf"), "\(future.stderr)")
         let both = try tally(["credits", "balance", f.customer, "--as-of", "2031-01-01T00:00:00Z", "--as-of-sequence", "3"])
         #expect(both.status == 64, "\(both.stderr)")
     }

@@ -559,9 +559,11 @@ struct ConnectionLimitTests {
         try connection.sendLine(JSONValue.array(batch).serialized())
         let replies = try #require(try connection.readReply().arrayValue)
         #expect(replies.map { $0["id"] } == (1...7).map { .integer($0) })
-        // Two documents (~38 KB each) fit in 100,000 bytes, a third does not.
-        #expect(replies.prefix(2).allSatisfy { $0.field("result.openrpc") != nil })
-        for reply in replies[2..<5] {
+        // Two documents (~38 KB each) fit in 100,000 bytes, a third does not. Which two depends on
+        // the order the reads finish in (they run off the event loops), not on their place.
+        let kept = replies[0..<5].filter { $0.field("result.openrpc") != nil }
+        #expect(kept.count == 2, "\(replies.map { $0["id"] })")
+        for reply in replies[0..<5] where reply.field("result.openrpc") == nil {
             expectError(reply, code: 2002, id: reply["id"] ?? .null)
             #expect(reply.field("error.data.reason") == "OVERLOADED" && reply.field("error.message")?.stringValue?.contains("100000") == true, "\(reply.jsonText)")
         }

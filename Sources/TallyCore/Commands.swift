@@ -21,21 +21,36 @@ public enum Command: Sendable {
     /// The idempotency scope: keys are unique per method family and customer (catalog commands
     /// belong to no customer).
     public var idempotencyScope: (family: String, customerId: String) {
-        switch self {
-        case .provisionCustomer(let c): ("customer", c.customerId)
-        case .defineCurrency, .defineFeature, .definePlan: ("catalog", "")
-        case .provisionSubscription(let c): ("subscription", c.customerId)
-        case .cancelSubscription: ("subscription", "")
-        case .reportUsage(let c): ("usage", c.customerId)
-        case .reportEvents: ("event", "")
-        case .grantPromotional(let c): ("entitlement", c.customerId)
-        case .revokePromotional(let customerId, _): ("entitlement", customerId)
-        case .grantCredits(let c): ("credits", c.customerId)
-        case .voidCreditGrant: ("credits", "")
-        case .setAutoRecharge(let c): ("credits", c.customerId)
-        case .expireCredits: ("system", "")
+        typealias F = IdempotencyFamily
+        return switch self {
+        case .provisionCustomer(let c): (F.customer, c.customerId)
+        case .defineCurrency, .defineFeature, .definePlan: (F.catalog, "")
+        case .provisionSubscription(let c): (F.subscription, c.customerId)
+        case .cancelSubscription: (F.subscription, "")
+        case .reportUsage(let c): (F.usage, c.customerId)
+        case .reportEvents: (F.event, "")
+        case .grantPromotional(let c): (F.entitlement, c.customerId)
+        case .revokePromotional(let customerId, _): (F.entitlement, customerId)
+        case .grantCredits(let c): (F.credits, c.customerId)
+        case .voidCreditGrant: (F.credits, "")
+        case .setAutoRecharge(let c): (F.credits, c.customerId)
+        case .expireCredits: (F.system, "")
         }
     }
+}
+
+/// The method families that scope idempotency keys: the first part of an idempotency record's
+/// key. Stored, so never renamed; verification derives from the log which records must exist.
+public enum IdempotencyFamily {
+    public static let customer = "customer"
+    public static let catalog = "catalog"
+    public static let subscription = "subscription"
+    public static let usage = "usage"
+    /// Each raw event of reportEvent has its own key, scoped by the event's customer.
+    public static let event = "event"
+    public static let entitlement = "entitlement"
+    public static let credits = "credits"
+    public static let system = "system"
 }
 
 /// provisionCustomer: create the customer, or update the given fields of an existing one.

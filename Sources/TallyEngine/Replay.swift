@@ -155,11 +155,11 @@ enum IdempotencyExpectation {
     static func key(of event: Event) -> [UInt8]? {
         switch event.payload {
         case .eventReceived(let e):
-            KeyLayout.idempotencyKey(family: "event", customerId: e.customerId, key: e.idempotencyKey)
+            KeyLayout.idempotencyKey(family: IdempotencyFamily.event, customerId: e.customerId, key: e.idempotencyKey)
         case .usageReported(let e):
-            e.idempotencyKey.map { KeyLayout.idempotencyKey(family: "usage", customerId: e.customerId, key: $0) }
+            e.idempotencyKey.map { KeyLayout.idempotencyKey(family: IdempotencyFamily.usage, customerId: e.customerId, key: $0) }
         case .creditsGranted(let e):
-            e.idempotencyKey.map { KeyLayout.idempotencyKey(family: "credits", customerId: e.grant.customerId, key: $0) }
+            e.idempotencyKey.map { KeyLayout.idempotencyKey(family: IdempotencyFamily.credits, customerId: e.grant.customerId, key: $0) }
         default:
             nil
         }

@@ -223,7 +223,7 @@ extension GroupState {
                 outcome.rejected.append(EventRejection(index: index, code: Rejection.Code.customerNotFound.rawValue, message: "customer \"\(raw.customerId)\" does not exist"))
                 continue
             }
-            if let seen = try idempotencyRecord(family: "event", customerId: raw.customerId, key: raw.idempotencyKey) {
+            if let seen = try idempotencyRecord(family: IdempotencyFamily.event, customerId: raw.customerId, key: raw.idempotencyKey) {
                 if seen.fingerprint == raw.fingerprint {
                     outcome.duplicates += 1
                 } else {
@@ -242,7 +242,7 @@ extension GroupState {
             try append([.eventReceived(received)], now: now)
             try deductForMeters(received, now: now)
             remember(IdempotencyRecord(fingerprint: raw.fingerprint, result: .events(EventsOutcome(accepted: 1, duplicates: 0, rejected: []))),
-                     family: "event", customerId: raw.customerId, key: raw.idempotencyKey)
+                     family: IdempotencyFamily.event, customerId: raw.customerId, key: raw.idempotencyKey)
             outcome.accepted += 1
         }
         outcome.rejected.sort { $0.index < $1.index }

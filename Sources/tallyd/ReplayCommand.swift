@@ -25,7 +25,8 @@ struct Replay: ParsableCommand {
     @Flag(name: .long, help: "Compare the replay with the stored projections, idempotency records and anchor.")
     var verify = false
 
-    @Option(name: .long, help: "Replay events 1…N only.")
+    // Unconditional: `--to-sequence -1` is a wrong value (said so), not a missing one.
+    @Option(name: .long, parsing: .unconditional, help: "Replay events 1…N only (N: a sequence number, 0 or more).")
     var toSequence: UInt64?
 
     @Option(name: .long, help: "Replay the events recorded at or before this RFC 3339 timestamp.")

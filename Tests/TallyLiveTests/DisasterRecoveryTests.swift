@@ -687,7 +687,7 @@ struct DisasterRecoveryTests {
         #expect(partial.stdout.contains("projection customers: 4 replayed"), "\(partial.stdout)")
     }
 
-    @Test("operator mistakes get a message and exit 1 or 64, and change nothing: restore from a non-snapshot, replay --as-of that is no timestamp")
+    @Test("operator mistakes get a message and exit 1 or 64, and change nothing: restore from a non-snapshot, replay --as-of that is no timestamp, --to-sequence that is no sequence")
     func operatorMistakes() throws {
         let place = TemporaryDirectory("tally-mistakes")
         let target = place.path + "/new-data"
@@ -699,6 +699,10 @@ struct DisasterRecoveryTests {
         let replay = try Self.tallyd(["replay", "--data-dir", target, "--as-of", "yesterday"])
         #expect(replay.status == 64 && replay.stderr.contains("--as-of"), "\(replay.stderr)")
         #expect(!replay.stderr.contains("<subcommand>"), "the replay command's usage, not the root's: \(replay.stderr)")
+        for value in ["-1", "x"] {
+            let bad = try Self.tallyd(["replay", "--data-dir", target, "--to-sequence", value])
+            #expect(bad.status == 64 && bad.stderr.contains("The value '\(value)' is invalid for '--to-sequence"), "\(bad.stderr)")
+        }
     }
 
     @Test("a whole data directory rolled back to an older copy (its anchor included) is refused at start, by the anchor's copy beside it")

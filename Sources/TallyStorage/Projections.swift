@@ -107,24 +107,18 @@ public struct MemoryProjections: ProjectionSink, Sendable {
 
     public mutating func setProjection(_ key: [UInt8], decoded value: DecodedProjection) { slots[ByteKey(key)] = .decoded(value) }
 
-    /// In place: one hash lookup, whether the cell exists or not (the dictionary's optional
-    /// subscript modifies its slot where it is), no decoding or encoding.
+    /// In place: one hash lookup for a cell that exists (most updates), no decoding or encoding.
     public mutating func updateUsageCell(_ key: [UInt8], _ body: (UsageCell?) -> UsageCell) throws(StorageError) {
-        try Self.update(&slots[ByteKey(key)], body)
-    }
-
-    private static func update(_ record: inout ProjectionRecord?, _ body: (UsageCell?) -> UsageCell) throws(StorageError) {
-        switch record {
-        case nil:
-            record = .decoded(.usageCell(body(nil)))
-        case .decoded(.usageCell(let cell))?:
-            record = .decoded(.usageCell(body(cell)))
-        case let other?:
-            do {
-                record = .decoded(.usageCell(body(try UsageCell.decode(other.bytes))))
-            } catch {
-                throw .corrupt("usage cell: \(error.reason)")
-            }
+        let byteKey = ByteKey(key)
+        guard let index = slots.index(forKey: byteKey) else {
+            slots[byteKey] = .decoded(.usageCell(body(nil)))
+            return
+        }
+        if case .decoded(.usageCell(let cell)) = slots.values[index] {
+            slots.values[index] = .decoded(.usageCell(body(cell)))
+        } else {
+            let cell = try Projections.usageCell(key, in: self)
+            slots.values[index] = .decoded(.usageCell(body(cell)))
         }
     }
 

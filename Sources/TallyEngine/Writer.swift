@@ -29,9 +29,8 @@ final class Writer: @unchecked Sendable {
     private let cache: WriterCache
     /// Set after a commit failed and the head could not be re-read: every later write is refused.
     private var failure: String?
-    /// Called on the writer thread after each synced commit that appended events, once its
-    /// replies are on their way, with the new head (sequence, hash); set before `start()`. The
-    /// ledger keeps its anchor file with it.
+    /// Called on the writer thread after each synced commit that appended events, with the new
+    /// head (sequence, hash); set before `start()`. The ledger keeps its anchor file with it.
     var onCommit: (@Sendable (UInt64, [UInt8]) -> Void)?
 
     init(store: LedgerStore, clock: any LedgerClock, limits: Ledger.Limits, logger: Logger, head: Head) {
@@ -111,10 +110,7 @@ final class Writer: @unchecked Sendable {
                 condition.unlock()
             }
             for (pending, reply) in zip(group, replies) { pending.completion(reply) }
-            // After the replies, off their path: the anchor may lag the synced log (never lead
-            // it), and its periodic fsync must not hold up the replies it does not protect.
-            if let newHead, newHead.sequence > head.sequence { onCommit?(newHead.sequence, newHead.hash) }
-            // The next group, on this thread, is the first to read the cache.
+            // After the replies, off their path: the next group, on this thread, is the first to read it.
             settled?.keep(in: cache)
         }
     }
@@ -143,6 +139,7 @@ final class Writer: @unchecked Sendable {
         if group.head.sequence > head.sequence { group.batch.setProjectionMark(sequence: group.head.sequence) }
         do {
             try store.commit(group.batch)
+            if group.head.sequence > head.sequence { onCommit?(group.head.sequence, group.head.hash) }
             return (replies, group.head, group)
         } catch {
             // What the cache holds may no longer be what RocksDB holds (or it may: unknown).

@@ -206,8 +206,8 @@ enum UsageQueries {
             o["creditBalance"] = .object(["currencyId": .string(cost.currencyId), "balance": .string(balance.balance.description)])
             // As strict reportUsage refuses such a value: a cost that is not an amount is bad
             // input, not a lack of credits.
-            guard let price = requested.multipliedExactly(by: cost.amountPerUnit) else {
-                throw RPCFailure.invalidParams(field: "requestedUsage", "× amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range")
+            guard let price = requested.multipliedExactly(by: cost.amountPerUnit), price.isBelowMaxMagnitude else {
+                throw RPCFailure.invalidParams(field: "requestedUsage", "× amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range (a cost must be below \(Amount.maxMagnitude))")
             }
             o["requestedCost"] = .string(price.description)
             // Like strict reportUsage: what costs nothing is never refused, even at a negative balance.

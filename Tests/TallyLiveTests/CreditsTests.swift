@@ -1406,7 +1406,7 @@ struct CreditsTests {
         #expect(allowed.field("creditBalance.balance") == "5", "\(allowed.jsonText)")
     }
 
-    @Test("getEntitlement: a requestedUsage whose cost is not an amount (13 fractional digits) is -32602, as strict reportUsage refuses it, not a lack of credits")
+    @Test("getEntitlement: a requestedUsage whose cost is not an amount (13 fractional digits, or 10^21 or more) is -32602, as strict reportUsage refuses it, not a lack of credits")
     func entitlementCostBeyondTwelveDigits() throws {
         let f = try CreditFixture(daemon, amountPerUnit: "0.5")
         try f.grant("100")
@@ -1421,6 +1421,18 @@ struct CreditsTests {
         }
         let fits = try daemon.call("getEntitlement", ["customerId": .string(f.customer), "featureId": .string(f.feature), "requestedUsage": "0.000000000002"])
         #expect(fits["hasAccess"] == true && fits["requestedCost"] == "0.000000000001", "\(fits.jsonText)")
+        // A cost of 10^21 or more is beyond any amount: refused the same way, not shown.
+        let dear = try f.newFeature(amountPerUnit: "10")
+        let tooDear = expectRPCError(code: -32602) {
+            _ = try daemon.call("getEntitlement", ["customerId": .string(f.customer), "featureId": .string(dear), "requestedUsage": "100000000000000000000"])
+        }
+        #expect(tooDear?.field == "requestedUsage", "\(tooDear.map { "\($0)" } ?? "no error")")
+        try daemon.expectCreditRefusal(code: -32602, field: "value") {
+            _ = try daemon.call("reportUsage", ["customerId": .string(f.customer), "featureId": .string(dear), "value": "100000000000000000000", "strict": true])
+        }
+        let dearest = try daemon.call("getEntitlement", ["customerId": .string(f.customer), "featureId": .string(dear), "requestedUsage": "99999999999999999999.9999999999"])
+        #expect(dearest["requestedCost"] == "999999999999999999999.999999999", "\(dearest.jsonText)")
+        #expect(dearest["hasAccess"] == false && dearest["accessDeniedReason"] == "INSUFFICIENT_CREDITS", "\(dearest.jsonText)")
     }
 }
 

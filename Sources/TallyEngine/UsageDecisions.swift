@@ -276,9 +276,13 @@ extension GroupState {
         var costs: [String: Amount] = [:]
         for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
             guard let feature = try Projections.feature(featureId, in: self), let meter = feature.meter, meter.matches(raw.dimensions) else { continue }
-            if [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field],
-               (try? Amount(parsing: text)) == nil {
-                return "dimensions.\(field) must be a decimal number: feature \"\(featureId)\" aggregates it with \(meter.aggregation.rawValue)"
+            if [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field] {
+                do {
+                    _ = try Amount(parsing: text)
+                } catch {
+                    // Why: not a number, too many fractional digits, or out of range.
+                    return "dimensions.\(field) must be a decimal number for feature \"\(featureId)\", which aggregates it with \(meter.aggregation.rawValue): \(error.description)"
+                }
             }
             guard let cost = feature.creditCost, meter.aggregation == .count || meter.aggregation == .sum,
                   let reading = MeterReading(meter: meter, dimensions: raw.dimensions)

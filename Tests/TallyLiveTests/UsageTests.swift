@@ -604,16 +604,20 @@ struct UsageTests {
             usageEvent(customer, name, key: "g5", dimensions: ["region": "eu", "tier": "copper", "tokens": "2", "user": "u1"], timestamp: "2026-10-05T10:00:06Z"),
             ["customerId": .string(customer), "eventName": .string(name)],
             usageEvent(customer, name, key: "x7", dimensions: ["region": "us"], timestamp: "2026-13-01T00:00:00Z"),
+            usageEvent(customer, name, key: "x8", dimensions: ["region": "us", "tokens": "1e400", "user": "u9"]),
         ]
         let result = try daemon.call("reportEvent", ["events": .array(mixed)])
         #expect(result["accepted"] == 2 && result["duplicates"] == 1, "\(result.jsonText)")
         let rejected = result["rejected"]?.arrayValue ?? []
-        #expect(rejected.map { $0["index"]?.intValue ?? -1 } == [1, 2, 3, 6, 7], "\(result.jsonText)")
-        #expect(rejected.map { $0["code"]?.intValue ?? 0 } == [1001, -32602, 1011, -32602, -32602], "\(result.jsonText)")
+        #expect(rejected.map { $0["index"]?.intValue ?? -1 } == [1, 2, 3, 6, 7, 8], "\(result.jsonText)")
+        #expect(rejected.map { $0["code"]?.intValue ?? 0 } == [1001, -32602, 1011, -32602, -32602, -32602], "\(result.jsonText)")
         #expect(rejected.allSatisfy { !($0["message"]?.stringValue ?? "").isEmpty })
-        if rejected.count == 5 {
+        if rejected.count == 6 {
             #expect(rejected[1]["message"]?.stringValue?.contains("tokens") == true, "names the field: \(rejected[1].jsonText)")
             #expect(rejected[3]["message"]?.stringValue?.contains("idempotencyKey") == true, "names the field: \(rejected[3].jsonText)")
+            // A number a meter cannot hold is named as out of range, not as no number.
+            let range = rejected[5]["message"]?.stringValue ?? ""
+            #expect(range.contains("dimensions.tokens") && range.contains("out of range"), "\(rejected[5].jsonText)")
         }
         #expect(try usage() == [
             "count": "7", "notEU": "4", "goldSilver": "5", "us": "3", "hasModel": "3", "usGold": "2",

@@ -72,6 +72,11 @@ extension GroupState {
             guard try Projections.feature(c.featureId, in: self) != nil else {
                 return .failure(Rejection(.featureNotFound, "feature \"\(c.featureId)\" does not exist"))
             }
+            // Like a grant's expireAt: a promotion that has already ended would replace the
+            // current one and grant nothing (revokePromotionalEntitlement ends one now).
+            if let endDate = c.endDate, endDate <= now {
+                return .failure(Rejection(.invalidParams, "must be in the future (to end the current promotion now, revoke it)", field: "endDate"))
+            }
             let entitlement = PromotionalEntitlement(
                 customerId: c.customerId, featureId: c.featureId, usageLimit: c.usageLimit, hasUnlimitedUsage: c.hasUnlimitedUsage,
                 resetPeriod: c.resetPeriod, endDate: c.endDate, grantedAt: now

@@ -100,9 +100,16 @@ struct UsageTests {
         try promote(["usageLimit": 30])
         e = try daemon.entitlement(customer, feature)
         #expect(e["usageLimit"] == "30" && e["resetPeriod"] == nil && e["source"] == "PROMOTIONAL", "a newer promotion replaces the older: \(e.jsonText)")
-        try promote(["hasUnlimitedUsage": true, "endDate": "2026-01-01T00:00:00Z"])
+        // A promotion that has already ended is refused, and the current one stands (ending one
+        // in time: `promotionEndDate`).
+        try daemon.expectCreditRefusal(code: -32602, field: "endDate") {
+            try promote(["hasUnlimitedUsage": true, "endDate": "2026-01-01T00:00:00Z"])
+        }
         e = try daemon.entitlement(customer, feature)
-        #expect(e["usageLimit"] == "25" && e["source"] == .string("PLAN:\(trialPlan)"), "an ended promotion grants nothing: \(e.jsonText)")
+        #expect(e["usageLimit"] == "30" && e["source"] == "PROMOTIONAL", "a refused promotion replaces nothing: \(e.jsonText)")
+        _ = try daemon.call("revokePromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature)])
+        e = try daemon.entitlement(customer, feature)
+        #expect(e["usageLimit"] == "25" && e["source"] == .string("PLAN:\(trialPlan)"), "a revoked promotion grants nothing: \(e.jsonText)")
         try promote(["hasUnlimitedUsage": true])
         e = try daemon.entitlement(customer, feature, requested: 1_000_000)
         #expect(e["isUnlimited"] == true && e["hasAccess"] == true && e["source"] == "PROMOTIONAL", "\(e.jsonText)")
@@ -1142,7 +1149,7 @@ struct UsageTests {
         #expect(e["hasAccess"] == false && e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "hasAccess false in the plan: \(e.jsonText)")
     }
 
-    @Test("promotional entitlements: the more generous of promotion and plan wins; a new grant replaces the old; expired ones are inactive; revoke restores the plan")
+    @Test("promotional entitlements: the more generous of promotion and plan wins; a new grant replaces the old; one that has already ended is refused; revoke restores the plan")
     func promotional() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature(), extra = try daemon.newMeteredFeature()
         try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 10, "resetPeriod": "MONTH"]])
@@ -1168,9 +1175,11 @@ struct UsageTests {
         e = try daemon.entitlement(customer, feature, requested: 1_000_000)
         #expect(e["isUnlimited"] == true && e["hasAccess"] == true, "\(e.jsonText)")
 
-        _ = try grant(["usageLimit": 1000, "endDate": "2026-01-01T00:00:00Z"], feature: feature)
-        e = try daemon.entitlement(customer, feature)
-        #expect(e["usageLimit"] == "10" && e["hasAccess"] == false, "an ended grant is not active; it replaced the unlimited one; the plan applies: \(e.jsonText)")
+        try daemon.expectCreditRefusal(code: -32602, field: "endDate") {
+            _ = try grant(["usageLimit": 1000, "endDate": "2026-01-01T00:00:00Z"], feature: feature)
+        }
+        e = try daemon.entitlement(customer, feature, requested: 1_000_000)
+        #expect(e["isUnlimited"] == true, "a grant that has already ended is refused and replaces nothing: \(e.jsonText)")
 
         _ = try grant(["usageLimit": 5], feature: feature)
         e = try daemon.entitlement(customer, feature)
@@ -1197,6 +1206,35 @@ struct UsageTests {
         try daemon.expectRejected("revokePromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(uniqueID("nofeat"))], code: 1001, reason: "CUSTOMER_NOT_FOUND")
         try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(uniqueID("nocust")), "featureId": .string(feature), "usageLimit": 1], code: 1001, reason: "CUSTOMER_NOT_FOUND")
         try daemon.expectRejected("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(uniqueID("nofeat")), "usageLimit": 1], code: 1002, reason: "FEATURE_NOT_FOUND")
+        try daemon.expectLedgerConsistent()
+    }
+
+    @Test("a promotion's endDate ends it in time: granted until then, the plans' entitlement after; an endDate at or before now is refused")
+    func promotionEndDate() throws {
+        // Its own daemon: the test clock moves forward for this test alone.
+        let t0 = "2031-04-10T12:00:00.000Z"
+        let daemon = try LiveDaemon(extraArguments: ["--test-clock", "--test-clock-start", t0]).start()
+        let clock = CreditClock(daemon, start: t0)
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        try daemon.subscribe(customer, entitlements: [["featureId": .string(feature), "usageLimit": 10]])
+        let ends = clock.at(3600)
+        let granted = try daemon.call("grantPromotionalEntitlement", [
+            "customerId": .string(customer), "featureId": .string(feature), "hasUnlimitedUsage": true, "endDate": .string(ends),
+        ])
+        #expect(granted["endDate"] == .string(ends), "\(granted.jsonText)")
+        #expect(try daemon.entitlement(customer, feature, requested: 1_000)["isUnlimited"] == true)
+        try clock.advance(3599)
+        #expect(try daemon.entitlement(customer, feature, requested: 1_000)["isUnlimited"] == true, "still on a second before its end")
+        try clock.advance(1)
+        let after = try daemon.entitlement(customer, feature, requested: 1_000)
+        #expect(after["isUnlimited"] == false && after["usageLimit"] == "10" && after["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED", "\(after.jsonText)")
+        for endDate in [clock.nowText, clock.at(-1)] {
+            try daemon.expectCreditRefusal(code: -32602, field: "endDate") {
+                _ = try daemon.call("grantPromotionalEntitlement", [
+                    "customerId": .string(customer), "featureId": .string(feature), "hasUnlimitedUsage": true, "endDate": .string(endDate),
+                ])
+            }
+        }
         try daemon.expectLedgerConsistent()
     }
 

@@ -55,6 +55,15 @@ public struct RPCFailure: Error, Sendable, Equatable, CustomStringConvertible {
         RPCFailure(code: invalidParamsCode, message: "Invalid params: \(field) \(message)", data: ["field": .string(field)])
     }
 
+    /// This -32602 with its field put under `path` (`value` becomes `usages[3].value`), for an
+    /// item of a call that carries several; any other failure, or a field already under `path`,
+    /// is returned as it is.
+    public func under(_ path: String) -> RPCFailure {
+        guard code == Self.invalidParamsCode, case .string(let field)? = data?["field"], field != path, !field.hasPrefix(path + ".") else { return self }
+        let prefix = "Invalid params: \(field) "
+        return .invalidParams(field: "\(path).\(field)", message.hasPrefix(prefix) ? String(message.dropFirst(prefix.count)) : message)
+    }
+
     public static func internalError(_ message: String) -> RPCFailure {
         RPCFailure(code: internalErrorCode, message: "Internal error: \(message)")
     }

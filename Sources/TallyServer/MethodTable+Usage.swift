@@ -55,7 +55,8 @@ extension MethodTable {
                 .object(["results": .array(results.enumerated().map { index, result in
                     switch result {
                     case .success(let value): return value
-                    case .failure(let failure): return .object(["index": .integer(index), "error": RPCResponse.errorObject(failure)])
+                    // A refusal by the ledger's rules names the item's field as the params' checks do.
+                    case .failure(let failure): return .object(["index": .integer(index), "error": RPCResponse.errorObject(failure.under("usages[\(index)]"))])
                     }
                 })])
             }

@@ -784,6 +784,19 @@ struct UsageTests {
         #expect(retried.map { $0["duplicate"] } == [true, true], "\(retry.jsonText)")
         #expect(try daemon.lastSequence() == sequence)
         try daemon.expectInvalidParams("reportUsageBulk", ["usages": []], field: "usages")
+
+        // A refusal by the ledger's rules (a negative DELTA on a credit-backed feature) names the
+        // item's field the same way, in field and message.
+        let currency = uniqueID("bulkcur"), credited = uniqueID("bulkcredit")
+        _ = try daemon.call("defineCurrency", ["currencyId": .string(currency), "displayName": "Credits"])
+        _ = try daemon.call("defineFeature", ["featureId": .string(credited), "type": "METERED", "creditCost": ["currencyId": .string(currency), "amountPerUnit": "1"]])
+        let refused = try daemon.call("reportUsageBulk", ["usages": [
+            ["customerId": .string(customer), "featureId": .string(credited), "value": "0.0000000000001"],
+            ["customerId": .string(customer), "featureId": .string(credited), "value": -1],
+        ]])
+        let refusals = refused["results"]?.arrayValue ?? []
+        #expect(refusals.map { $0.field("error.data.field") } == ["usages[0].value", "usages[1].value"], "\(refused.jsonText)")
+        #expect(refusals.last?.field("error.message")?.stringValue?.hasPrefix("Invalid params: usages[1].value must not be negative") == true, "\(refused.jsonText)")
     }
 
     @Test("importRecords: STIGG, OCTANE, PAIGO and CLOUDEVENTS records; rejections by index; re-import is all duplicates")

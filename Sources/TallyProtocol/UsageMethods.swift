@@ -5,6 +5,10 @@ public enum UsageMethods {
     public static let bulkItemsMax = 1000
     public static let eventsPerCallMax = 10_000
     public static let dimensionsMax = 32
+    /// A meter's filters, and one IN filter's values: each event of the meter's name is checked
+    /// against all of them, so they are bounded.
+    public static let meterFiltersMax = 32
+    public static let filterValuesMax = 256
     public static let groupByMax = 3
 
     /// `groupBy`: at most `groupByMax` distinct keys, each a dimension key.
@@ -45,13 +49,24 @@ public enum UsageMethods {
             if aggregation.needsField, field == nil { throw .invalidParams(field: mp.field("field"), "is required for \(aggregation.rawValue)") }
             if !aggregation.needsField, field != nil { throw .invalidParams(field: mp.field("field"), "is not used by COUNT") }
             var filters: [MeterFilter] = []
-            for (index, item) in (try mp.optionalArray("filters") ?? []).enumerated() {
+            let filterItems = try mp.optionalArray("filters") ?? []
+            guard filterItems.count <= UsageMethods.meterFiltersMax else {
+                throw .invalidParams(field: mp.field("filters"), "may hold at most \(UsageMethods.meterFiltersMax) filters")
+            }
+            for (index, item) in filterItems.enumerated() {
                 let path = mp.field("filters[\(index)]")
                 guard case .object(let f) = item else { throw .invalidParams(field: path, "must be an object") }
                 var fp = Params(f, path: path)
                 let key = try fp.requiredDimensionKey("key")
                 let op = try fp.requiredEnum("op", FilterOperator.self)
                 let values = try fp.optionalStringArray("values") ?? []
+                guard values.count <= UsageMethods.filterValuesMax else {
+                    throw .invalidParams(field: fp.field("values"), "may hold at most \(UsageMethods.filterValuesMax) values")
+                }
+                // A value no event's dimensions may hold would never match.
+                for (i, value) in values.enumerated() {
+                    if let problem = Identifier.problem(with: value) { throw .invalidParams(field: fp.field("values[\(i)]"), problem) }
+                }
                 switch op {
                 case .exists where !values.isEmpty: throw .invalidParams(field: fp.field("values"), "is not used by EXISTS")
                 case .equals, .notEquals:

@@ -135,6 +135,10 @@ struct UsageTests {
             ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "EQUALS", "values": ["us", "eu"]]]]), "meter.filters[0].values"),
             ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "IN"]]]), "meter.filters[0].values"),
             ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "EXISTS", "values": ["x"]]]]), "meter.filters[0].values"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "EQUALS", "values": [""]]]]), "meter.filters[0].values[0]"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "IN", "values": ["us", "a\u{0}b"]]]]), "meter.filters[0].values[1]"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": [["key": "region", "op": "IN", "values": .array((0...256).map { .string("v\($0)") })]]]), "meter.filters[0].values"),
+            ("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": .array((0...32).map { _ in ["key": "region", "op": "EXISTS"] })]), "meter.filters"),
             ("defineFeature", ["featureId": .string(uniqueID("bad")), "type": "METERED", "creditCost": ["currencyId": "c", "amountPerUnit": "0"]], "creditCost.amountPerUnit"),
             ("defineFeature", ["featureId": .string(uniqueID("bad")), "type": "METERED", "creditCost": ["currencyId": "c", "amountPerUnit": "0.0000000000001"]], "creditCost.amountPerUnit"),
             ("defineCurrency", ["currencyId": .string(uniqueID("cur"))], "displayName"),
@@ -156,6 +160,11 @@ struct UsageTests {
         for (method, params, field) in cases {
             try daemon.expectInvalidParams(method, params, field: field)
         }
+        // At the limits: 32 filters, 256 values in one IN.
+        let widest = try daemon.call("defineFeature", meter(["eventName": "e", "aggregation": "COUNT", "filters": .array(
+            [["key": "region", "op": "IN", "values": .array((0..<256).map { .string("v\($0)") })]] + (1..<32).map { _ in ["key": "region", "op": "EXISTS"] }
+        )]))
+        #expect(widest.field("meter.filters")?.arrayValue?.count == 32, "\(widest.jsonText)")
         // A bad reset period, whether no calendar period at all or one of history only, is answered
         // with the four accepted ones.
         for period: JSONValue in ["QUARTER", "HOUR", "MINUTE", "day"] {

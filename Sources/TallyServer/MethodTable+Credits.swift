@@ -106,6 +106,9 @@ enum CreditQueries {
             through = try Audit.sequence(asOf: t, store: store, snapshot: snapshot)
         }
         let outcome = try Replay.run(store: store, snapshot: snapshot, through: through, customer: customerId)
+        // What a broken chain folds is not what the ledger answered then: refused, as
+        // `tallyd replay` refuses it, not served.
+        if let problem = outcome.chainProblem { throw StorageError.corrupt("the log's hash chain is broken up to sequence \(through): \(problem)") }
         return (outcome.projections, instant, through)
     }
 

@@ -292,6 +292,16 @@ struct DisasterRecoveryTests {
         let live = try Self.tally(daemon, ["ledger", "verify"])
         #expect(live.status == 1, "\(live.stdout)\(live.stderr)")
         #expect((live.stdout + live.stderr).contains("event 6 does not chain to event 5"), "\(live.stdout)\(live.stderr)")
+        // Time travel across the damage is refused as damage, not answered from the altered event.
+        for (method, params) in [
+            ("getCreditBalance", ["customerId": "c3", "asOf": ["sequence": 50]]),
+            ("getUsageHistory", ["customerId": "c3", "featureId": "none", "startDate": "2026-01-01T00:00:00Z", "asOf": ["sequence": 50]]),
+        ] as [(String, JSONObject)] {
+            let error = expectRPCError(code: 2001) { _ = try daemon.call(method, params) }
+            #expect(error?.message.contains("event 6 does not chain to event 5") == true && error?.message.contains("restore") == true, "\(method): \(error.map { "\($0)" } ?? "no error")")
+        }
+        // Before the damage, it answers.
+        #expect(try daemon.call("getCreditBalance", ["customerId": "c3", "asOf": ["sequence": 4]])["asOf"]?["sequence"] == 4)
         // A snapshot of the damaged ledger does not count as good.
         let snapshot = daemon.directory.path + "/snap"
         _ = try Self.tally(daemon, ["snapshot", "create", snapshot])

@@ -77,6 +77,15 @@ public enum Audit {
         } catch {
             throw Recovery.explainOpenFailure(error, path: path)
         }
+        if balances, case .asOf(let t) = target {
+            // As getCreditBalance refuses it: the ledger has not stood there yet. (A log whose
+            // last event cannot be read is reported by the replay.)
+            let last = (try? store.lastEvent())??.event.recordedAt ?? .distantPast
+            let ledgerTime = max(SystemClock().now(), last)
+            guard t <= ledgerTime else {
+                throw .unusable("--as-of \(t.rfc3339) is in the future (the ledger's time is \(ledgerTime.rfc3339)): expiries and scheduled grants due by then would be counted as if they had happened; --balances answers how the ledger stood at a past instant")
+            }
+        }
         var report = Report(databasePath: path)
         do {
             let snapshot = store.snapshot()

@@ -1113,6 +1113,9 @@ struct CreditsTests {
             let byTime = try replayed(["--as-of", step.time])
             #expect(byTime.global == step.global && byTime.resource == step.resource, "replay --as-of \(step.time): \(byTime) vs \(step)")
         }
+        // Offline as online: balances at a future instant are refused, not shown with the expiries due by then.
+        let ahead = try runProgram(Binaries.tallyd, ["replay", "--data-dir", daemon.dataDirectory, "--balances", "--as-of", "2999-01-01T00:00:00Z"])
+        #expect(ahead.status == 1 && ahead.stderr.contains("is in the future") && !ahead.stdout.contains("balance "), "\(ahead.stdout)\(ahead.stderr)")
         let answer = try daemon.call("getCreditBalance", ["customerId": .string(f.customer), "asOf": ["sequence": .integer(steps[2].sequence)]])
         #expect(answer.field("asOf.sequence") == .integer(steps[2].sequence), "\(answer.jsonText)")
         try daemon.expectCreditRefusal(code: -32602, field: "asOf.sequence") {

@@ -87,6 +87,10 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
         } else if manifest.formatVersion >= 2 {
             throw SnapshotError("the manifest \(manifestPath) is damaged: manifestSha256 is missing; the snapshot cannot be trusted — use another one")
         }
+        var names = Set<String>()
+        for file in manifest.files where !names.insert(file.name).inserted {
+            throw SnapshotError("the manifest \(manifestPath) lists \(file.name) twice; the snapshot cannot be trusted — use another one")
+        }
         return manifest
     }
 }
@@ -130,6 +134,18 @@ public enum Snapshots {
         guard isDirectory.boolValue else {
             throw SnapshotError("\(parent) is a file, not a directory; choose a path in a directory", isPathRefused: true)
         }
+        // A snapshot holds only its own files: one made inside another would make that one fail
+        // its verification.
+        var ancestor = parent
+        while true {
+            // (A manifest.json of some other tool is no snapshot.)
+            if DurableFiles.exists(ancestor + "/" + SnapshotManifest.fileName), (try? SnapshotManifest.read(snapshot: ancestor)) != nil {
+                throw SnapshotError("\(target) is inside the snapshot \(ancestor), which would then no longer verify; choose a path outside it", isPathRefused: true)
+            }
+            let up = DurableFiles.parent(of: ancestor)
+            if up == ancestor || up == "." { break }
+            ancestor = up
+        }
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let checkpoint = parent + "/.\(name).checkpoint-\(tag)"
         let staging = parent + "/.\(name).tmp-\(tag)"
@@ -165,7 +181,11 @@ public enum Snapshots {
             manifest.manifestSha256 = try manifest.contentDigest()
             try DurableFiles.writeAtomically(try manifest.encoded(), to: staging + "/" + SnapshotManifest.fileName)
             try DurableFiles.syncDirectory(staging)
-            guard rename(staging, target) == 0 else { throw DurableFiles.Failure.errno("rename \(staging) to \(target)") }
+            guard rename(staging, target) == 0 else {
+                // Another snapshot to the same path finished first.
+                if errno == EEXIST || errno == ENOTEMPTY { throw SnapshotError("\(target) already exists (it was made while this snapshot was taken); choose a new path for each snapshot", isPathRefused: true) }
+                throw DurableFiles.Failure.errno("rename \(staging) to \(target)")
+            }
             try DurableFiles.syncDirectory(parent)
             return manifest
         } catch let error as SnapshotError {

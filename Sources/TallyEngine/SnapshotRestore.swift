@@ -23,7 +23,7 @@ extension Snapshots {
     /// - Throws: `SnapshotError` (not a snapshot, I/O failure).
     public static func restore(from path: String, dataDirectory: String, logger: Logger, progress: ProgressHandler? = nil, replayProgress: ProgressHandler? = nil) throws(SnapshotError) -> (verification: SnapshotVerification, oldDatabase: String?) {
         do {
-            try RestoreJournal.finishInterrupted(dataDirectory: dataDirectory, logger: logger)
+            try RestoreJournal.finishInterrupted(dataDirectory: dataDirectory, logger: logger, restoring: true)
         } catch {
             throw SnapshotError("cannot resolve an earlier interrupted restore: \(error)")
         }
@@ -95,13 +95,18 @@ enum RestoreJournal {
     static func temporaryPath(in dataDirectory: String) -> String { dataDirectory + "/db.restore-tmp" }
     static func journalPath(in dataDirectory: String) -> String { dataDirectory + "/restore-pending" }
 
-    /// Called at every start (the data directory lock held) and before a restore.
-    /// - Throws: `StorageError.corrupt` when the journal is damaged or the state cannot be resolved.
-    static func finishInterrupted(dataDirectory: String, logger: Logger) throws(StorageError) {
+    /// Called at every start (the data directory lock held) and, `restoring`, before a restore.
+    /// - Throws: `StorageError.corrupt` when the journal is damaged or the state cannot be resolved,
+    ///   and at start when a restore into a data directory without a database stopped while
+    ///   copying: starting would serve an empty ledger in place of the one being restored.
+    static func finishInterrupted(dataDirectory: String, logger: Logger, restoring: Bool = false) throws(StorageError) {
         let temporary = temporaryPath(in: dataDirectory)
         let journal = journalPath(in: dataDirectory)
         let database = Ledger.databasePath(in: dataDirectory)
         guard DurableFiles.exists(journal) else {
+            if !restoring, DurableFiles.exists(temporary), !DurableFiles.exists(database) {
+                throw .corrupt("a restore into \(dataDirectory), which has no database, stopped while copying the snapshot (\(temporary) is its partial copy): run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`), or, to start an empty ledger instead, delete \(temporary)")
+            }
             if DurableFiles.exists(temporary) {
                 // A restore stopped while copying: the old database was never touched.
                 logger.notice("removing the copy of an interrupted restore; the database is unchanged", metadata: ["path": "\(temporary)"])

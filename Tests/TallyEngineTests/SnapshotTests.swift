@@ -111,6 +111,18 @@ struct SnapshotTests {
             #expect(!FileManager.default.fileExists(atPath: path))
         }
         _ = try ledger.createSnapshot(at: place.path + "/snap")
+        // Nor inside another snapshot, which would then no longer verify.
+        try FileManager.default.createDirectory(atPath: place.path + "/snap/sub", withIntermediateDirectories: false)
+        for path in [place.path + "/snap/inner", place.path + "/snap/sub/inner"] {
+            #expect {
+                try ledger.createSnapshot(at: path)
+            } throws: { error in
+                (error as? SnapshotError)?.isPathRefused == true && "\(error)".contains("is inside the snapshot \(place.path)/snap")
+            }
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
+        try FileManager.default.removeItem(atPath: place.path + "/snap/sub")
+        #expect(try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path).isValid)
     }
 
     @Test("a flipped bit in any snapshot file, a missing or an added file fails verification")
@@ -186,6 +198,16 @@ struct SnapshotTests {
         #expect(edited.sizeBytes == .max)
         let absurd = try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path)
         #expect(absurd.problems.filter { $0.contains("the manifest says 9223372036854775808") }.count == 2, "\(absurd.problems)")
+        // A file listed twice is named as that, not taken for a copy that failed.
+        var doubled = manifest
+        doubled.files.append(manifest.files[0])
+        doubled.manifestSha256 = try doubled.contentDigest()
+        try encoder.encode(doubled).write(to: URL(fileURLWithPath: path))
+        #expect {
+            try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path)
+        } throws: { error in
+            "\(error)".contains("lists \(manifest.files[0].name) twice")
+        }
         // A version-1 manifest, written before manifestSha256 existed, is read and verifies.
         var old = manifest
         old.formatVersion = 1
@@ -267,6 +289,26 @@ struct SnapshotTests {
         #expect(ledger.head.hash.hexString == newManifest.headHash)
         ledger.shutdown()
         #expect(!FileManager.default.fileExists(atPath: tmp))
+        // 4. A restore into a data directory without a database, stopped while copying: the
+        // start refuses (it would serve an empty ledger) and keeps refusing, until the restore
+        // is run again.
+        let fresh = TempDir()
+        let freshTmp = fresh.path + "/db.restore-tmp"
+        try FileManager.default.createDirectory(atPath: freshTmp, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: place.path + "/new/" + newManifest.files[0].name, toPath: freshTmp + "/" + newManifest.files[0].name)
+        for _ in 0..<2 {
+            #expect {
+                _ = try openLedger(fresh)
+            } throws: { error in
+                "\(error)".contains("stopped while copying") && "\(error)".contains("tallyd restore --from SNAPSHOT")
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: freshTmp) && !FileManager.default.fileExists(atPath: Ledger.databasePath(in: fresh.path)))
+        let (rerun, _) = try Snapshots.restore(from: place.path + "/new", dataDirectory: fresh.path, logger: quietLogger)
+        #expect(rerun.isValid)
+        let restored = try openLedger(fresh)
+        #expect(restored.head.sequence == 3)
+        restored.shutdown()
     }
 
     @Test("replay to a sequence or a time folds only those events; a bit flipped in any SST file is found")

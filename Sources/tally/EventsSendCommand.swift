@@ -52,6 +52,10 @@ struct EventsSendCommand: ParsableCommand {
 
     /// Stays under the daemon's default 1 MiB frame limit with room for the envelope.
     static let batchBytesMax = 768 * 1024
+    /// How deep one event may nest: the daemon parses a request to 64 levels (`limits.jsonDepthMax`
+    /// by default), and a call holds each event 3 levels down (request, params, events). A deeper
+    /// line is reported on its own: sent, it would fail its whole call, and close the connection.
+    static let eventDepthMax = 64 - 3
     /// Rejections and invalid lines kept for the report (the counts are always complete).
     static let problemsKept = 1000
     /// Shown in the human summary.
@@ -212,7 +216,10 @@ struct EventsSendCommand: ParsableCommand {
                 guard line.contains(where: { $0 != 0x20 && $0 != 0x09 }) else { continue }
                 let event: JSONValue
                 do {
-                    event = try JSONParser.parse(Array(line))
+                    event = try JSONParser.parse(Array(line), depthMax: EventsSendCommand.eventDepthMax)
+                } catch where error.kind == .depthExceeded {
+                    invalid(reader.lineNumber, "the event nests deeper than \(EventsSendCommand.eventDepthMax) levels, the most the daemon reads inside a call")
+                    continue
                 } catch {
                     invalid(reader.lineNumber, "not valid JSON: \(error)")
                     continue

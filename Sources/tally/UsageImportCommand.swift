@@ -143,7 +143,8 @@ struct UsageImportCommand: ParsableCommand {
         if firstByte == UInt8(ascii: "[") {
             var whole: [UInt8] = []
             for line in lines { whole += line; whole.append(0x0A) }
-            guard let array = (try? JSONParser.parse(whole))?.arrayValue else {
+            // The array is one level above its records.
+            guard let array = (try? JSONParser.parse(whole, depthMax: EventsSendCommand.eventDepthMax + 1))?.arrayValue else {
                 throw NDJSONReaderError(message: "\(path) is not a JSON array of records")
             }
             return array
@@ -151,7 +152,8 @@ struct UsageImportCommand: ParsableCommand {
         var records: [JSONValue] = []
         for (number, line) in lines.enumerated() where line.contains(where: { !isBlank($0) }) {
             do {
-                records.append(try JSONParser.parse(Array(line)))
+                // As `events send`: deeper, the record would fail its whole call.
+                records.append(try JSONParser.parse(Array(line), depthMax: EventsSendCommand.eventDepthMax))
             } catch {
                 throw NDJSONReaderError(message: "line \(number + 1) of \(path) is not JSON: \(error)")
             }

@@ -33,12 +33,10 @@ enum UsageChart {
         label: String, samples: [(timestamp: String, value: String)], total: String,
         granularity: UsageHistoryCommand.Granularity
     ) -> String {
-        // Peak: the largest value, printed as the daemon wrote it.
+        // Peak: the largest value, printed as the daemon wrote it, chosen exactly (as Doubles,
+        // values that differ in the 12th fractional digit of 10^19 would compare equal).
         var peak = samples.first?.value ?? ""
-        var peakValue = -Double.infinity
-        for sample in samples {
-            if let value = Double(sample.value), value > peakValue { peakValue = value; peak = sample.value }
-        }
+        for sample in samples.dropFirst() where DecimalText.isLess(peak, sample.value) { peak = sample.value }
         let slots = samples.map { slot(of: $0.timestamp, granularity) }
         let placed = slots.compactMap { $0 }
         let line: String
@@ -101,4 +99,47 @@ enum UsageChart {
         let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
         return era * 146_097 + dayOfEra - 719_468
     }
+}
+
+/// Exact order of decimal strings as the daemon writes them: an optional `-`, digits, and an
+/// optional `.` and digits (no exponent). Usage totals may be beyond `Amount`'s range, so they
+/// are compared as text.
+enum DecimalText {
+    /// Whether `a` < `b`; false when either is not such a decimal.
+    static func isLess(_ a: String, _ b: String) -> Bool {
+        guard let x = parts(a), let y = parts(b) else { return false }
+        if x.negative != y.negative { return x.negative }
+        let magnitude = compareMagnitude(x, y)
+        return x.negative ? magnitude > 0 : magnitude < 0
+    }
+
+    private typealias Parts = (negative: Bool, integer: Substring, fraction: Substring)
+
+    private static func parts(_ text: String) -> Parts? {
+        var rest = Substring(text)
+        let negative = rest.hasPrefix("-")
+        if negative { rest = rest.dropFirst() }
+        let pieces = rest.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = pieces.first, !whole.isEmpty, whole.allSatisfy(\.isASCIIDigit) else { return nil }
+        let fraction = pieces.count > 1 ? pieces[1] : ""
+        guard fraction.allSatisfy(\.isASCIIDigit) else { return nil }
+        let integer = whole.drop { $0 == "0" }
+        let significant = fraction.reversed().drop { $0 == "0" }
+        let trimmed = fraction.prefix(significant.count)
+        // -0 is 0.
+        return (negative && !(integer.isEmpty && trimmed.isEmpty), integer, trimmed)
+    }
+
+    /// -1, 0 or 1 as |x| is below, equal to or above |y|.
+    private static func compareMagnitude(_ x: Parts, _ y: Parts) -> Int {
+        if x.integer.count != y.integer.count { return x.integer.count < y.integer.count ? -1 : 1 }
+        if x.integer != y.integer { return x.integer < y.integer ? -1 : 1 }
+        // Trailing zeros are trimmed, so text order is numeric order here ("5" < "51").
+        if x.fraction != y.fraction { return x.fraction < y.fraction ? -1 : 1 }
+        return 0
+    }
+}
+
+private extension Character {
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

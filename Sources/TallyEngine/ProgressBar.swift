@@ -72,6 +72,10 @@ public final class ProgressBar {
             }
         }
         if isTerminal {
+            // Cut to the terminal's width: a longer line wraps, and each redraw would leave the
+            // wrapped part behind. (The text is ASCII: one column per character.)
+            let columns = Self.terminalColumns()
+            if text.count >= columns { text = String(text.prefix(max(columns - 1, 1))) }
             emit("\r\u{1B}[K" + text)
             drewInPlace = true
         } else {
@@ -90,6 +94,13 @@ public final class ProgressBar {
             }
             offset += written
         }
+    }
+
+    /// The width of the terminal on standard error, 80 when it cannot be read.
+    static func terminalColumns() -> Int {
+        var size = winsize()
+        let status = withUnsafeMutablePointer(to: &size) { ioctl(2, UInt(TIOCGWINSZ), $0) }
+        return status == 0 && size.ws_col > 0 ? Int(size.ws_col) : 80
     }
 
     static func short(_ value: UInt64) -> String {

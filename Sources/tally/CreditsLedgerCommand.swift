@@ -84,14 +84,18 @@ struct CreditsLedgerCommand: ParsableCommand {
             }
             if !follow {
                 context.output(.object(["customerId": .string(customerId), "entries": .array(entries), "next": .null])) {
-                    entries.isEmpty ? "no credit ledger entries" : Self.table(entries, fixedWidths: false).render()
+                    entries.isEmpty ? "no credit ledger entries" : Self.table(entries).render()
                 }
                 return
             }
+            // Later rows keep at least the widths printed so far, so they stay under the header.
+            var widths = Self.followWidths
             if context.json {
                 for entry in entries { Console.out(entry.jsonText) }
             } else {
-                Console.out(Self.table(entries, fixedWidths: true).render())
+                let first = Self.table(entries, widths: widths)
+                widths = first.columnWidths()
+                Console.out(first.render())
             }
             while true {
                 let batch: [JSONValue], more: Bool
@@ -108,7 +112,9 @@ struct CreditsLedgerCommand: ParsableCommand {
                     if context.json {
                         for entry in batch { Console.out(entry.jsonText) }
                     } else {
-                        Console.out(Self.table(batch, fixedWidths: true).render(header: false))
+                        let rows = Self.table(batch, widths: widths)
+                        widths = rows.columnWidths(header: false)
+                        Console.out(rows.render(header: false))
                     }
                 }
                 if !more { Console.sleep(milliseconds: intervalMillis) }
@@ -121,16 +127,17 @@ struct CreditsLedgerCommand: ParsableCommand {
         (entry["breakdown"]?.arrayValue ?? []).map { "\(Display.cell($0["creditGrantId"]))=\(Display.cell($0["amount"]))" }.joined(separator: " ")
     }
 
-    /// The entries as a table; with `fixedWidths` every batch gets the same widths, so rows printed
-    /// later line up under the first header.
-    static func table(_ entries: [JSONValue], fixedWidths: Bool) -> TableFormatter {
-        let widths = fixedWidths ? [7, 16, 20, 20, 12, 10, 14, 24] : Array(repeating: 0, count: 8)
+    /// The least widths of the columns with --follow, room for most values from the start.
+    static let followWidths = [7, 16, 20, 20, 12, 10, 14, 24, 0]
+
+    /// The entries as a table, each column at least as wide as `widths` says.
+    static func table(_ entries: [JSONValue], widths: [Int] = Array(repeating: 0, count: 9)) -> TableFormatter {
         var table = TableFormatter(columns: [
             .init("SEQ", alignment: .right, widthMin: widths[0]), .init("TYPE", alignment: .left, widthMin: widths[1]),
             .init("AMOUNT", alignment: .right, widthMin: widths[2]), .init("BALANCE", alignment: .right, widthMin: widths[3]),
             .init("CURRENCY", alignment: .left, widthMin: widths[4]), .init("POOL", alignment: .left, widthMin: widths[5]),
             .init("GRANT/FEATURE", alignment: .left, widthMin: widths[6]), .init("TIMESTAMP", alignment: .left, widthMin: widths[7]),
-            .init("BREAKDOWN", alignment: .left),
+            .init("BREAKDOWN", alignment: .left, widthMin: widths[8]),
         ])
         for entry in entries {
             let full = entry["eventType"]?.stringValue ?? ""

@@ -93,15 +93,8 @@ struct TableFormatter {
 
     /// The table as lines, without a trailing newline and without trailing spaces.
     func render(header: Bool = true) -> String {
-        let cells = rows.map { row in
-            zip(row, columns).map { cell, column in
-                column.widthMax.map { Self.truncate(cell, to: $0) } ?? cell
-            }
-        }
-        var widths = columns.map { max($0.widthMin, header ? Self.displayWidth($0.title) : 0) }
-        for row in cells {
-            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], Self.displayWidth(cell)) }
-        }
+        let cells = self.cells
+        let widths = columnWidths(header: header)
         let alignments = columns.indices.map { index in
             columns[index].alignment ?? (Self.allNumeric(cells.map { $0[index] }) ? .right : .left)
         }
@@ -109,6 +102,25 @@ struct TableFormatter {
         if header { lines.append(Self.line(columns.map(\.title), widths, alignments)) }
         for row in cells { lines.append(Self.line(row, widths, alignments)) }
         return lines.joined(separator: "\n")
+    }
+
+    /// The width of each column as `render` lays it out: its `widthMin`, its title (with the
+    /// header) and its widest cell. Rows printed later under this table's header (`--follow`)
+    /// take these as their `widthMin`, so they line up with it.
+    func columnWidths(header: Bool = true) -> [Int] {
+        var widths = columns.map { max($0.widthMin, header ? Self.displayWidth($0.title) : 0) }
+        for row in cells {
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], Self.displayWidth(cell)) }
+        }
+        return widths
+    }
+
+    private var cells: [[String]] {
+        rows.map { row in
+            zip(row, columns).map { cell, column in
+                column.widthMax.map { Self.truncate(cell, to: $0) } ?? cell
+            }
+        }
     }
 
     /// Two columns, KEY and VALUE, for one object's fields; no header.

@@ -50,6 +50,15 @@ enum Console {
         }
     }
 
+    /// Standard output cannot be written: output that is lost must not end in success. A reader
+    /// that went away (`| head`, with SIGPIPE ignored) ends the command as SIGPIPE would (status
+    /// 141, silently); any other failure (a full disk) is said on stderr, status 74 (EX_IOERR).
+    private static func outputFailed(errno code: Int32) -> Never {
+        if code == EPIPE { exit(141) }
+        error("tally: cannot write the output: \(describe(errno: code))")
+        exit(74)
+    }
+
     private static func line(_ text: String) -> [UInt8] {
         var bytes = Array(text.utf8)
         if bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
@@ -70,7 +79,8 @@ enum Console {
             }
             if written < 0 {
                 if errno == EINTR { continue }
-                return  // stdout closed (e.g. `| head`): nothing useful left to do with the output
+                guard descriptor == 1 else { return }  // stderr gone: nowhere left to say anything
+                outputFailed(errno: errno)
             }
             offset += written
         }

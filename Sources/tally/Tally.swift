@@ -16,7 +16,8 @@ struct Tally: ParsableCommand {
             The socket is --socket PATH, else $TALLY_SOCKET, else ./tally-data/tallyd.sock.
             Output is a table for people; --json prints the raw result as one JSON value.
             Exit status: 0 success, 1 the daemon refused the request, 2 the daemon could not be \
-            reached or the connection failed, 3 access denied (`entitlements check`), 64 bad usage.
+            reached or the connection failed, 3 access denied (`entitlements check`), 64 bad usage, \
+            74 the output could not be written (a full disk).
             """,
         version: TallyVersion.current,
         subcommands: [

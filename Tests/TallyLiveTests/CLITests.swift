@@ -23,6 +23,25 @@ struct CLITests {
         return result.stdout
     }
 
+    @Test("output that cannot be written is no success: a full disk exits 74 saying so; a reader gone with SIGPIPE ignored ends --follow")
+    func unwritableOutput() throws {
+        let full = try runProgram("/bin/sh", ["-c", "\(Binaries.tally) status --socket \(daemon.socketPath) > /dev/full"], timeoutSeconds: 20)
+        #expect(full.status == 74 && full.stderr.contains("cannot write the output"), "\(full.status): \(full.stderr)")
+        // `head -1` exits after the header; the follower learns it at its next write (the next
+        // event), and must end then, not poll forever.
+        // (`timeout` ends a follower that would not: status 124 instead of SIGPIPE's 141.)
+        let script = """
+            set -o pipefail
+            (trap '' PIPE; timeout 10 \(Binaries.tally) ledger tail --follow --interval-ms 20 --socket \(daemon.socketPath) | head -1 > /dev/null) 2> /dev/null &
+            follower=$!
+            sleep 1
+            \(Binaries.tally) customers provision \(uniqueID("pipe")) --socket \(daemon.socketPath) > /dev/null
+            wait $follower
+            """
+        let piped = try runProgram("/bin/bash", ["-c", script], timeoutSeconds: 30)
+        #expect(piped.status == 141, "the follower did not end as SIGPIPE would: \(piped.status) \(piped.stderr)")
+    }
+
     @Test("tally status shows version, lastSequence, dataDir and uptime; --json parses")
     func status() throws {
         let text = try tallyOK(["status"])

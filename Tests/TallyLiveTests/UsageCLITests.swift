@@ -167,6 +167,14 @@ struct UsageCLITests {
         ])
         #expect(json == direct)
 
+        // The peak is chosen exactly: these differ only in the 12th fractional digit of 10^19.
+        let (wide, wideCustomer) = try meteredFeatureAndCustomer()
+        for (day, value) in [("01", "10000000000000000000.000000000002"), ("02", "10000000000000000000.000000000003"), ("03", "10000000000000000000.000000000001")] {
+            _ = try tallyOK(["usage", "report", wideCustomer, wide, value, "--timestamp", "2026-03-\(day)T10:00:00Z"])
+        }
+        let peaked = try tallyOK(["usage", "history", wideCustomer, wide, "--start", "2026-03-01T00:00:00Z", "--end", "2026-03-04T00:00:00Z"])
+        #expect(peaked.contains("peak 10000000000000000000.000000000003"), "\(peaked)")
+
         let empty = try tallyOK(["usage", "history", customer, feature, "--start", "2020-01-01T00:00:00Z", "--end", "2020-02-01T00:00:00Z"])
         #expect(empty.contains("no usage"), "\(empty)")
 
@@ -206,6 +214,9 @@ struct UsageCLITests {
         lines.insert("{not json", at: 7)  // line 8
         lines.insert(#"{"customerId":"\#(customer)","eventName":"\#(event)"}"#, at: 12)  // line 13: no idempotencyKey
         lines.insert("[1,2]", at: 15)  // line 16: not an object
+        // Line 19: nested deeper than a call may carry it (62 levels; the daemon reads 64 per
+        // request): reported on its own, and the events around it are still sent.
+        lines.insert(#"{"customerId":"\#(customer)","eventName":"\#(event)","idempotencyKey":"deep","x":"# + String(repeating: "[", count: 61) + String(repeating: "]", count: 61) + "}", at: 18)
         let directory = TemporaryDirectory()
         let path = try writeFile(lines.joined(separator: "\n") + "\n", named: "events.jsonl", in: directory)
 
@@ -219,6 +230,7 @@ struct UsageCLITests {
         let badJSON = try #require(text.split(separator: "\n").first { $0.contains("not valid JSON") }, "\(text)")
         #expect(badJSON.trimmingCharacters(in: .whitespaces).hasPrefix("8 "), "\(badJSON)")
         #expect(text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("16 ") && $0.contains("object") }, "\(text)")
+        #expect(text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("19 ") && $0.contains("deeper than 61 levels") }, "\(text)")
         #expect(first.stderr.contains("sending"), "a progress line on a non-terminal stderr: \(first.stderr)")
 
         let history = try daemon.call("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2000-01-01T00:00:00Z", "granularity": "MONTH"])
@@ -230,10 +242,10 @@ struct UsageCLITests {
         #expect(again["accepted"] == 0)
         #expect(again["duplicates"] == 20)
         #expect(again["rejected"] == 1)
-        #expect(again["invalid"] == 2)
-        #expect(again["lines"] == 24)
+        #expect(again["invalid"] == 3)
+        #expect(again["lines"] == 25)
         #expect(again["rejections"]?.arrayValue?.first?["line"] == 13)
-        #expect(again["invalidLines"]?.arrayValue?.compactMap { $0["line"] } == [8, 16])
+        #expect(again["invalidLines"]?.arrayValue?.compactMap { $0["line"] } == [8, 16, 19])
 
         // A clean file exits 0.
         let clean = try writeFile(lines[0] + "\n", named: "clean.jsonl", in: directory)
@@ -242,6 +254,27 @@ struct UsageCLITests {
 
         let missing = try tally(["events", "send", directory.path + "/missing.jsonl"])
         #expect(missing.status == 64 && missing.stderr.contains("cannot open"), "\(missing.status) \(missing.stderr)")
+    }
+
+    @Test("events send on a narrow terminal: every redraw of the progress line fits its width")
+    func eventsSendNarrowTerminal() throws {
+        let (event, _, customer) = try countedEventsFeature()
+        guard let script = findExecutable("script") else { Issue.record("script(1) is not installed (util-linux)"); return }
+        var text = ""
+        for index in 0..<3000 { text += #"{"customerId":"\#(customer)","eventName":"\#(event)","idempotencyKey":"narrow-\#(index)"}"# + "\n" }
+        let directory = TemporaryDirectory()
+        let path = try writeFile(text, named: "narrow.jsonl", in: directory)
+        // `script` gives tally a pseudo-terminal, 40 columns wide.
+        let command = "stty cols 40; \(Binaries.tally) events send \(path) --socket \(daemon.socketPath) --batch 10 --pipeline 1"
+        let run = try runProgram(script, ["-qec", command, "/dev/null"], timeoutSeconds: 60)
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        let redraws = run.stdout.components(separatedBy: "\r\u{1B}[K").dropFirst()
+        #expect(!redraws.isEmpty && redraws.contains { $0.hasPrefix("sending [") }, "no progress line drawn: \(run.stdout)")
+        for redraw in redraws {
+            // (The pseudo-terminal writes a newline as "\r\n", one Character in Swift.)
+            let line = redraw.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).first ?? ""
+            #expect(line.count < 40, "a redraw wider than the terminal: \(line)")
+        }
     }
 
     @Test("events send keeps many calls in flight on one connection")

@@ -61,6 +61,9 @@ struct EventsSendCommand: ParsableCommand {
     /// Shown in the human summary.
     static let problemsShown = 10
     static let overloadedRetriesMax = 10
+    /// Reading the input for this long leaves the connection unused long enough to count as a
+    /// pause: the daemon may close it as idle (its `idleTimeoutSeconds` is at least 1).
+    static let quietInput = Duration.milliseconds(500)
     static let overloadedCode = 2002
 
     @OptionGroup var global: GlobalOptions
@@ -145,18 +148,24 @@ struct EventsSendCommand: ParsableCommand {
         var inFlightEvents: Int { inFlight.reduce(0) { $0 + $1.batch.lines.count } }
 
         /// Sends everything on `connection`. A daemon closes a connection that stays idle past
-        /// its `idleTimeoutSeconds` (a pipe that is quiet for a while): when the connection ends
-        /// while all that is in flight was sent after such a pause, `reconnect` gives a new one
-        /// and those batches go again (their events' keys make that safe), once per pause.
+        /// its `idleTimeoutSeconds` (a pipe that is quiet for a while, also while replies wait to
+        /// be read): when the connection ends after such a pause, the replies it still holds are
+        /// read, `reconnect` gives a new one and the batches still in flight go again (their
+        /// events' keys make that safe), once per pause.
         mutating func run(_ first: TallyConnection, reconnect: () throws -> TallyConnection) throws {
             var connection = first
             var afterPause = false
             defer { if connection !== first { connection.close() } }
             while true {
+                var sending = false
                 do {
-                    while inFlight.count < pipeline, let batch = try nextBatch() {
-                        if inFlight.isEmpty { afterPause = true }
+                    while inFlight.count < pipeline {
+                        let reading = ContinuousClock.now
+                        guard let batch = try nextBatch() else { break }
+                        if inFlight.isEmpty || ContinuousClock.now - reading >= EventsSendCommand.quietInput { afterPause = true }
+                        sending = true
                         try send(batch, on: connection)
+                        sending = false
                     }
                     guard !inFlight.isEmpty else { return }
                     guard let line = try connection.readLine() else { throw ClientError.closed }
@@ -169,6 +178,11 @@ struct EventsSendCommand: ParsableCommand {
                     case .connectFailed, .protocolViolation: endedAfterPause = false
                     }
                     guard endedAfterPause else { throw error }
+                    // A send that failed on a connection the daemon closed: the replies it wrote
+                    // before closing are still there to read (a reading error already read them).
+                    if sending {
+                        while !inFlight.isEmpty, let line = try? connection.readLine() { try receive(line, on: connection) }
+                    }
                     connection = try resend(reconnect)
                     afterPause = false
                     continue

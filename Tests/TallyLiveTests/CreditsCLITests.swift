@@ -212,6 +212,24 @@ struct CreditsCLITests {
         #expect(process.waitUntilExit() == 0, "\(text)")
         let summary = try parseJSON(text.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(summary["accepted"] == 4 && summary["failed"] == 0, "\(text)")
+
+        // A pause in the middle of a batch, with a reply still unread: the reply is read from the
+        // closed connection, the batch goes on a new one, every event is counted once.
+        let batched = try ProcessPipe(), summaryPipe = try ProcessPipe()
+        let second = try ChildProcess(Binaries.tally, ["events", "send", "-", "--json", "--batch", "3", "--socket", daemon.socketPath], stdin: batched.read, stdout: summaryPipe.write)
+        close(batched.read)
+        close(summaryPipe.write)
+        for keys in [11...15, 16...20, 21...22] {
+            let lines = keys.map { #"{"customerId":"paused","eventName":"paused.call","idempotencyKey":"p-\#($0)"}"# + "\n" }.joined()
+            _ = lines.withCString { write(batched.write, $0, strlen($0)) }
+            if keys.lowerBound < 21 { usleep(2_500_000) }
+        }
+        close(batched.write)
+        let secondText = String(decoding: summaryPipe.readToEnd(), as: UTF8.self)
+        #expect(second.waitUntilExit() == 0, "\(secondText)")
+        let secondSummary = try parseJSON(secondText.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(secondSummary["accepted"] == 12 && secondSummary["duplicates"] == 0 && secondSummary["failed"] == 0, "\(secondText)")
+        #expect(try daemon.lastSequence() == 1 + 16, "one event per key: \(try daemon.lastSequence())")
         #expect(try daemon.terminate() == 0)
     }
 

@@ -101,7 +101,7 @@ enum Recovery {
                     throw .corrupt("event \(previous.event.sequence + 1) is missing from the log. \(restoreAdvice)")
                 }
                 guard record.prevHash == previous.hash else {
-                    throw .corrupt("event \(record.event.sequence) does not chain to event \(previous.event.sequence): the log was altered. \(restoreAdvice)")
+                    throw .corrupt("event \(record.event.sequence) does not chain to event \(previous.event.sequence): the log was altered (event \(previous.event.sequence) or \(record.event.sequence)). \(restoreAdvice)")
                 }
             }
             previous = record

@@ -65,7 +65,8 @@ public enum Replay {
                     if sequence != outcome.lastSequence + 1 {
                         outcome.chainProblem = "event \(outcome.lastSequence + 1) is missing (next is \(sequence))"
                     } else if record.prevHash != outcome.headHash {
-                        outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))…"
+                        // The hash is over the event's own bytes: either of the two may be the altered one.
+                        outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))… (event \(outcome.lastSequence) or \(sequence) was altered)"
                     }
                 }
                 if folding, customer == nil || record.event.payload.customerId.map({ $0 == customer }) ?? true {

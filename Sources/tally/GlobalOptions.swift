@@ -18,6 +18,8 @@ struct GlobalOptions: ParsableArguments {
 
     mutating func validate() throws {
         if let timeout, timeout < 1 { throw ValidationError("--timeout must be at least 1 second.") }
+        // An empty path (an unset shell variable, say) must not quietly mean the default socket.
+        if socket?.isEmpty == true { throw ValidationError("--socket must not be empty.") }
     }
 
     static let timeoutDefault = 30

@@ -20,6 +20,16 @@ struct SnapshotVerifyCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Where to put the trial copy (needs the snapshot's size free). Default: $TMPDIR or /tmp.", valueName: "dir"))
     var scratch: String?
 
+    func validate() throws {
+        // A --scratch that is no directory is bad usage (64), not a problem of the snapshot (1).
+        if let scratch {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: scratch, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--scratch \(scratch) is not a directory.")
+            }
+        }
+    }
+
     func run() throws {
         let scratchDirectory = scratch ?? Console.environment("TMPDIR") ?? "/tmp"
         let progress = SnapshotCheckProgress(filesLabel: "verify")

@@ -245,5 +245,8 @@ struct CLITests {
         // And --socket wins over it (tally() points TALLY_SOCKET at a path that does not exist).
         let flagWins = try tally(["status", "--json"])
         #expect(flagWins.status == 0, "\(flagWins.stderr)")
+        // An empty --socket is bad usage, not the default socket.
+        let empty = try tally(["status", "--socket", ""], socket: false, environment: ["TALLY_SOCKET": daemon.socketPath])
+        #expect(empty.status == 64 && empty.stderr.contains("--socket must not be empty"), "\(empty.status) \(empty.stderr)")
     }
 }

@@ -713,6 +713,8 @@ struct DisasterRecoveryTests {
             let bad = try Self.tallyd(["replay", "--data-dir", target, "--to-sequence", value])
             #expect(bad.status == 64 && bad.stderr.contains("The value '\(value)' is invalid for '--to-sequence"), "\(bad.stderr)")
         }
+        let scratch = try runProgram(Binaries.tally, ["snapshot", "verify", place.path, "--scratch", place.path + "/missing"])
+        #expect(scratch.status == 64 && scratch.stderr.contains("is not a directory"), "\(scratch.status) \(scratch.stderr)")
     }
 
     @Test("a whole data directory rolled back to an older copy (its anchor included) is refused at start, by the anchor's copy beside it")

@@ -154,27 +154,34 @@ struct EventsSendCommand: ParsableCommand {
         /// events' keys make that safe), once per pause.
         mutating func run(_ first: TallyConnection, reconnect: () throws -> TallyConnection) throws {
             var connection = first
-            var afterPause = false
+            // The id of the first batch sent after the connection was last left unused (the input
+            // was quiet, or nothing was in flight), until a reply to one sent since then proves
+            // the connection alive. Replies to earlier batches, buffered before a close, prove nothing.
+            var pausedFrom: Int?
             defer { if connection !== first { connection.close() } }
             while true {
-                var sending = false
+                var sending = false, receiving = false
                 do {
                     while inFlight.count < pipeline {
                         let reading = ContinuousClock.now
                         guard let batch = try nextBatch() else { break }
-                        if inFlight.isEmpty || ContinuousClock.now - reading >= EventsSendCommand.quietInput { afterPause = true }
+                        if inFlight.isEmpty || ContinuousClock.now - reading >= EventsSendCommand.quietInput { pausedFrom = nextId }
                         sending = true
                         try send(batch, on: connection)
                         sending = false
                     }
                     guard !inFlight.isEmpty else { return }
                     guard let line = try connection.readLine() else { throw ClientError.closed }
-                    afterPause = false
+                    let sentSincePause = pausedFrom.map { from in inFlight.count { $0.id >= from } } ?? 0
+                    receiving = true
                     try receive(line, on: connection)
+                    receiving = false
+                    if let from = pausedFrom, inFlight.count(where: { $0.id >= from }) < sentSincePause { pausedFrom = nil }
                 } catch let error as ClientError {
                     let endedAfterPause: Bool
                     switch error {
-                    case .closed, .io: endedAfterPause = afterPause
+                    // (A refusal that ends the connection, met while receiving, is no pause.)
+                    case .closed, .io: endedAfterPause = pausedFrom != nil && !receiving
                     case .connectFailed, .protocolViolation: endedAfterPause = false
                     }
                     guard endedAfterPause else { throw error }
@@ -184,7 +191,7 @@ struct EventsSendCommand: ParsableCommand {
                         while !inFlight.isEmpty, let line = try? connection.readLine() { try receive(line, on: connection) }
                     }
                     connection = try resend(reconnect)
-                    afterPause = false
+                    pausedFrom = nil
                     continue
                 }
                 progress.update(bytesRead: reader.bytesRead, counts)

@@ -172,7 +172,7 @@ struct EventsSendCommand: ParsableCommand {
                     }
                     guard !inFlight.isEmpty else { return }
                     guard let line = try connection.readLine() else { throw ClientError.closed }
-                    let sentSincePause = pausedFrom.map { from in inFlight.count { $0.id >= from } } ?? 0
+                    let sentSincePause = pausedFrom.map { from in inFlight.count(where: { $0.id >= from }) } ?? 0
                     receiving = true
                     try receive(line, on: connection)
                     receiving = false

@@ -81,9 +81,8 @@ public enum Audit {
             // As getCreditBalance refuses it: the ledger has not stood there yet. (A log whose
             // last event cannot be read is reported by the replay.)
             let last = (try? store.lastEvent())??.event.recordedAt ?? .distantPast
-            let ledgerTime = max(SystemClock().now(), last)
-            guard t <= ledgerTime else {
-                throw .unusable("--as-of \(t.rfc3339) is in the future (the ledger's time is \(ledgerTime.rfc3339)): expiries and scheduled grants due by then would be counted as if they had happened; --balances answers how the ledger stood at a past instant")
+            if let problem = futureProblem(t, ledgerTime: max(SystemClock().now(), last)) {
+                throw .unusable("--as-of \(problem); --balances answers how the ledger stood at a past instant")
             }
         }
         var report = Report(databasePath: path)
@@ -189,6 +188,14 @@ public enum Audit {
     /// The last sequence recorded at or before `t` (0 if none): a binary search over the log,
     /// whose recordedAt never decreases (the writer stamps each event with the later of the clock
     /// and the previous event's time), so about 2·log₂(N) point reads, not a scan.
+    /// Why a time-travel instant `t` cannot be answered, or nil: the ledger has not stood there
+    /// yet (the expiries and scheduled grants due by then would be counted as if they had
+    /// happened). The rule of `asOf` and of `tallyd replay --balances --as-of` alike.
+    public static func futureProblem(_ t: Timestamp, ledgerTime: Timestamp) -> String? {
+        guard t > ledgerTime else { return nil }
+        return "\(t.rfc3339) is in the future (the ledger's time is \(ledgerTime.rfc3339)): expiries and scheduled grants due by then would be counted as if they had happened"
+    }
+
     public static func sequence(asOf t: Timestamp, store: LedgerStore, snapshot: Snapshot?) throws(StorageError) -> UInt64 {
         guard let last = try store.lastEvent(snapshot: snapshot)?.event.sequence else { return 0 }
         // Invariant: event `low` (0: before the log) is at or before t; events after `high` are after it.

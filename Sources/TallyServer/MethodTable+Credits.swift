@@ -99,8 +99,8 @@ enum CreditQueries {
             }
             instant = event.event.recordedAt
         case .timestamp(let t):
-            guard t <= now else {
-                throw RPCFailure.invalidParams(field: "asOf", "\(t.rfc3339) is in the future (the ledger's time is \(now.rfc3339)): asOf answers how the ledger stood at a past instant; leave it out for the current answer")
+            if let problem = Audit.futureProblem(t, ledgerTime: now) {
+                throw RPCFailure.invalidParams(field: "asOf", "\(problem); asOf answers how the ledger stood at a past instant: leave it out for the current answer")
             }
             instant = t
             through = try Audit.sequence(asOf: t, store: store, snapshot: snapshot)

@@ -151,9 +151,9 @@ struct CreditsCLITests {
         #expect(consumed["entries"]?.arrayValue?.count == 1)
     }
 
-    @Test("credits ledger --follow prints new entries as they are appended")
+    @Test("credits ledger --follow prints new entries as they are appended, under the header's columns even after a wide amount")
     func ledgerFollow() throws {
-        try Self.expectFollows(daemon, intervalMillis: 50, pauseSeconds: 0)
+        try Self.expectFollows(daemon, intervalMillis: 50, pauseSeconds: 0, firstAmount: "99999999999999999990.500000000001")
     }
 
     @Test("credits ledger --follow outlives the daemon's idle timeout: polls further apart than it reconnect")
@@ -235,9 +235,9 @@ struct CreditsCLITests {
     }
 
     /// Follows a new customer's ledger; after `pauseSeconds` appends entries and expects them printed.
-    static func expectFollows(_ daemon: LiveDaemon, intervalMillis: Int, pauseSeconds: UInt32) throws {
+    static func expectFollows(_ daemon: LiveDaemon, intervalMillis: Int, pauseSeconds: UInt32, firstAmount: String = "5") throws {
         let f = try CreditFixture(daemon, prefix: "cli")
-        let first = try f.grantId("5")
+        let first = try f.grantId(firstAmount)
         let out = try ProcessPipe()
         let process: ChildProcess
         do {
@@ -284,6 +284,16 @@ struct CreditsCLITests {
         let lines = text.withLock { $0 }.split(separator: "\n")
         #expect(lines.filter { $0.contains("SEQ") }.count == 1, "one header: \(lines)")
         #expect(lines.filter { $0.contains("GRANTED") }.count == 2 && lines.filter { $0.contains("CONSUMED") }.count == 1, "each entry once: \(lines)")
+        // Every row's AMOUNT and BALANCE end where the header's titles end (right-aligned), the
+        // rows printed later included.
+        guard let header = lines.first(where: { $0.contains("SEQ") }).map(String.init) else { return }
+        for title in ["AMOUNT", "BALANCE"] {
+            guard let end = header.range(of: title).map({ header.distance(from: header.startIndex, to: $0.upperBound) }) else { continue }
+            for row in lines.map(String.init) where row.contains("GRANTED") || row.contains("CONSUMED") {
+                let characters = Array(row)
+                #expect(characters.count > end && characters[end - 1].isNumber && characters[end] == " ", "\(title) out of line:\n\(header)\n\(row)")
+            }
+        }
     }
 
     @Test("credits usage: per feature by default, --group-by a dimension, --range")

@@ -1,3 +1,5 @@
+import TallyCore
+
 /// An insertion-ordered JSON object with unique keys (keys compared by UTF-8 bytes).
 ///
 /// Equality and hashing ignore member order (JSON objects are unordered); iteration,
@@ -9,7 +11,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     static let indexThreshold = 16
 
     var entries: [Element]
-    var index: [JSONByteKey: Int]?
+    var index: [ByteExactString: Int]?
 
     public init() {
         entries = []
@@ -32,7 +34,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     }
 
     /// Used by the parser, which has already checked uniqueness (and may have built the index).
-    init(uncheckedEntries: [Element], index: [JSONByteKey: Int]?) {
+    init(uncheckedEntries: [Element], index: [ByteExactString: Int]?) {
         self.entries = uncheckedEntries
         if index == nil && uncheckedEntries.count > Self.indexThreshold {
             self.index = nil
@@ -77,8 +79,8 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 
     @inline(__always)
     func firstIndex(of key: String) -> Int? {
-        if let index { return index[JSONByteKey(key)] }
-        for i in entries.indices where jsonUTF8Equal(entries[i].key, key) {
+        if let index { return index[ByteExactString(key)] }
+        for i in entries.indices where UTF8Exact.equal(entries[i].key, key) {
             return i
         }
         return nil
@@ -87,7 +89,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
     mutating func appendUnchecked(_ key: String, _ value: JSONValue) {
         entries.append((key: key, value: value))
         if index != nil {
-            index![JSONByteKey(key)] = entries.count - 1
+            index![ByteExactString(key)] = entries.count - 1
         } else if entries.count > Self.indexThreshold {
             rebuildIndex()
         }
@@ -98,8 +100,8 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
             index = nil
             return
         }
-        var d = [JSONByteKey: Int](minimumCapacity: entries.count)
-        for (i, e) in entries.enumerated() { d[JSONByteKey(e.key)] = i }
+        var d = [ByteExactString: Int](minimumCapacity: entries.count)
+        for (i, e) in entries.enumerated() { d[ByteExactString(e.key)] = i }
         index = d
     }
 
@@ -112,7 +114,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         for i in lhs.entries.indices {
             let l = lhs.entries[i]
             let r = rhs.entries[i]
-            if !jsonUTF8Equal(l.key, r.key) {
+            if !UTF8Exact.equal(l.key, r.key) {
                 sameOrder = false
                 break
             }
@@ -129,7 +131,7 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
         var acc = 0
         for (k, v) in entries {
             var h = Hasher()
-            jsonHashUTF8(k, into: &h)
+            UTF8Exact.hash(k, into: &h)
             h.combine(v)
             acc = acc &+ h.finalize()
         }

@@ -1,3 +1,5 @@
+import TallyCore
+
 /// A strict RFC 8259 JSON parser working directly on UTF-8 bytes.
 ///
 /// Rejects invalid UTF-8, duplicate object keys, nesting deeper than `depthMax`, any number
@@ -335,7 +337,7 @@ private struct Parser {
         i += 1  // {
         skipWhitespace()
         var entries: [JSONObject.Element] = []
-        var index: [JSONByteKey: Int]? = nil
+        var index: [ByteExactString: Int]? = nil
         guard i < end else { throw unexpectedEnd("expected a string key or '}'") }
         if base[i] == closeBrace {
             i += 1
@@ -350,7 +352,7 @@ private struct Parser {
             let keyOffset = i
             let key = try parseString()
             // Duplicate check by UTF-8 bytes of the decoded key.
-            let isDuplicate = index.map { $0[JSONByteKey(key)] != nil } ?? entries.contains { jsonUTF8Equal($0.key, key) }
+            let isDuplicate = index.map { $0[ByteExactString(key)] != nil } ?? entries.contains { UTF8Exact.equal($0.key, key) }
             if isDuplicate {
                 let error = JSONError(kind: .duplicateKey, offset: keyOffset, detail: key)
                 guard recordsDuplicates else { throw error }
@@ -365,10 +367,10 @@ private struct Parser {
             if !isDuplicate {
                 entries.append((key: key, value: value))
                 if index != nil {
-                    index![JSONByteKey(key)] = entries.count - 1
+                    index![ByteExactString(key)] = entries.count - 1
                 } else if entries.count > JSONObject.indexThreshold {
-                    var d = [JSONByteKey: Int](minimumCapacity: entries.count * 2)
-                    for (n, e) in entries.enumerated() { d[JSONByteKey(e.key)] = n }
+                    var d = [ByteExactString: Int](minimumCapacity: entries.count * 2)
+                    for (n, e) in entries.enumerated() { d[ByteExactString(e.key)] = n }
                     index = d
                 }
             }

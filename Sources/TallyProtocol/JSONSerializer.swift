@@ -1,3 +1,5 @@
+import TallyCore
+
 extension JSONValue {
     /// Appends compact JSON (no whitespace) to `buffer`. Object keys in insertion order; strings
     /// escaped per RFC 8259 (`"`, `\`, and control characters below 0x20 as `\n \r \t \b \f` or
@@ -56,7 +58,7 @@ enum JSONByteWriter {
             buffer.append(UInt8(ascii: "{"))
             var first = true
             if sorted && object.entries.count > 1 {
-                let ordered = object.entries.sorted { jsonUTF8Less($0.key, $1.key) }
+                let ordered = object.entries.sorted { UTF8Exact.less($0.key, $1.key) }
                 for (k, v) in ordered {
                     if !first { buffer.append(UInt8(ascii: ",")) }
                     first = false

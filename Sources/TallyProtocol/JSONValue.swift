@@ -1,3 +1,5 @@
+import TallyCore
+
 /// A JSON value. Numbers keep their exact text; strings and object keys compare by their
 /// UTF-8 bytes (not by Unicode canonical equivalence), as JSON requires.
 public enum JSONValue: Sendable, Hashable {
@@ -14,8 +16,8 @@ public enum JSONValue: Sendable, Hashable {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case let (.bool(a), .bool(b)): return a == b
-        case let (.number(a), .number(b)): return jsonUTF8Equal(a, b)
-        case let (.string(a), .string(b)): return jsonUTF8Equal(a, b)
+        case let (.number(a), .number(b)): return UTF8Exact.equal(a, b)
+        case let (.string(a), .string(b)): return UTF8Exact.equal(a, b)
         case let (.array(a), .array(b)): return a == b
         case let (.object(a), .object(b)): return a == b
         default: return false
@@ -31,10 +33,10 @@ public enum JSONValue: Sendable, Hashable {
             hasher.combine(b)
         case .number(let s):
             hasher.combine(2 as UInt8)
-            jsonHashUTF8(s, into: &hasher)
+            UTF8Exact.hash(s, into: &hasher)
         case .string(let s):
             hasher.combine(3 as UInt8)
-            jsonHashUTF8(s, into: &hasher)
+            UTF8Exact.hash(s, into: &hasher)
         case .array(let a):
             hasher.combine(4 as UInt8)
             hasher.combine(a)
@@ -114,46 +116,3 @@ extension JSONValue {
     }
 }
 
-// MARK: - Byte-wise string comparison helpers
-
-/// True if the two strings have identical UTF-8 bytes. (Swift's `==` uses canonical
-/// equivalence, so "é" == "e\u{301}"; JSON keys must not be conflated that way.)
-@inline(__always)
-func jsonUTF8Equal(_ a: String, _ b: String) -> Bool {
-    let au = a.utf8
-    let bu = b.utf8
-    guard au.count == bu.count else { return false }
-    let fast: Bool?? = au.withContiguousStorageIfAvailable { pa in
-        bu.withContiguousStorageIfAvailable { pb in
-            pa.elementsEqual(pb)
-        }
-    }
-    if let f = fast, let r = f { return r }
-    return au.elementsEqual(bu)
-}
-
-/// Orders strings by their UTF-8 bytes (equivalently, by Unicode scalar values).
-@inline(__always)
-func jsonUTF8Less(_ a: String, _ b: String) -> Bool {
-    a.utf8.lexicographicallyPrecedes(b.utf8)
-}
-
-@inline(__always)
-func jsonHashUTF8(_ s: String, into hasher: inout Hasher) {
-    let u = s.utf8
-    hasher.combine(u.count)
-    let done: Void? = u.withContiguousStorageIfAvailable { p in
-        hasher.combine(bytes: UnsafeRawBufferPointer(p))
-    }
-    if done == nil {
-        for b in u { hasher.combine(b) }
-    }
-}
-
-/// A String wrapper hashed and compared by UTF-8 bytes.
-struct JSONByteKey: Hashable {
-    let string: String
-    init(_ string: String) { self.string = string }
-    static func == (lhs: JSONByteKey, rhs: JSONByteKey) -> Bool { jsonUTF8Equal(lhs.string, rhs.string) }
-    func hash(into hasher: inout Hasher) { jsonHashUTF8(string, into: &hasher) }
-}

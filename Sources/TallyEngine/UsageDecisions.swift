@@ -277,8 +277,8 @@ extension GroupState {
     /// range). An event is never accepted without the deduction it owes.
     private func meterProblem(_ raw: RawEvent) throws(StorageError) -> String? {
         // The event's deductions so far, by currency: several features may charge one pool, and
-        // their costs together must stay in range.
-        var costs: [String: Amount] = [:]
+        // their costs together must stay in range. (Ids by bytes, as the projections' keys hold them.)
+        var costs: [ByteExactString: Amount] = [:]
         for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
             guard let feature = try Projections.feature(featureId, in: self), let meter = feature.meter, meter.matches(raw.dimensions) else { continue }
             if [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field] {
@@ -299,10 +299,10 @@ extension GroupState {
             guard let price = reading.contribution.multipliedExactly(by: cost.amountPerUnit) else {
                 return "\(what) × amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range"
             }
-            guard let total = (costs[cost.currencyId] ?? .zero).adding(price) else {
+            guard let total = (costs[ByteExactString(cost.currencyId)] ?? .zero).adding(price) else {
                 return "\(what) of feature \"\(featureId)\" costs more than the ledger can hold"
             }
-            costs[cost.currencyId] = total
+            costs[ByteExactString(cost.currencyId)] = total
             if let problem = try deductionRangeProblem(customerId: raw.customerId, currencyId: cost.currencyId, resourceId: raw.resourceId, cost: total) {
                 return "\(what) of feature \"\(featureId)\" \(problem)"
             }
@@ -316,14 +316,14 @@ extension GroupState {
 public enum EntitlementReader {
     public static func resolve(customerId: String, featureId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> ResolvedEntitlement? {
         var plans: [Plan] = []
-        var decoded: [String: Plan?] = [:]  // several subscriptions to one plan decode it once
+        var decoded: [ByteExactString: Plan?] = [:]  // several subscriptions to one plan decode it once (ids by bytes, as keys)
         for subscription in try Projections.subscriptions(customerId: customerId, in: source) where subscription.status.grantsEntitlements {
             let plan: Plan?
-            if let known = decoded[subscription.planId] {
+            if let known = decoded[ByteExactString(subscription.planId)] {
                 plan = known
             } else {
                 plan = try Projections.plan(subscription.planId, in: source)
-                decoded[subscription.planId] = plan
+                decoded[ByteExactString(subscription.planId)] = plan
             }
             if let plan, subscription.grantsEntitlements(of: plan, at: t) { plans.append(plan) }
         }

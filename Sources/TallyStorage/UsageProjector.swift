@@ -10,7 +10,7 @@ enum UsageProjector {
             sink.setProjection(KeyLayout.currencyKey(e.currency.id), e.currency.encoded())
         case .featureDefined(let e):
             let previous = try Projections.feature(e.feature.id, in: sink)
-            if let old = previous?.meter?.eventName, old != e.feature.meter?.eventName {
+            if let old = previous?.meter?.eventName, !UTF8Exact.equal(old, e.feature.meter?.eventName ?? "") {
                 try updateMeterIndex(old, remove: e.feature.id, &sink)
             }
             if let new = e.feature.meter?.eventName {
@@ -23,7 +23,7 @@ enum UsageProjector {
             let subscription = e.subscription
             sink.setProjection(KeyLayout.subscriptionKey(subscription.id), subscription.encoded())
             var ids = try Projections.subscriptionIDs(customerId: subscription.customerId, in: sink)
-            if !ids.contains(subscription.id) {
+            if !ids.contains(where: { UTF8Exact.equal($0, subscription.id) }) {
                 ids.append(subscription.id)
                 sink.setProjection(KeyLayout.customerSubscriptionsKey(subscription.customerId), Projections.encodeStrings(ids))
             }
@@ -137,8 +137,9 @@ enum UsageProjector {
 
     private static func updateMeterIndex(_ eventName: String, add featureId: String? = nil, remove removed: String? = nil, _ sink: inout some ProjectionSink) throws(StorageError) {
         var ids = try Projections.meteredFeatureIDs(eventName: eventName, in: sink)
-        if let removed { ids.removeAll { $0 == removed } }
-        if let featureId, !ids.contains(featureId) { ids.append(featureId) }
+        // Ids by bytes, as their keys: "é" and "e\u{301}" are two features (String's == would merge them).
+        if let removed { ids.removeAll { UTF8Exact.equal($0, removed) } }
+        if let featureId, !ids.contains(where: { UTF8Exact.equal($0, featureId) }) { ids.append(featureId) }
         if ids.isEmpty {
             sink.setProjection(KeyLayout.meterIndexKey(eventName: eventName), nil)
         } else {

@@ -168,10 +168,22 @@ public struct ByteReader {
         guard count <= UInt64(remaining) else { throw DecodingError("string length \(count) beyond record end") }
         let start = offset
         offset += Int(count)
-        guard let string = String(validating: bytes[start..<offset], as: UTF8.self) else {
-            throw DecodingError("invalid UTF-8 in string at byte \(start)")
+        // Ids and dimension values are nearly always ASCII, which is valid UTF-8 as it is: the
+        // buffer goes to String unchecked (one non-generic copy). Anything else is validated.
+        let end = offset
+        let string: String? = bytes.withUnsafeBufferPointer { buffer in
+            let slice = UnsafeBufferPointer(rebasing: buffer[start..<end])
+            if Self.isASCII(slice) { return String(decoding: slice, as: UTF8.self) }
+            return String(validating: slice, as: UTF8.self)
         }
+        guard let string else { throw DecodingError("invalid UTF-8 in string at byte \(start)") }
         return string
+    }
+
+    private static func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var high: UInt8 = 0
+        for byte in bytes { high |= byte }
+        return high < 0x80
     }
 
     public mutating func readBool() throws(DecodingError) -> Bool {
@@ -235,7 +247,12 @@ public struct ByteReader {
 
     /// Pairs with distinct keys (metadata, dimensions): a repeated key is damage.
     public mutating func readStringMap() throws(DecodingError) -> [(String, String)] {
-        let pairs = try readArray { (r: inout ByteReader) throws(DecodingError) in (try r.readString(), try r.readString()) }
+        let count = try readVarUInt()
+        // Not through readArray: a generic over a tuple type looks up its metadata on every call.
+        guard count <= UInt64(remaining) else { throw DecodingError("array count \(count) beyond record end") }
+        var pairs: [(String, String)] = []
+        pairs.reserveCapacity(Int(count))
+        for _ in 0..<count { pairs.append((try readString(), try readString())) }
         // By bytes (String's == is canonical equivalence, and "é" and "e\u{301}" are two JSON keys),
         // pair by pair: maps hold a few keys (at most 64), and replay decodes one per event.
         for i in pairs.indices.dropFirst() {

@@ -180,8 +180,35 @@ public enum Audit {
     }
 
     static func counts(_ projections: MemoryProjections) -> [String: Int] {
+        // By the key's tag (the bytes before the first NUL, at most 4 here) packed in an integer,
+        // named once per tag: a replay counts millions of records.
+        var byTag: [UInt32: Int] = [:]
         var counts: [String: Int] = [:]
-        for key in projections.keys { counts[Projections.projectionName(of: key.bytes), default: 0] += 1 }
+        for key in projections.keys {
+            var packed: UInt32 = 1
+            var tagged = false
+            for byte in key.bytes.prefix(5) {
+                if byte == 0 {
+                    tagged = true
+                    break
+                }
+                packed = packed << 8 | UInt32(byte)
+            }
+            if tagged {
+                byTag[packed, default: 0] += 1
+            } else {
+                counts[Projections.projectionName(of: key.bytes), default: 0] += 1
+            }
+        }
+        for (packed, count) in byTag {
+            var tag: [UInt8] = []
+            var rest = packed
+            while rest > 1 {
+                tag.insert(UInt8(truncatingIfNeeded: rest), at: 0)
+                rest >>= 8
+            }
+            counts[Projections.projectionName(of: tag + [0]), default: 0] += count
+        }
         return counts
     }
 

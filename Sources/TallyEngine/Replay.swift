@@ -31,7 +31,8 @@ public enum Replay {
 
     static func run(store: LedgerStore, snapshot: Snapshot?, through last: UInt64, customer: String?, collectingIdempotency: Bool, progress: ((UInt64) -> Void)?) throws(StorageError) -> Outcome {
         let expected = customer != nil ? 1024 : min(store.estimatedProjectionRecords + store.estimatedProjectionRecords / 8, 1 << 24)
-        var outcome = Outcome(projections: MemoryProjections(expectedRecords: expected), eventsRead: 0, lastSequence: 0, headHash: EventRecord.genesisHash, chainProblem: nil)
+        var outcome = Outcome(projections: MemoryProjections(), eventsRead: 0, lastSequence: 0, headHash: EventRecord.genesisHash, chainProblem: nil)
+        var fold = ReplayFold(expectedRecords: expected)
         // Two stages on two threads: one reads and decodes the log (hashing each record), the
         // other (this one) checks the chain and folds. Chunks keep the hand-offs rare.
         let handoff = Handoff<[EventRecord]>(capacity: 4)
@@ -59,37 +60,39 @@ public enum Replay {
         }
         var folding = true
         while let chunk = try handoff.take() {
-            for record in chunk {
-                let sequence = record.event.sequence
+            // By index: the records are read in place, not copied (and retained) one by one.
+            for index in chunk.indices {
+                let sequence = chunk[index].event.sequence
                 if outcome.chainProblem == nil {
                     if sequence != outcome.lastSequence + 1 {
                         outcome.chainProblem = "event \(outcome.lastSequence + 1) is missing (next is \(sequence))"
-                    } else if record.prevHash != outcome.headHash {
+                    } else if chunk[index].prevHash != outcome.headHash {
                         // The hash is over the event's own bytes: either of the two may be the altered one.
-                        outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(record.prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))… (event \(outcome.lastSequence) or \(sequence) was altered)"
+                        outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(chunk[index].prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))… (event \(outcome.lastSequence) or \(sequence) was altered)"
                     }
                 }
-                if folding, customer == nil || record.event.payload.customerId.map({ $0 == customer }) ?? true {
+                if folding, customer == nil || chunk[index].event.payload.customerId.map({ $0 == customer }) ?? true {
                     do {
-                        try Projector.fold(record.event, into: &outcome.projections)
+                        try fold.fold(chunk[index].event)
                     } catch where outcome.chainProblem != nil {
                         // Past a break in the chain, events may contradict what was folded (a
                         // missing grant, a customer never provisioned): the break is the report.
                         folding = false
                     }
                 }
-                if collectingIdempotency, let key = IdempotencyExpectation.key(of: record.event) {
+                if collectingIdempotency, let key = IdempotencyExpectation.key(of: chunk[index].event) {
                     outcome.expectedIdempotency.append((IdempotencyExpectation.hash(key), sequence))
                 }
                 outcome.eventsRead += 1
                 outcome.lastSequence = sequence
-                outcome.headHash = record.hash
+                outcome.headHash = chunk[index].hash
                 if outcome.eventsRead % 65_536 == 0 { progress?(outcome.eventsRead) }
             }
             // The reader allocated the chunk's records: freeing them there is cheap for the
             // allocator and takes that work off this thread, the slower of the two.
             handoff.giveBack(chunk)
         }
+        outcome.projections = fold.finish()
         return outcome
     }
 

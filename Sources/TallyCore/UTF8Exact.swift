@@ -15,6 +15,16 @@ public enum UTF8Exact {
         return au.elementsEqual(bu)
     }
 
+    /// True if both are nil or both hold identical UTF-8 bytes (an optional id against a filter).
+    @inlinable @inline(__always)
+    public static func equal(_ a: String?, _ b: String?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): true
+        case let (x?, y?): equal(x, y)
+        default: false
+        }
+    }
+
     /// Orders strings by their UTF-8 bytes (equivalently, by Unicode scalar values).
     @inlinable @inline(__always)
     public static func less(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }

@@ -199,7 +199,7 @@ public struct ResolvedEntitlement: Sendable, Equatable {
             candidates.append(ResolvedEntitlement(hasAccess: true, isUnlimited: p.hasUnlimitedUsage, usageLimit: p.hasUnlimitedUsage ? nil : p.usageLimit, resetPeriod: p.resetPeriod, source: "PROMOTIONAL"))
         }
         for plan in plans {
-            for e in plan.entitlements where e.featureId == featureId && e.hasAccess {
+            for e in plan.entitlements where UTF8Exact.equal(e.featureId, featureId) && e.hasAccess {
                 candidates.append(ResolvedEntitlement(hasAccess: true, isUnlimited: e.hasUnlimitedUsage, usageLimit: e.hasUnlimitedUsage ? nil : e.usageLimit, resetPeriod: e.resetPeriod, source: "PLAN:\(plan.id)"))
             }
         }

@@ -71,7 +71,7 @@ public enum Replay {
                         outcome.chainProblem = "event \(sequence) does not chain to event \(outcome.lastSequence): prevHash \(chunk[index].prevHash.hexString.prefix(16))… ≠ \(outcome.headHash.hexString.prefix(16))… (event \(outcome.lastSequence) or \(sequence) was altered)"
                     }
                 }
-                if folding, customer == nil || chunk[index].event.payload.customerId.map({ $0 == customer }) ?? true {
+                if folding, customer == nil || chunk[index].event.payload.customerId.map({ UTF8Exact.equal($0, customer) }) ?? true {
                     do {
                         try fold.fold(chunk[index].event)
                     } catch where outcome.chainProblem != nil {

@@ -41,7 +41,7 @@ extension GroupState {
                 return .failure(Rejection(.planNotFound, "plan \"\(c.planId)\" does not exist"))
             }
             let id = c.subscriptionId ?? "sub_\(head.sequence + 1)"
-            if let existing = try Projections.subscription(id, in: self), existing.customerId != c.customerId {
+            if let existing = try Projections.subscription(id, in: self), !UTF8Exact.equal(existing.customerId, c.customerId) {
                 return .failure(Rejection(.invalidState, "subscription \"\(id)\" belongs to another customer"))
             }
             // One provisioned as CANCELED was canceled when it was recorded, as cancelSubscription says.

@@ -310,7 +310,7 @@ public enum ImportFormats {
         let customerId: String
         if let subject {
             if let problem = Identifier.problem(with: subject) { throw .invalidParams(field: r.field("subject"), problem) }
-            if let dataCustomerId, dataCustomerId != subject {
+            if let dataCustomerId, !UTF8Exact.equal(dataCustomerId, subject) {
                 throw .invalidParams(field: r.field("data.customerId"), "conflicts with subject (the customer)")
             }
             customerId = subject

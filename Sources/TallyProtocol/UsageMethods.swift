@@ -103,13 +103,13 @@ public enum UsageMethods {
         let displayName = try p.requiredString("displayName")
         var entitlements: [PlanEntitlement] = []
         guard let items = try p.optionalArray("entitlements") else { throw .invalidParams(field: "entitlements", "is required") }
-        var seen: Set<String> = []
+        var seen: Set<ByteExactString> = []  // ids by bytes: "é" and "e\u{301}" are two features
         for (index, item) in items.enumerated() {
             let path = "entitlements[\(index)]"
             guard case .object(let e) = item else { throw .invalidParams(field: path, "must be an object") }
             var ep = Params(e, path: path)
             let featureId = try ep.requiredID("featureId")
-            guard seen.insert(featureId).inserted else { throw .invalidParams(field: ep.field("featureId"), "\"\(featureId)\" appears twice") }
+            guard seen.insert(ByteExactString(featureId)).inserted else { throw .invalidParams(field: ep.field("featureId"), "\"\(featureId)\" appears twice") }
             let limit = try ep.optionalAmount("usageLimit")
             if let limit, limit.isNegative { throw .invalidParams(field: ep.field("usageLimit"), "must not be negative") }
             let unlimited = try ep.optionalBool("hasUnlimitedUsage") ?? false

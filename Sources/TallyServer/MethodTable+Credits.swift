@@ -67,7 +67,7 @@ enum CreditQueries {
     static func balances(_ q: CreditMethods.BalanceQuery, at t: Timestamp, in source: some ProjectionScanner) throws -> JSONValue {
         try requireCustomer(q.customerId, currency: q.currencyId, in: source)
         var pools = try Projections.creditPools(customerId: q.customerId, in: source)
-            .filter { pool in (q.currencyId.map { $0 == pool.currencyId } ?? true) && (q.resourceId.map { $0 == pool.resourceId } ?? true) }
+            .filter { pool in (q.currencyId.map { UTF8Exact.equal($0, pool.currencyId) } ?? true) && (q.resourceId.map { UTF8Exact.equal($0, pool.resourceId) } ?? true) }
         if pools.isEmpty, let currency = q.currencyId { pools = [(currency, q.resourceId)] }
         let balances: [JSONValue] = try pools.map { pool in
             let b = try Projections.balance(customerId: q.customerId, currencyId: pool.currencyId, resourceId: pool.resourceId, at: t, in: source)
@@ -118,8 +118,8 @@ enum CreditQueries {
         for (key, _) in try store.scan(prefix: KeyLayout.customerGrantPrefix(customerId: q.customerId)) {
             let id = String(decoding: key[KeyLayout.customerGrantPrefix(customerId: q.customerId).count...], as: UTF8.self)
             guard let grant = try Projections.grant(id, at: now, in: store) else { continue }
-            if let c = q.currencyId, grant.currencyId != c { continue }
-            if let r = q.resourceId, grant.resourceId != r { continue }
+            if let c = q.currencyId, !UTF8Exact.equal(grant.currencyId, c) { continue }
+            if let r = q.resourceId, !UTF8Exact.equal(grant.resourceId, r) { continue }
             if let s = q.status, grant.status(at: now) != s { continue }
             grants.append(grant)
         }
@@ -135,8 +135,8 @@ enum CreditQueries {
         try store.scanProjections(from: prefix + KeyLayout.bigEndian(q.after &+ 1), to: KeyLayout.prefixEnd(prefix)) { (_: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
             let entry: CreditLedgerEntry
             do throws(DecodingError) { entry = try CreditLedgerEntry.decode(value) } catch { throw .corrupt("credit ledger entry: \(error.reason)") }
-            if let c = q.currencyId, entry.currencyId != c { return true }
-            if let r = q.resourceId, entry.resourceId != r { return true }
+            if let c = q.currencyId, !UTF8Exact.equal(entry.currencyId, c) { return true }
+            if let r = q.resourceId, !UTF8Exact.equal(entry.resourceId, r) { return true }
             if let t = q.eventType, entry.eventType != t { return true }
             entries.append(CreditMethods.json(entry))
             last = entry.sequence
@@ -190,7 +190,7 @@ enum CreditQueries {
                 let prefix = KeyLayout.creditUsagePrefix(customerId: q.customerId, currencyId: currency, granularity: granularity)
                 try store.scanProjections(from: prefix + KeyLayout.sortable(from), to: prefix + KeyLayout.sortable(to)) { (key: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
                     guard let parts = KeyLayout.creditUsageParts(key, prefixCount: prefix.count) else { throw .corrupt("credit usage key does not parse") }
-                    if let r = q.resourceId, parts.resourceId != r { return true }
+                    if let r = q.resourceId, !UTF8Exact.equal(parts.resourceId, r) { return true }
                     let cell: UsageCell
                     do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw .corrupt("credit usage cell: \(error.reason)") }
                     let group = q.groupBy.isEmpty

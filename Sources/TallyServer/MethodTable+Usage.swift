@@ -125,7 +125,7 @@ enum UsageQueries {
             guard let parts = KeyLayout.usageSeriesParts(key, prefixCount: prefix.count) else {
                 throw StorageError.corrupt("usage series key of \(key.count) bytes does not parse")
             }
-            if let resource = q.resourceId, parts.resourceId != resource { continue }
+            if let resource = q.resourceId, !UTF8Exact.equal(parts.resourceId, resource) { continue }
             let cell: UsageCell
             do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw StorageError.corrupt("usage cell: \(error.reason)") }
             let tags = q.groupBy.map { parts.dimensions[$0] ?? "" }
@@ -241,16 +241,16 @@ enum UsageQueries {
         guard try Projections.customer(customerId, in: store) != nil else {
             throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(customerId)\" does not exist"))
         }
-        var featureIds: Set<String> = []
+        var featureIds: Set<ByteExactString> = []  // ids by bytes: "é" and "e\u{301}" are two features
         for subscription in try Projections.subscriptions(customerId: customerId, in: store) where subscription.status.grantsEntitlements {
             guard let plan = try Projections.plan(subscription.planId, in: store), subscription.grantsEntitlements(of: plan, at: now) else { continue }
-            for e in plan.entitlements { featureIds.insert(e.featureId) }
+            for e in plan.entitlements { featureIds.insert(ByteExactString(e.featureId)) }
         }
         try store.scanProjections(prefix: KeyLayout.promotionalPrefix(customerId: customerId)) { _, value in
-            if let p = try? PromotionalEntitlement.decode(value), p.isActive(at: now) { featureIds.insert(p.featureId) }
+            if let p = try? PromotionalEntitlement.decode(value), p.isActive(at: now) { featureIds.insert(ByteExactString(p.featureId)) }
             return true
         }
-        let entries = try featureIds.sorted().map { id in
+        let entries = try featureIds.map(\.string).sorted(by: UTF8Exact.less).map { id in
             try entitlement(customerId: customerId, featureId: id, requested: .zero, resourceId: nil, at: now, store: store)
         }
         return .object(["customerId": .string(customerId), "entitlements": .array(entries)])

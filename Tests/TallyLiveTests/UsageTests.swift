@@ -1348,6 +1348,61 @@ struct UsageTests {
         #expect(topUp?["expireAt"] == "9999-12-31T23:59:59.999999Z", "\(grants)")
         #expect(try daemon.terminate() == 0)
     }
+
+    @Test("ids that differ only in their Unicode normalization (\"é\" and \"e\\u{301}\") are two ids: plans, entitlements, subscriptions, credit pools and their filters keep them apart")
+    func lookAlikeIds() throws {
+        // Swift's String == calls these two equal; their bytes (and so their keys) differ.
+        let composed = "\u{E9}", decomposed = "e\u{301}"
+        let stem = uniqueID("accent")
+        let featureA = try daemon.newMeteredFeature("\(stem)-\(composed)"), featureB = featureA.replacing(composed, with: decomposed)
+        #expect(featureA == featureB && !featureA.utf8.elementsEqual(featureB.utf8))
+        _ = try daemon.call("defineFeature", ["featureId": .string(featureB), "type": "METERED"])
+        // A plan may hold both (they are not "the same feature twice"); it grants each its own limit.
+        let customer = try daemon.newCustomer()
+        try daemon.subscribe(customer, entitlements: [
+            ["featureId": .string(featureA), "usageLimit": 3, "resetPeriod": "MONTH"],
+            ["featureId": .string(featureB), "usageLimit": 7, "resetPeriod": "MONTH"],
+        ])
+        #expect(try daemon.entitlement(customer, featureA)["usageLimit"] == "3")
+        #expect(try daemon.entitlement(customer, featureB)["usageLimit"] == "7")
+        let listed = try daemon.call("getEntitlements", ["customerId": .string(customer)])["entitlements"]?.arrayValue ?? []
+        #expect(listed.count == 2, "\(listed.map(\.jsonText))")
+        // A plan for one of them grants nothing for the other.
+        let other = try daemon.newCustomer()
+        try daemon.subscribe(other, entitlements: [["featureId": .string(featureA), "hasUnlimitedUsage": true]])
+        #expect(try daemon.entitlement(other, featureA)["hasAccess"] == true)
+        #expect(try daemon.entitlement(other, featureB)["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT")
+
+        // A subscription of one customer cannot be provisioned again for its look-alike.
+        let customerA = uniqueID("\(stem)-\(composed)"), customerB = customerA.replacing(composed, with: decomposed)
+        #expect(!customerA.utf8.elementsEqual(customerB.utf8))
+        for id in [customerA, customerB] { _ = try daemon.call("provisionCustomer", ["customerId": .string(id)]) }
+        let (planId, subscriptionId) = try daemon.subscribe(customerA, entitlements: [["featureId": .string(featureA), "hasUnlimitedUsage": true]])
+        try daemon.expectRejected("provisionSubscription", [
+            "customerId": .string(customerB), "planId": .string(planId), "subscriptionId": .string(subscriptionId),
+        ], code: 1013, reason: "INVALID_STATE")
+        #expect(try daemon.entitlement(customerB, featureA)["hasAccess"] == false)
+
+        // Two credit pools, one per resource id: each filter finds its own.
+        let currency = uniqueID("cur")
+        _ = try daemon.call("defineCurrency", ["currencyId": .string(currency), "displayName": "Credits"])
+        for (resource, amount) in [(composed, "5"), (decomposed, "8")] {
+            _ = try daemon.call("grantCredits", [
+                "customerId": .string(customer), "currencyId": .string(currency), "amount": .string(amount), "grantType": "PAID",
+                "resourceId": .string("r-\(resource)"),
+            ])
+        }
+        for (resource, amount) in [(composed, "5"), (decomposed, "8")] {
+            let filter: JSONObject = ["customerId": .string(customer), "currencyId": .string(currency), "resourceId": .string("r-\(resource)")]
+            let balances = try daemon.call("getCreditBalance", filter)["balances"]?.arrayValue ?? []
+            #expect(balances.count == 1 && balances.first?["balance"] == .string(amount), "\(balances.map(\.jsonText))")
+            let grants = try daemon.call("getCreditGrants", filter)["grants"]?.arrayValue ?? []
+            #expect(grants.count == 1 && grants.first?["amount"] == .string(amount), "\(grants.map(\.jsonText))")
+            let entries = try daemon.call("getCreditLedger", filter)["entries"]?.arrayValue ?? []
+            #expect(entries.count == 1 && entries.first?["amount"] == .string(amount), "\(entries.map(\.jsonText))")
+        }
+        try daemon.expectLedgerConsistent()
+    }
 }
 
 // MARK: - Rebuild equals stored

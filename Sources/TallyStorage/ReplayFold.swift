@@ -175,17 +175,15 @@ struct CellTable {
     private var totalsOwners: [SeriesIdentity: (totals: Int32, whole: Int32)] = [:]
     private var owners: [Owner] = []
     private var slots: [CellID: Int] = [:]
-    /// Per owner and period (`hintIndex`), the slot of the cell it touched last, or -1: a series'
-    /// events come mostly in time order, so most touches are of that same cell, found without a
-    /// probe of `slots` (a cache miss in a table of millions).
-    private var lastSlots: [Int] = []
-    private var ids: [CellID] = []
+    /// Per owner and period (`hintIndex`), the slot and start of the cell it touched last (slot
+    /// -1 for none): a series' events come mostly in time order, so most touches are of that same
+    /// cell, found without a probe of `slots` (a cache miss in a table of millions).
+    private var lastSlots: [(slot: Int, start: Timestamp)] = []
     private var keys: [[UInt8]] = []
     private var values: [UsageCell] = []
 
     init(expectedCells: Int = 0) {
         slots.reserveCapacity(expectedCells)
-        ids.reserveCapacity(expectedCells)
         keys.reserveCapacity(expectedCells)
         values.reserveCapacity(expectedCells)
     }
@@ -239,7 +237,7 @@ struct CellTable {
 
     private mutating func appendOwner(_ owner: Owner) {
         owners.append(owner)
-        lastSlots.append(contentsOf: repeatElement(-1, count: Self.hintsPerOwner))
+        lastSlots.append(contentsOf: repeatElement((slot: -1, start: Timestamp(microsecondsSinceEpoch: 0)), count: Self.hintsPerOwner))
     }
 
     private static let hintsPerOwner = 8
@@ -260,18 +258,18 @@ struct CellTable {
     private mutating func slot(of id: CellID) -> Int {
         let hint = Self.hintIndex(id)
         let last = lastSlots[hint]
-        if last >= 0, ids[last] == id { return last }
+        // The hint's owner and period are the id's: the start tells the rest.
+        if last.slot >= 0, last.start == id.start { return last.slot }
         let slot: Int
         if let known = slots[id] {
             slot = known
         } else {
             slot = values.count
             slots[id] = slot
-            ids.append(id)
             keys.append(key(of: id))
             values.append(UsageCell())
         }
-        lastSlots[hint] = slot
+        lastSlots[hint] = (slot, id.start)
         return slot
     }
 
@@ -304,7 +302,10 @@ struct CellTable {
 
     /// Sets every cell in `projections` and empties the table.
     mutating func write(into projections: inout MemoryProjections) {
-        for (key, value) in zip(keys, values) { projections.setProjection(key, decoded: .usageCell(value)) }
+        // The lookup structures go first (~70 bytes a cell): the replay's peak memory is here,
+        // when `projections` holds every record and the table still holds the cells.
+        let keys = self.keys, values = self.values
         self = CellTable()
+        for (key, value) in zip(keys, values) { projections.setProjection(key, decoded: .usageCell(value)) }
     }
 }

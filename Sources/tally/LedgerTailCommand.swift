@@ -20,6 +20,11 @@ struct LedgerTailCommand: ParsableCommand {
     @Option(name: .short, parsing: .unconditional, help: "How many of the last events to show.")
     var n: Int = 20
 
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Start after this sequence instead of at the last n events: shows the n events that follow it (with --follow, every later one).",
+        valueName: "sequence"))
+    var after: Int?
+
     @Flag(help: "Keep polling for new events and print them as they come.")
     var follow = false
 
@@ -29,6 +34,7 @@ struct LedgerTailCommand: ParsableCommand {
     func validate() throws {
         guard n >= 0 else { throw ValidationError("-n must be 0 or more.") }
         guard intervalMillis >= 1 else { throw ValidationError("--interval-ms must be at least 1.") }
+        if let after, after < 0 { throw ValidationError("--after must be 0 or more (0 is before the first event).") }
     }
 
     func run() throws {
@@ -36,9 +42,15 @@ struct LedgerTailCommand: ParsableCommand {
         try context.run { first in
             var connection = first
             defer { if connection !== first { connection.close() } }
-            let status = try connection.call("getStatus")
-            let last = status["lastSequence"]?.numberText.flatMap { Int($0) } ?? 0
-            var cursor = max(0, last - n)
+            // Where to start: after `--after` (to resume a follow where it stopped), else n back.
+            var cursor: Int
+            if let after {
+                cursor = after
+            } else {
+                let status = try connection.call("getStatus")
+                let last = status["lastSequence"]?.numberText.flatMap { Int($0) } ?? 0
+                cursor = max(0, last - n)
+            }
 
             // The daemon may cap a page below n: follow `next` until n events are in.
             var events: [JSONValue] = []

@@ -157,6 +157,34 @@ struct CLITests {
         #expect(many["events"]?.arrayValue?.count == 1001)
     }
 
+    @Test("tally ledger tail --after S shows the n events after S, and with --follow every later one: a follow resumes where it stopped")
+    func ledgerTailAfter() throws {
+        let prefix = uniqueID("after")
+        let start = try daemon.lastSequence()
+        for index in 0..<4 { _ = try daemon.call("provisionCustomer", ["customerId": .string("\(prefix)-\(index)")]) }
+        func sequences(_ json: JSONValue) -> [Int] { json["events"]?.arrayValue?.compactMap { $0["sequence"]?.numberText.flatMap { Int($0) } } ?? [] }
+        // (Other tests append meanwhile: the events after `start` are not all ours.)
+        let mine = try daemon.events(after: start).filter { $0.field("data.customerId")?.stringValue?.hasPrefix(prefix) == true }
+        let ours = mine.compactMap { $0["sequence"]?.numberText.flatMap { Int($0) } }
+        try #require(ours.count == 4, "\(mine.map(\.jsonText))")
+        let page = try parseJSON(try tallyOK(["ledger", "tail", "--after", String(start), "-n", "3", "--json"]))
+        #expect(sequences(page) == [start + 1, start + 2, start + 3], "\(page.jsonText.prefix(500))")
+        let text = try tallyOK(["ledger", "tail", "--after", String(ours[1] - 1), "-n", "1"])
+        let rows = text.split(separator: "\n").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(rows.count == 1 && rows.first?.hasPrefix("\(ours[1]) ") == true, "\(text)")
+
+        // --follow --after: every event after S (more than -n of them), then it waits for more.
+        let followed = try runProgram("/bin/sh", ["-c", """
+            timeout 3 \(Binaries.tally) ledger tail --follow --json -n 1 --after \(start) --interval-ms 20 --socket \(daemon.socketPath); true
+            """])
+        let seen = followed.stdout.split(separator: "\n").compactMap { try? JSONParser.parse(Array($0.utf8)) }.compactMap { $0["sequence"]?.numberText.flatMap { Int($0) } }
+        #expect(seen.first == start + 1 && zip(seen, seen.dropFirst()).allSatisfy { $1 == $0 + 1 }, "\(followed)")
+        #expect(Set(ours).isSubset(of: Set(seen)), "\(ours) not all in \(seen)")
+
+        let refused = try runProgram(Binaries.tally, ["ledger", "tail", "--after", "-1", "--socket", daemon.socketPath])
+        #expect(refused.status == 64 && refused.stderr.contains("--after"), "\(refused)")
+    }
+
     @Test("tally call getStatus prints the result as JSON")
     func callStatus() throws {
         let json = try parseJSON(try tallyOK(["call", "getStatus"]))

@@ -184,8 +184,9 @@ extension GroupState {
             if amount.isBelowMaxMagnitude, let monthTotal = spent.adding(amount), monthTotal.isBelowMaxMagnitude,
                config.maxSpendLimit.map({ monthTotal <= $0 }) ?? true,
                try grantFits(amount, customerId: c.customerId, currencyId: c.currencyId, resourceId: nil) {
-                // Past 9999-12-31 (a clock in 9999) it expires at the last instant a timestamp names.
-                let expireAt = config.grantExpirationPeriod.map { min(CalendarUTC.adding(1, $0, to: now), .distantFuture) }
+                // Past 9999-12-31 (a clock in 9999) it expires at the last instant a timestamp names;
+                // made at that very instant, it has no expiry (it would be expired when made).
+                let expireAt = config.grantExpirationPeriod.map { min(CalendarUTC.adding(1, $0, to: now), .distantFuture) }.flatMap { $0 > now ? $0 : nil }
                 let request = GrantCredits(
                     customerId: c.customerId, currencyId: c.currencyId, amount: amount, grantType: .paid, displayName: "Auto-recharge",
                     priority: 50, effectiveAt: now, expireAt: expireAt, resourceId: nil, cost: nil, metadata: [], comment: nil, idempotencyKey: nil

@@ -176,8 +176,9 @@ public enum CreditMethods {
         o["consumedAmount"] = .string((g.consumed + g.repaid).description)
         o["remainingAmount"] = .string(g.remaining.description)
         if g.repaid.isPositive { o["overdraftRepaid"] = .string(g.repaid.description) }
-        if g.expiredAmount.isPositive { o["expiredAmount"] = .string(g.expiredAmount.description) }
-        if g.voidedAmount.isPositive { o["voidedAmount"] = .string(g.voidedAmount.description) }
+        // A grant expired or voided with nothing left says so with a 0, as its ledger entry does.
+        if g.expiredAmount.isPositive || g.expiredAt != nil { o["expiredAmount"] = .string(g.expiredAmount.description) }
+        if g.voidedAmount.isPositive || g.voidedAt != nil { o["voidedAmount"] = .string(g.voidedAmount.description) }
         o["priority"] = .integer(g.priority)
         o["effectiveAt"] = .string(g.effectiveAt.rfc3339)
         if let expireAt = g.expireAt { o["expireAt"] = .string(expireAt.rfc3339) }

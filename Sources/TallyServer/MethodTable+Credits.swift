@@ -132,7 +132,9 @@ enum CreditQueries {
         let prefix = KeyLayout.creditLedgerPrefix(customerId: q.customerId)
         var entries: [JSONValue] = []
         var last: UInt64?
-        try store.scanProjections(from: prefix + KeyLayout.bigEndian(q.after &+ 1), to: KeyLayout.prefixEnd(prefix)) { (_: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
+        // Nothing follows the largest sequence (`after + 1` would wrap to the start of the ledger).
+        guard q.after < UInt64.max else { return .object(["customerId": .string(q.customerId), "entries": [], "next": .null]) }
+        try store.scanProjections(from: prefix + KeyLayout.bigEndian(q.after + 1), to: KeyLayout.prefixEnd(prefix)) { (_: [UInt8], value: [UInt8]) throws(StorageError) -> Bool in
             let entry: CreditLedgerEntry
             do throws(DecodingError) { entry = try CreditLedgerEntry.decode(value) } catch { throw .corrupt("credit ledger entry: \(error.reason)") }
             if let c = q.currencyId, !UTF8Exact.equal(entry.currencyId, c) { return true }
@@ -215,9 +217,13 @@ enum CreditQueries {
             })
             return .object(o)
         }
-        return .object([
-            "customerId": .string(q.customerId), "startDate": .string(start.rfc3339), "endDate": .string(end.rfc3339),
-            "granularity": .string(output.rawValue), "series": .array(series),
-        ])
+        // At the ends of the calendar the widened range reaches past what a 4-digit year names:
+        // nothing lies before 0001-01-01, so the start is that; an end of 10000-01-01 (the last
+        // hour of 9999) is left out, as `usagePeriodEnd` is.
+        var result: JSONObject = ["customerId": .string(q.customerId), "startDate": .string(max(start, .distantPast).rfc3339)]
+        if end.hasFourDigitYear { result["endDate"] = .string(end.rfc3339) }
+        result["granularity"] = .string(output.rawValue)
+        result["series"] = .array(series)
+        return .object(result)
     }
 }

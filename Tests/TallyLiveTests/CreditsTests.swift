@@ -790,7 +790,7 @@ struct CreditsTests {
         let key = uniqueID("void")
         let voided = try daemon.call("voidCreditGrant", ["grantId": .string(g), "idempotencyKey": .string(key)])
         #expect(voided["status"] == "VOIDED" && voided["remainingAmount"] == "0" && voided["consumedAmount"] == "4", "\(voided.jsonText)")
-        #expect(voided["voidedAt"] == .string(clock.nowText), "\(voided.jsonText)")
+        #expect(voided["voidedAt"] == .string(clock.nowText) && voided["voidedAmount"] == "6", "\(voided.jsonText)")
         #expect(try f.balance() == "3")
         let entry = try f.ledger().last
         #expect(entry?["eventType"] == "CREDITS_VOIDED" && entry?["amount"] == "-6" && entry?["creditGrantId"] == .string(g) && entry?["balanceAfter"] == "3", "\(entry?.jsonText ?? "")")
@@ -818,6 +818,31 @@ struct CreditsTests {
         #expect(try f.grant(withId: g)?["status"] == "EXPIRED")
         try daemon.expectCreditRefusal(code: 1012, reason: "GRANT_NOT_ACTIVE") { _ = try daemon.call("voidCreditGrant", ["grantId": .string(g)]) }
         try expectCreditInvariants(daemon, f.customer)
+    }
+
+    @Test("edges: a grant voided with nothing left says voidedAmount 0, as its ledger entry does; getCreditLedger after the largest sequence is empty (it wrapped to the start); getCreditUsage never answers a year 0000")
+    func creditEdges() throws {
+        let f = try CreditFixture(daemon)
+        let g = try f.grantId("2")
+        _ = try f.use("2")
+        let voided = try daemon.call("voidCreditGrant", ["grantId": .string(g)])
+        #expect(voided["status"] == "VOIDED" && voided["voidedAmount"] == "0" && voided["remainingAmount"] == "0", "\(voided.jsonText)")
+        #expect(try f.ledger().last?["amount"] == "0")
+        #expect(try f.grant(withId: g)?["voidedAmount"] == "0")
+
+        let past = try daemon.call("getCreditLedger", ["customerId": .string(f.customer), "after": .number("18446744073709551615")])
+        #expect(past["entries"]?.arrayValue?.isEmpty == true && past["next"] == .null, "\(past.jsonText.prefix(300))")
+        let nearEnd = try daemon.call("getCreditLedger", ["customerId": .string(f.customer), "after": .number("18446744073709551614")])
+        #expect(nearEnd["entries"]?.arrayValue?.isEmpty == true)
+
+        // LAST_MONTH back from the first instant of year 1 widens into year 0000: the start is 0001-01-01.
+        let first = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "endDate": "0001-01-01T00:00:00Z"])
+        #expect(first["startDate"] == "0001-01-01T00:00:00.000Z" && first["endDate"] == "0001-01-01T00:00:00.000Z", "\(first.jsonText)")
+        let lastYear = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "endDate": "0001-06-01T00:00:00Z", "timeRange": "LAST_YEAR"])
+        #expect(lastYear["startDate"] == "0001-01-01T00:00:00.000Z", "\(lastYear.jsonText)")
+        // And an end in year 10000 is left out (the end of the last hour of 9999).
+        let last = try daemon.call("getCreditUsage", ["customerId": .string(f.customer), "endDate": "9999-12-31T23:59:59.999999Z", "timeRange": "LAST_DAY"])
+        #expect(last["endDate"] == nil && last["startDate"] == "9999-12-30T23:00:00.000Z", "\(last.jsonText)")
     }
 
     // MARK: Expiry

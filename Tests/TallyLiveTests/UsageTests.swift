@@ -1346,6 +1346,17 @@ struct UsageTests {
         let grants = try daemon.call("getCreditGrants", ["customerId": .string(f.customer)])["grants"]?.arrayValue ?? []
         let topUp = grants.first { $0["sourceType"] == "AUTO_RECHARGE" }
         #expect(topUp?["expireAt"] == "9999-12-31T23:59:59.999999Z", "\(grants)")
+        // At the very last instant a top-up cannot expire later than it is made: it has no expiry,
+        // and the balance in the reply is the balance a read at that instant finds.
+        _ = try daemon.call("debug.setClock", ["now": "9999-12-31T23:59:59.999999Z"])
+        let last = try daemon.call("reportUsage", ["customerId": .string(f.customer), "featureId": .string(f.feature), "value": 95])
+        let read = try daemon.call("getCreditBalance", ["customerId": .string(f.customer), "currencyId": .string(f.currency)])
+        #expect(last.field("credit.autoRecharged") != nil && last.field("credit.balance") == read["balances"]?.arrayValue?.first?["balance"], "\(last.jsonText) / \(read.jsonText)")
+        let topUps = try daemon.call("getCreditGrants", ["customerId": .string(f.customer)])["grants"]?.arrayValue?.filter { $0["sourceType"] == "AUTO_RECHARGE" } ?? []
+        #expect(topUps.count == 2 && topUps.last?["expireAt"] == nil && topUps.last?["status"] == "ACTIVE", "\(topUps.map(\.jsonText))")
+        // getCreditUsage through now (the last hour of 9999): its end, 10000-01-01, is left out.
+        let creditUsage = try daemon.call("getCreditUsage", ["customerId": .string(f.customer)])
+        #expect(creditUsage["endDate"] == nil && creditUsage["startDate"]?.stringValue?.hasPrefix("9999-") == true, "\(creditUsage.jsonText.prefix(300))")
         #expect(try daemon.terminate() == 0)
     }
 

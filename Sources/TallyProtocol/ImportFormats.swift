@@ -254,16 +254,17 @@ public enum ImportFormats {
         // The idempotency key: CloudEvents ids are unique per source only. The id is escaped
         // ("%" → "%25", "/" → "%2F") so the last "/" always separates it from the source: source
         // "a/b" with id "c" and source "a" with id "b/c" are two keys. (Ids without "/" or "%",
-        // UUIDs and the like, keep the key they had before.)
-        var escapedId = ""
-        for character in id {
-            switch character {
-            case "%": escapedId += "%25"
-            case "/": escapedId += "%2F"
-            default: escapedId.append(character)
+        // UUIDs and the like, keep the key they had before.) By scalar, not by Character: "/"
+        // followed by a combining mark is one Character, and must be escaped all the same.
+        var escapedId = String.UnicodeScalarView()
+        for scalar in id.unicodeScalars {
+            switch scalar {
+            case "%": escapedId.append(contentsOf: "%25".unicodeScalars)
+            case "/": escapedId.append(contentsOf: "%2F".unicodeScalars)
+            default: escapedId.append(scalar)
             }
         }
-        let idempotencyKey = source + "/" + escapedId
+        let idempotencyKey = source + "/" + String(escapedId)
         if let problem = Identifier.problem(with: idempotencyKey) {
             throw .invalidParams(field: r.field("id"), "with its source (idempotency key source/id) \(problem)")
         }

@@ -919,6 +919,12 @@ struct UsageTests {
         #expect(second["accepted"] == 2 && second["duplicates"] == 0, "three events, not one: \(second.jsonText)")
         let again = try daemon.call("importRecords", ["format": "CLOUDEVENTS", "records": [cloudEvent(source: "/gw", id: "a/b")]])
         #expect(again["duplicates"] == 1, "\(again.jsonText)")
+        // A "/" followed by a combining mark is one Character but still a "/" to escape: source
+        // "/gw" id "b/\u{301}c" and source "/gw/b" id "\u{301}c" are two events.
+        let marked = try daemon.call("importRecords", ["format": "CLOUDEVENTS", "records": [
+            cloudEvent(source: "/gw", id: "b/\u{301}c"), cloudEvent(source: "/gw/b", id: "\u{301}c"),
+        ]])
+        #expect(marked["accepted"] == 2 && marked["duplicates"] == 0, "two events, not one: \(marked.jsonText)")
 
         // Too many keys are named by the vendor's field, not by the dimensions they become.
         let many = JSONObject((0..<33).map { ("k\($0)", JSONValue.string("v")) })

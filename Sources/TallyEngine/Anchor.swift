@@ -93,7 +93,7 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
             throw .corrupt("cannot read the anchor file \(path)")
         }
         guard let anchor = decode(Array(data)) else {
-            throw .corrupt("the anchor file \(path) is damaged (\(data.count) bytes that are not an anchor). If you know the database is good (`tallyd replay --verify` passes), delete the file and start again: it is recreated at the log's head.")
+            throw .corrupt("the anchor file \(path) is damaged (\(data.count) bytes that are not an anchor). If you know the database is good (`tallyd replay --verify` reports no problem but this file), delete the file and start again: it is recreated at the log's head.")
         }
         return anchor
     }

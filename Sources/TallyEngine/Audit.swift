@@ -55,6 +55,9 @@ public enum Audit {
     public static func run(dataDirectory: String, target: Target, verify: Bool, balances: Bool = false, progress: ProgressHandler? = nil) throws(StorageError) -> Report {
         precondition(!verify || target == .head, "verify compares the stored projections, which stand at the head")
         let path = Ledger.databasePath(in: dataDirectory)
+        // A restore that stopped half-way is finished (or undone) by the next start or restore,
+        // never by a read-only replay: until then the database and the anchor disagree by design.
+        if let pending = RestoreJournal.pendingProblem(dataDirectory: dataDirectory) { throw .unusable(pending) }
         // Files but no CURRENT: a damaged database, said as the daemon's start says it (unless
         // they are what an interrupted first start leaves, which the next start clears).
         if Recovery.interruptedCreation(path, dataDirectory: dataDirectory) != nil {

@@ -123,16 +123,17 @@ public enum Snapshots {
     /// directory beside `path`, never a `path` without a manifest.
     /// - Throws: `SnapshotError` when `path` exists, its parent is missing, or any step fails.
     public static func create(store: LedgerStore, at path: String, now: Timestamp) throws(SnapshotError) -> SnapshotManifest {
-        let target = absolute(path)
+        // Resolved (".", "..", symlinks) as the kernel will: "s1/../s1y" is beside s1, not in it.
+        let target = DurableFiles.resolved(absolute(path))
         let parent = DurableFiles.parent(of: target)
         let name = (target as NSString).lastPathComponent
         guard !DurableFiles.exists(target) else { throw SnapshotError("\(target) already exists; choose a new path for each snapshot", isPathRefused: true) }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) else {
-            throw SnapshotError("the directory \(parent) does not exist; create it first", isPathRefused: true)
+            throw SnapshotError("\(target): the directory \(parent) does not exist; create it first", isPathRefused: true)
         }
         guard isDirectory.boolValue else {
-            throw SnapshotError("\(parent) is a file, not a directory; choose a path in a directory", isPathRefused: true)
+            throw SnapshotError("\(target): \(parent) is a file, not a directory; choose a path in a directory", isPathRefused: true)
         }
         // A snapshot holds only its own files: one made inside another would make that one fail
         // its verification.
@@ -206,7 +207,7 @@ extension Ledger {
     public func createSnapshot(at path: String) throws(SnapshotError) -> SnapshotManifest {
         // Inside the data directory, a snapshot would be lost with it (and restore replaces db/).
         guard !DurableFiles.isWithin(DurableFiles.parent(of: Snapshots.absolute(path)), dataDirectory) else {
-            throw SnapshotError("\(path) is inside the data directory \(dataDirectory): a snapshot there would not survive its loss; choose a path on another disk or at least outside it", isPathRefused: true)
+            throw SnapshotError("\(path) is inside the data directory \(DurableFiles.resolved(dataDirectory)): a snapshot there would not survive its loss; choose a path on another disk or at least outside it", isPathRefused: true)
         }
         return try Snapshots.create(store: store, at: path, now: now)
     }

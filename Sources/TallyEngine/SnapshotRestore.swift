@@ -95,6 +95,23 @@ enum RestoreJournal {
     static func temporaryPath(in dataDirectory: String) -> String { dataDirectory + "/db.restore-tmp" }
     static func journalPath(in dataDirectory: String) -> String { dataDirectory + "/restore-pending" }
 
+    /// What a read-only look at `dataDirectory` must say instead of judging its database, when a
+    /// restore into it stopped half-way (nil when none did, or when only a partial copy is left
+    /// beside an untouched database, which the next start removes).
+    static func pendingProblem(dataDirectory: String) -> String? {
+        let temporary = temporaryPath(in: dataDirectory)
+        let journal = journalPath(in: dataDirectory)
+        let resume = "`tallyd serve --data-dir \(dataDirectory)` (or the next `tallyd restore` into it) resolves it, as docs/operating.md (\"Restore\") says; replay after that"
+        if DurableFiles.exists(journal) {
+            let sequence = FileManager.default.contents(atPath: journal).flatMap { Anchor.decode(Array($0)) }.map { " at sequence \($0.sequence)" } ?? ""
+            return "a restore into \(dataDirectory) was interrupted after its copy was verified (\(journal) names the restored state\(sequence)): the database and the anchor are between the old state and the new one. \(resume)"
+        }
+        if DurableFiles.exists(temporary), !DurableFiles.exists(Ledger.databasePath(in: dataDirectory)) {
+            return "a restore into \(dataDirectory), which has no database, stopped while copying the snapshot (\(temporary) is its partial copy): run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`)"
+        }
+        return nil
+    }
+
     /// Called at every start (the data directory lock held) and, `restoring`, before a restore.
     /// - Throws: `StorageError.corrupt` when the journal is damaged or the state cannot be resolved,
     ///   and at start when a restore into a data directory without a database stopped while

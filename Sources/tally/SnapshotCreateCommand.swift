@@ -15,6 +15,10 @@ struct SnapshotCreateCommand: ParsableCommand {
     @Argument(help: "The snapshot directory to create.")
     var path: String
 
+    func validate() throws {
+        guard !path.isEmpty else { throw ValidationError("PATH must not be empty.") }
+    }
+
     func run() throws {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         let context = TallyCommandContext(global)

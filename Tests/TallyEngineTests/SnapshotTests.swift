@@ -113,7 +113,7 @@ struct SnapshotTests {
         _ = try ledger.createSnapshot(at: place.path + "/snap")
         // Nor inside another snapshot, which would then no longer verify.
         try FileManager.default.createDirectory(atPath: place.path + "/snap/sub", withIntermediateDirectories: false)
-        for path in [place.path + "/snap/inner", place.path + "/snap/sub/inner"] {
+        for path in [place.path + "/snap/inner", place.path + "/snap/sub/inner", place.path + "/snap/./inner", place.path + "/snap/sub/../inner"] {
             #expect {
                 try ledger.createSnapshot(at: path)
             } throws: { error in
@@ -122,6 +122,10 @@ struct SnapshotTests {
             #expect(!FileManager.default.fileExists(atPath: path))
         }
         try FileManager.default.removeItem(atPath: place.path + "/snap/sub")
+        #expect(try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path).isValid)
+        // Written with "..", a path beside the snapshot is not inside it (the kernel's reading).
+        _ = try ledger.createSnapshot(at: place.path + "/snap/../beside")
+        #expect(try Snapshots.verify(at: place.path + "/beside", scratchDirectory: place.path).isValid)
         #expect(try Snapshots.verify(at: place.path + "/snap", scratchDirectory: place.path).isValid)
     }
 

@@ -597,6 +597,39 @@ struct DisasterRecoveryTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("a restore interrupted after it swapped the databases (journal still there, anchor not yet rewritten): replay --verify says a restore is pending, not that the database was rolled back; the next start finishes it")
+    func replayOfAnInterruptedRestore() throws {
+        let (daemon, snapshots) = try Self.daemonWithSnapshot(taken: 10, more: 10)
+        #expect(try daemon.terminate() == 0)
+        // The restored copy, made by a real restore elsewhere, swapped in as the restore does.
+        let scratch = TemporaryDirectory("tally-restored")
+        let restored = try Self.tallyd(["restore", "--from", snapshots.path + "/snap", "--data-dir", scratch.path + "/data"])
+        try #require(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        let data = daemon.dataDirectory, db = Ledger.databasePath(in: data)
+        try FileManager.default.moveItem(atPath: db, toPath: data + "/db.old-test")
+        try FileManager.default.moveItem(atPath: Ledger.databasePath(in: scratch.path + "/data"), toPath: db)
+        let manifest = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: snapshots.path + "/snap/manifest.json"))))
+        let sequence = try #require(manifest["sequence"]?.numberText), hash = try #require(manifest["headHash"]?.stringValue)
+        let journal = "tally-anchor 1 " + String(repeating: "0", count: 20 - sequence.count) + sequence + " " + hash + "\n"
+        try Data(journal.utf8).write(to: URL(fileURLWithPath: data + "/restore-pending"))
+
+        let replay = try Self.tallyd(["replay", "--data-dir", data, "--verify"])
+        let text = replay.stdout + replay.stderr
+        #expect(replay.status != 0 && text.contains("restore into") && text.contains("was interrupted") && text.contains("at sequence 10") && text.contains("tallyd serve"), "\(text)")
+        #expect(!text.contains("rolled back"), "an interrupted restore is no rollback: \(text)")
+        // Stopped while copying into a data directory without a database: replay says so too.
+        let empty = TemporaryDirectory("tally-empty")
+        try FileManager.default.createDirectory(atPath: empty.path + "/db.restore-tmp", withIntermediateDirectories: true)
+        let partial = try Self.tallyd(["replay", "--data-dir", empty.path])
+        #expect(partial.status != 0 && (partial.stdout + partial.stderr).contains("stopped while copying"), "\(partial.stdout)\(partial.stderr)")
+
+        try daemon.start()
+        #expect(try daemon.lastSequence() == 10, "the start finished the restore")
+        #expect(try daemon.terminate() == 0)
+        let after = try Self.tallyd(["replay", "--data-dir", data, "--verify"])
+        #expect(after.status == 0, "\(after.stdout)\(after.stderr)")
+    }
+
     @Test("a restore onto a disk too small for the snapshot fails saying so, and removes its partial copy (the space is free again)",
           .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root"))
     func restoreOntoAFullDisk() throws {

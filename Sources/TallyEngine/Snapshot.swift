@@ -62,6 +62,11 @@ public struct SnapshotManifest: Codable, Sendable, Equatable {
     public static func read(snapshot path: String) throws(SnapshotError) -> SnapshotManifest {
         let manifestPath = path + "/" + fileName
         guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            var isDirectory: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+                throw SnapshotError("\(path) does not exist")
+            }
+            if !isDirectory.boolValue { throw SnapshotError("\(path) is a file, not a snapshot directory") }
             throw SnapshotError("\(path) is not a snapshot: \(fileName) is missing or unreadable (a snapshot whose manifest was never written is incomplete; take a new one)")
         }
         let manifest: SnapshotManifest

@@ -734,9 +734,10 @@ struct DisasterRecoveryTests {
     func operatorMistakes() throws {
         let place = TemporaryDirectory("tally-mistakes")
         let target = place.path + "/new-data"
-        for source in [place.path, place.path + "/missing"] {
+        #expect(FileManager.default.createFile(atPath: place.path + "/file", contents: Data("x".utf8)))
+        for (source, says) in [(place.path, "is not a snapshot"), (place.path + "/missing", "/missing does not exist"), (place.path + "/file", "is a file, not a snapshot")] {
             let restore = try Self.tallyd(["restore", "--from", source, "--data-dir", target])
-            #expect(restore.status == 1 && restore.stderr.contains("is not a snapshot"), "\(restore.stderr)")
+            #expect(restore.status == 1 && restore.stderr.contains(says), "\(restore.stderr)")
             #expect(!FileManager.default.fileExists(atPath: target), "a refused restore created \(target)")
         }
         let replay = try Self.tallyd(["replay", "--data-dir", target, "--as-of", "yesterday"])

@@ -183,35 +183,16 @@ public enum Audit {
     }
 
     static func counts(_ projections: MemoryProjections) -> [String: Int] {
-        // By the key's tag (the bytes before the first NUL, at most 4 here) packed in an integer,
-        // named once per tag: a replay counts millions of records.
-        var byTag: [UInt32: Int] = [:]
-        var counts: [String: Int] = [:]
+        // By the key's tag (its bytes through the first NUL; tags are at most 3 bytes), each tag
+        // named once: a replay counts millions of records. No NUL that early: "unknown".
+        var byTag: [ArraySlice<UInt8>: Int] = [:]
         for key in projections.keys {
-            var packed: UInt32 = 1
-            var tagged = false
-            for byte in key.bytes.prefix(5) {
-                if byte == 0 {
-                    tagged = true
-                    break
-                }
-                packed = packed << 8 | UInt32(byte)
-            }
-            if tagged {
-                byTag[packed, default: 0] += 1
-            } else {
-                counts[Projections.projectionName(of: key.bytes), default: 0] += 1
-            }
+            let bytes = key.bytes
+            let tag = bytes.prefix(5).firstIndex(of: 0).map { bytes[...$0] } ?? []
+            byTag[tag, default: 0] += 1
         }
-        for (packed, count) in byTag {
-            var tag: [UInt8] = []
-            var rest = packed
-            while rest > 1 {
-                tag.insert(UInt8(truncatingIfNeeded: rest), at: 0)
-                rest >>= 8
-            }
-            counts[Projections.projectionName(of: tag + [0]), default: 0] += count
-        }
+        var counts: [String: Int] = [:]
+        for (tag, count) in byTag { counts[Projections.projectionName(of: Array(tag)), default: 0] += count }
         return counts
     }
 

@@ -107,9 +107,14 @@ enum RestoreJournal {
             return "a restore into \(dataDirectory) was interrupted after its copy was verified (\(journal) names the restored state\(sequence)): the database and the anchor are between the old state and the new one. \(resume)"
         }
         if DurableFiles.exists(temporary), !DurableFiles.exists(Ledger.databasePath(in: dataDirectory)) {
-            return "a restore into \(dataDirectory), which has no database, stopped while copying the snapshot (\(temporary) is its partial copy): run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`)"
+            return copyStopped(dataDirectory)
         }
         return nil
+    }
+
+    /// A restore into a data directory without a database stopped while copying.
+    private static func copyStopped(_ dataDirectory: String) -> String {
+        "a restore into \(dataDirectory), which has no database, stopped while copying the snapshot (\(temporaryPath(in: dataDirectory)) is its partial copy): run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`)"
     }
 
     /// Called at every start (the data directory lock held) and, `restoring`, before a restore.
@@ -122,7 +127,7 @@ enum RestoreJournal {
         let database = Ledger.databasePath(in: dataDirectory)
         guard DurableFiles.exists(journal) else {
             if !restoring, DurableFiles.exists(temporary), !DurableFiles.exists(database) {
-                throw .corrupt("a restore into \(dataDirectory), which has no database, stopped while copying the snapshot (\(temporary) is its partial copy): run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`), or, to start an empty ledger instead, delete \(temporary)")
+                throw .corrupt("\(copyStopped(dataDirectory)), or, to start an empty ledger instead, delete \(temporary)")
             }
             if DurableFiles.exists(temporary) {
                 // A restore stopped while copying: the old database was never touched.

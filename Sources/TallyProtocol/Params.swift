@@ -7,7 +7,9 @@ public import TallyCore
 public struct Params {
     public let object: JSONObject
     private let path: String
-    private var read: Set<String> = []
+    /// Names by bytes, as JSON keys are: "\u{212A}ey" (KELVIN SIGN) is not "Key", and a param
+    /// spelled so is unknown, not taken for the one read.
+    private var read: Set<ByteExactString> = []
 
     public init(_ object: JSONObject, path: String = "") {
         self.object = object
@@ -16,10 +18,10 @@ public struct Params {
 
     public func field(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
 
-    mutating func markRead(_ name: String) { read.insert(name) }
+    mutating func markRead(_ name: String) { read.insert(ByteExactString(name)) }
 
     private mutating func value(_ name: String) -> JSONValue? {
-        read.insert(name)
+        read.insert(ByteExactString(name))
         guard let value = object[name] else { return nil }
         return value
     }
@@ -175,7 +177,7 @@ public struct Params {
 
     /// Rejects any field that no getter asked for.
     public func finish() throws(RPCFailure) {
-        for key in object.keys where !read.contains(key) {
+        for key in object.keys where !read.contains(ByteExactString(key)) {
             // A hostile name is named by its start (it is quoted twice: message and data.field).
             throw .invalidParams(field: field(InputExcerpt.cut(key)), "is not a known field")
         }

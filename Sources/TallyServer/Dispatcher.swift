@@ -25,7 +25,9 @@ final class Dispatcher: Sendable {
     let info: ServerInfo
     let connections: ConnectionRegistry
     let logger: Logger
-    private let methods: [String: Method]
+    /// By bytes: a method name is matched exactly ("listDimension\u{212A}eys", with a KELVIN
+    /// SIGN, is no method), not by String's canonical equivalence.
+    private let methods: [ByteExactString: Method]
 
     /// How a method runs: a command goes through the single writer; a query reads committed state.
     enum Method {
@@ -66,7 +68,8 @@ final class Dispatcher: Sendable {
         self.info = info
         self.connections = connections
         self.logger = logger
-        self.methods = MethodTable.methods.merging(extraMethods) { _, _ in preconditionFailure("a method is registered twice") }
+        let all = MethodTable.methods.merging(extraMethods) { _, _ in preconditionFailure("a method is registered twice") }
+        self.methods = Dictionary(uniqueKeysWithValues: all.map { (ByteExactString($0.key), $0.value) })
     }
 
     static var methodNames: [String] { MethodTable.methods.keys.sorted() }
@@ -133,7 +136,7 @@ final class Dispatcher: Sendable {
             done(RPCResponse.failure(id: error.id, error: error.failure), nil)
             return false
         }
-        let isRead = methods[request.method]?.isRead ?? false
+        let isRead = methods[ByteExactString(request.method)]?.isRead ?? false
         let respond: @Sendable (Result<JSONValue, RPCFailure>) -> Void = { result in
             guard let id = request.id else { return done(nil, nil) }
             switch result {
@@ -141,7 +144,7 @@ final class Dispatcher: Sendable {
             case .failure(let failure): done(RPCResponse.failure(id: id, error: failure), nil)
             }
         }
-        guard let method = methods[request.method] else {
+        guard let method = methods[ByteExactString(request.method)] else {
             respond(.failure(.methodNotFound(request.method)))
             return false
         }

@@ -226,6 +226,21 @@ struct ProtocolTests {
         try daemon.expectServesOtherConnections()
     }
 
+    @Test("method and param names match by bytes: \"K\" written as KELVIN SIGN (U+212A, canonically equal) is no method, and no idempotencyKey — a retry so spelled is refused, not applied twice")
+    func namesByBytes() throws {
+        // Swift's String == calls these equal; JSON, and so the contract, does not.
+        #expect("idempotency\u{212A}ey" == "idempotencyKey")
+        let customer = try daemon.call("provisionCustomer", ["customerId": .string(uniqueID("kelvin"))])["id"]?.stringValue ?? ""
+        let method = try daemon.exchange(#"{"jsonrpc":"2.0","id":7,"method":"listDimension\#u{212A}eys","params":{"customerId":"\#(customer)"}}"#)
+        expectError(method, code: -32601, id: 7)
+
+        let before = try daemon.lastSequence()
+        let key = uniqueID("k")
+        let line = #"{"jsonrpc":"2.0","id":8,"method":"provisionCustomer","params":{"customerId":"\#(uniqueID("kelvin"))","idempotency\#u{212A}ey":"\#(key)"}}"#
+        for _ in 0..<2 { expectError(try daemon.exchange(line), code: -32602, id: 8, field: "idempotency\u{212A}ey") }
+        #expect(try daemon.lastSequence() == before, "a refused param applies nothing")
+    }
+
     @Test("a provisionCustomer retry answers the customer as it was then, its subscriptions too, after a subscription and a rename")
     func provisionRetryIsTheOriginal() throws {
         let customer = uniqueID("orig")

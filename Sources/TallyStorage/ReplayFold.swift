@@ -119,12 +119,8 @@ struct SeriesIdentity: Hashable {
     var dimensions: Dimensions
 
     static func == (a: Self, b: Self) -> Bool {
-        guard UTF8Exact.equal(a.customerId, b.customerId), UTF8Exact.equal(a.featureId, b.featureId) else { return false }
-        switch (a.resourceId, b.resourceId) {
-        case (nil, nil): break
-        case (let x?, let y?) where UTF8Exact.equal(x, y): break
-        default: return false
-        }
+        guard UTF8Exact.equal(a.customerId, b.customerId), UTF8Exact.equal(a.featureId, b.featureId),
+              UTF8Exact.equal(a.resourceId, b.resourceId) else { return false }
         return a.dimensions.pairs.elementsEqual(b.dimensions.pairs) { UTF8Exact.equal($0.0, $1.0) && UTF8Exact.equal($0.1, $1.1) }
     }
 

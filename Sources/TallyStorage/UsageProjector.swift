@@ -10,7 +10,7 @@ enum UsageProjector {
             sink.setProjection(KeyLayout.currencyKey(e.currency.id), e.currency.encoded())
         case .featureDefined(let e):
             let previous = try Projections.feature(e.feature.id, in: sink)
-            if let old = previous?.meter?.eventName, !UTF8Exact.equal(old, e.feature.meter?.eventName ?? "") {
+            if let old = previous?.meter?.eventName, !UTF8Exact.equal(old, e.feature.meter?.eventName) {
                 try updateMeterIndex(old, remove: e.feature.id, &sink)
             }
             if let new = e.feature.meter?.eventName {

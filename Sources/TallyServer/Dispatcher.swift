@@ -38,9 +38,10 @@ final class Dispatcher: Sendable {
         /// Long reads (a full replay, a range or a list) run off the event loops so they starve
         /// no one, each connection's one at a time.
         case slowQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
-        /// A read that is slow only with some params (`asOf` replays the log): those run like a
-        /// slowQuery, the rest inline.
-        case queryOffloadedWhen(@Sendable (JSONObject) -> Bool, @Sendable (Dispatcher, JSONObject) throws -> JSONValue)
+        /// A read that is slow only with some params (`asOf` replays the log) or over some data (a
+        /// pool with many grants): those run like a slowQuery, the rest inline. The predicate
+        /// looks at the params and at most a few point reads, never at the data it would bound.
+        case queryOffloadedWhen(@Sendable (Dispatcher, JSONObject) -> Bool, @Sendable (Dispatcher, JSONObject) throws -> JSONValue)
         /// Several commands that succeed or fail each on their own (reportUsageBulk, importRecords),
         /// combined into one result in their order.
         case fanOut(@Sendable (JSONObject) throws(RPCFailure) -> FanOut)
@@ -207,7 +208,7 @@ final class Dispatcher: Sendable {
             runInTurn(run, request, inline: false, session: session, respond: respond)
             return true
         case .queryOffloadedWhen(let isSlow, let run):
-            let slow = isSlow(request.params)
+            let slow = isSlow(self, request.params)
             runInTurn(run, request, inline: !slow, session: session, respond: respond)
             return slow
         }

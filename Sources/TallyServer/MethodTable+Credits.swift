@@ -25,7 +25,10 @@ extension MethodTable {
             }
             return CreditMethods.json(config)
         },
-        "getCreditBalance": .queryOffloadedWhen({ $0["asOf"] != nil }) { dispatcher, params in
+        "getCreditBalance": .queryOffloadedWhen({ dispatcher, params in
+            guard params["asOf"] == nil, let q = try? CreditMethods.balanceParams(params) else { return params["asOf"] != nil }
+            return CreditQueries.readsManyGrants(q, in: dispatcher.ledger.store)
+        }) { dispatcher, params in
             let q = try CreditMethods.balanceParams(params)
             guard let asOf = q.asOf else {
                 return try CreditQueries.balances(q, at: dispatcher.ledger.now, in: dispatcher.ledger.store)
@@ -51,6 +54,35 @@ extension MethodTable {
 
 /// Credit reads over any projection source that can scan: the live store, or a replay.
 enum CreditQueries {
+    /// A balance reads every open grant of each pool it covers, so it runs inline on the event
+    /// loop only up to these; past them it runs off the loops, as a long read does.
+    static let inlinePoolsMax = 16
+    static let inlineGrantsMax = 64
+
+    /// Whether the pool's balance reads more grants than an inline read may: decided from the
+    /// pool's record alone (one point read). An unreadable record says no: the read itself
+    /// then reports it.
+    static func readsManyGrants(customerId: String, currencyId: String, resourceId: String?, in store: LedgerStore) -> Bool {
+        guard let pool = try? Projections.creditPool(customerId: customerId, currencyId: currencyId, resourceId: resourceId, in: store) else { return false }
+        return pool.openGrants.count + pool.awaitingActivation.count > inlineGrantsMax
+    }
+
+    /// The same for getCreditBalance: one pool when both the currency and the resource are named,
+    /// else the customer's pool records, scanned only until a bound is passed.
+    static func readsManyGrants(_ q: CreditMethods.BalanceQuery, in store: LedgerStore) -> Bool {
+        if let currencyId = q.currencyId, let resourceId = q.resourceId {
+            return readsManyGrants(customerId: q.customerId, currencyId: currencyId, resourceId: resourceId, in: store)
+        }
+        var (pools, grants, many) = (0, 0, false)
+        try? store.scanProjections(prefix: KeyLayout.creditPoolPrefix(customerId: q.customerId)) { _, value in
+            pools += 1
+            if let pool = try? CreditPool.decode(value) { grants += pool.openGrants.count + pool.awaitingActivation.count }
+            many = pools > inlinePoolsMax || grants > inlineGrantsMax
+            return !many
+        }
+        return many
+    }
+
     static func customerNotFound(_ id: String) -> RPCFailure {
         .rejected(Rejection(.customerNotFound, "customer \"\(id)\" does not exist"))
     }

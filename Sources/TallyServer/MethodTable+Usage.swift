@@ -75,11 +75,18 @@ extension MethodTable {
             result["asOf"] = .object(["sequence": .integer(sequence), "timestamp": .string(instant.rfc3339)])
             return .object(result)
         },
-        "getEntitlement": .query { dispatcher, params in
+        // A credit-backed feature's answer reads its pool's balance: off the loops past the
+        // inline bound, as getCreditBalance.
+        "getEntitlement": .queryOffloadedWhen({ dispatcher, params in
+            let store = dispatcher.ledger.store
+            guard let p = try? UsageMethods.entitlementParams(params), let feature = try? Projections.feature(p.featureId, in: store), let cost = feature.creditCost else { return false }
+            return CreditQueries.readsManyGrants(customerId: p.customerId, currencyId: cost.currencyId, resourceId: p.resourceId, in: store)
+        }) { dispatcher, params in
             let p = try UsageMethods.entitlementParams(params)
             return try UsageQueries.entitlement(customerId: p.customerId, featureId: p.featureId, requested: p.requestedUsage, resourceId: p.resourceId, at: dispatcher.ledger.now, store: dispatcher.ledger.store)
         },
-        "getEntitlements": .query { dispatcher, params in
+        // A list: one answer per entitled feature, each maybe reading a balance.
+        "getEntitlements": .slowQuery { dispatcher, params in
             let id = try CustomerMethods.customerID(params)
             return try UsageQueries.entitlements(customerId: id, at: dispatcher.ledger.now, store: dispatcher.ledger.store)
         },

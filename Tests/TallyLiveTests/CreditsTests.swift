@@ -1462,6 +1462,55 @@ struct CreditsTests {
         #expect(dearest["requestedCost"] == "999999999999999999999.999999999", "\(dearest.jsonText)")
         #expect(dearest["hasAccess"] == false && dearest["accessDeniedReason"] == "INSUFFICIENT_CREDITS", "\(dearest.jsonText)")
     }
+
+    @Test("balance and entitlement reads of a pool with hundreds of grants run off the event loops: while a batch of them is read, getStatus on every other connection is answered")
+    func largePoolReadsLeaveTheLoopsFree() throws {
+        let f = try CreditFixture(daemon, prefix: "big")
+        let setup = try daemon.connect()
+        defer { setup.close() }
+        let grants: [JSONValue] = (0..<400).map { .object(["jsonrpc": "2.0", "id": .integer($0), "method": "grantCredits", "params": .object(f.grantParams("1"))]) }
+        try setup.sendLine(JSONValue.array(grants).serialized())
+        let granted = try setup.readReply().arrayValue ?? []
+        #expect(granted.count == 400 && granted.allSatisfy { $0["result"] != nil }, "the 400 grants")
+        // Each read settles the pool's 400 open grants: the batch takes a while (far longer than a
+        // getStatus), on one thread off the loops, not on the loop its connection is served by.
+        let reads: [JSONValue] = (0..<300).map { i in
+            let params: JSONObject = i % 2 == 0
+                ? ["customerId": .string(f.customer), "currencyId": .string(f.currency)]
+                : ["customerId": .string(f.customer), "featureId": .string(f.feature), "requestedUsage": "1"]
+            return .object(["jsonrpc": "2.0", "id": .integer(i), "method": i % 2 == 0 ? "getCreditBalance" : "getEntitlement", "params": .object(params)])
+        }
+        let reader = try daemon.connect()
+        defer { reader.close() }
+        try reader.sendLine(JSONValue.array(reads).serialized())
+        // Meanwhile, from another thread: connections are spread over the event loops in turn, so
+        // of eight more, some are served by the reader's loop.
+        let othersAnswered = Mutex<Result<ContinuousClock.Instant, any Error>?>(nil)
+        let socket = daemon.socketPath
+        let others = Thread {
+            Thread.sleep(forTimeInterval: 0.2)  // the reader's batch is being read by now
+            let result = Result<ContinuousClock.Instant, any Error> {
+                for _ in 0..<8 {
+                    let other = try TallyConnection(socketPath: socket)
+                    defer { other.close() }
+                    _ = try other.call("getStatus")
+                }
+                return .now
+            }
+            othersAnswered.withLock { $0 = result }
+        }
+        others.start()
+        let replies = try #require(try reader.readReply().arrayValue)
+        let batchAnswered = ContinuousClock.now
+        while othersAnswered.withLock({ $0 }) == nil { Thread.sleep(forTimeInterval: 0.01) }
+        let answered = try #require(othersAnswered.withLock { $0 }).get()
+        #expect(answered < batchAnswered, "a getStatus waited for the batch of balance reads: they ran on an event loop")
+        #expect(replies.count == 300 && replies.allSatisfy { $0["result"] != nil }, "every read answered")
+        let balance = replies.first { $0["id"] == 0 }?.field("result.balances")?.arrayValue?.first?["balance"]
+        #expect(balance == "400", "\(balance?.jsonText ?? "no balance")")
+        let entitlement = replies.first { $0["id"] == 1 }?["result"]
+        #expect(entitlement?["hasAccess"] == true && entitlement?.field("creditBalance.balance") == "400", "\(entitlement?.jsonText ?? "no entitlement")")
+    }
 }
 
 // MARK: - Expiry across restarts and in real time (own daemons)

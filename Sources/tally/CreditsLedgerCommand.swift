@@ -88,7 +88,9 @@ struct CreditsLedgerCommand: ParsableCommand {
                 }
                 return
             }
-            // Later rows keep at least the widths printed so far, so they stay under the header.
+            // Later rows keep at least the widths printed so far, so they stay under the header; a
+            // batch with a wider value (a long id, a large amount) comes under a header of its own
+            // over the wider columns.
             var widths = Self.followWidths
             if context.json {
                 for entry in entries { Console.out(entry.jsonText) }
@@ -113,8 +115,11 @@ struct CreditsLedgerCommand: ParsableCommand {
                         for entry in batch { Console.out(entry.jsonText) }
                     } else {
                         let rows = Self.table(batch, widths: widths)
-                        widths = rows.columnWidths(header: false)
-                        Console.out(rows.render(header: false))
+                        let grown = rows.columnWidths(header: false)
+                        // The last column (BREAKDOWN) may grow: nothing stands to its right.
+                        let wider = zip(grown.dropLast(), widths.dropLast()).contains { $0 > $1 }
+                        widths = grown
+                        Console.out(rows.render(header: wider))
                     }
                 }
                 if !more { Console.sleep(milliseconds: intervalMillis) }
@@ -127,8 +132,9 @@ struct CreditsLedgerCommand: ParsableCommand {
         (entry["breakdown"]?.arrayValue ?? []).map { "\(Display.cell($0["creditGrantId"]))=\(Display.cell($0["amount"]))" }.joined(separator: " ")
     }
 
-    /// The least widths of the columns with --follow, room for most values from the start.
-    static let followWidths = [7, 16, 20, 20, 12, 10, 14, 24, 0]
+    /// The least widths of the columns with --follow, room for most values from the start (ids
+    /// of up to 16 and 24 characters in POOL and GRANT/FEATURE).
+    static let followWidths = [7, 16, 20, 20, 12, 16, 24, 24, 0]
 
     /// The entries as a table, each column at least as wide as `widths` says.
     static func table(_ entries: [JSONValue], widths: [Int] = Array(repeating: 0, count: 9)) -> TableFormatter {

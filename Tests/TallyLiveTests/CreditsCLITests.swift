@@ -156,6 +156,11 @@ struct CreditsCLITests {
         try Self.expectFollows(daemon, intervalMillis: 50, pauseSeconds: 0, firstAmount: "99999999999999999990.500000000001")
     }
 
+    @Test("credits ledger --follow: entries wider than the columns printed so far (a long feature id, a large amount) come under a header of their own, in line with it")
+    func ledgerFollowWiderLater() throws {
+        try Self.expectFollows(daemon, intervalMillis: 50, pauseSeconds: 0, widerLater: true)
+    }
+
     @Test("credits ledger --follow outlives the daemon's idle timeout: polls further apart than it reconnect")
     func ledgerFollowAcrossIdleTimeout() throws {
         let config = TemporaryDirectory()
@@ -235,8 +240,11 @@ struct CreditsCLITests {
     }
 
     /// Follows a new customer's ledger; after `pauseSeconds` appends entries and expects them printed.
-    static func expectFollows(_ daemon: LiveDaemon, intervalMillis: Int, pauseSeconds: UInt32, firstAmount: String = "5") throws {
+    /// With `widerLater`, the later entries are a larger amount and a deduction of a feature with a
+    /// long id, so they come under a header of their own.
+    static func expectFollows(_ daemon: LiveDaemon, intervalMillis: Int, pauseSeconds: UInt32, firstAmount: String = "5", widerLater: Bool = false) throws {
         let f = try CreditFixture(daemon, prefix: "cli")
+        let feature = widerLater ? try f.newFeature(id: uniqueID("a-feature-id-well-beyond-the-column")) : f.feature
         let first = try f.grantId(firstAmount)
         let out = try ProcessPipe()
         let process: ChildProcess
@@ -275,23 +283,32 @@ struct CreditsCLITests {
         #expect(waitFor(first), "the existing entry is printed first: \(text.withLock { $0 })")
         sleep(pauseSeconds)
         #expect(process.isRunning, "the follower is still running")
-        let second = try f.grantId("7")
-        _ = try f.use("2")
+        let second = try f.grantId(widerLater ? "99999999999999999990.500000000001" : "7")
+        _ = try f.use("2", ["featureId": .string(feature)])
         #expect(waitFor(second) && waitFor("CONSUMED"), "new entries follow: \(text.withLock { $0 })")
         // SIGTERM: the child starts with a clean signal mask, so the CLI's own handling is exercised.
         process.signal(SIGTERM)
         #expect(process.wait(timeoutSeconds: 10) != nil, "tally credits ledger --follow stops on SIGTERM")
         let lines = text.withLock { $0 }.split(separator: "\n")
-        #expect(lines.filter { $0.contains("SEQ") }.count == 1, "one header: \(lines)")
+        #expect(lines.filter { $0.contains("SEQ") }.count == (widerLater ? 2 : 1), "headers: \(lines)")
         #expect(lines.filter { $0.contains("GRANTED") }.count == 2 && lines.filter { $0.contains("CONSUMED") }.count == 1, "each entry once: \(lines)")
-        // Every row's AMOUNT and BALANCE end where the header's titles end (right-aligned), the
-        // rows printed later included.
-        guard let header = lines.first(where: { $0.contains("SEQ") }).map(String.init) else { return }
-        for title in ["AMOUNT", "BALANCE"] {
-            guard let end = header.range(of: title).map({ header.distance(from: header.startIndex, to: $0.upperBound) }) else { continue }
-            for row in lines.map(String.init) where row.contains("GRANTED") || row.contains("CONSUMED") {
-                let characters = Array(row)
-                #expect(characters.count > end && characters[end - 1].isNumber && characters[end] == " ", "\(title) out of line:\n\(header)\n\(row)")
+        // Every row's AMOUNT and BALANCE end where the titles of the header above it end
+        // (right-aligned), and its GRANT/FEATURE starts where that title starts; the rows printed
+        // later included.
+        var header: [Character]? = nil
+        for line in lines.map(Array.init) {
+            if String(line).contains("SEQ") {
+                header = line
+                continue
+            }
+            guard let header, String(line).contains("GRANTED") || String(line).contains("CONSUMED") else { continue }
+            let text = String(header)
+            for title in ["AMOUNT", "BALANCE"] {
+                guard let end = text.range(of: title).map({ text.distance(from: text.startIndex, to: $0.upperBound) }) else { continue }
+                #expect(line.count > end && line[end - 1].isNumber && line[end] == " ", "\(title) out of line:\n\(text)\n\(String(line))")
+            }
+            if let start = text.range(of: "GRANT/FEATURE").map({ text.distance(from: text.startIndex, to: $0.lowerBound) }) {
+                #expect(line.count > start && line[start - 1] == " " && line[start] != " ", "GRANT/FEATURE out of line:\n\(text)\n\(String(line))")
             }
         }
     }

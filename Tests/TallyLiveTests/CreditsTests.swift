@@ -95,8 +95,7 @@ struct CreditFixture {
     }
 
     /// Another credit-backed feature (same currency unless given).
-    func newFeature(amountPerUnit: String = "1", currency other: String? = nil) throws -> String {
-        let id = uniqueID("cr-feat")
+    func newFeature(id: String = uniqueID("cr-feat"), amountPerUnit: String = "1", currency other: String? = nil) throws -> String {
         _ = try daemon.call("defineFeature", [
             "featureId": .string(id), "type": "METERED",
             "creditCost": ["currencyId": .string(other ?? currency), "amountPerUnit": .string(amountPerUnit)],

@@ -27,8 +27,9 @@ enum Checked {
         return text
     }
 
-    /// An exact decimal as the daemon takes it (at most 12 fractional digits, below 10²¹).
-    static func amount(_ text: String, _ what: String, positive: Bool = false) throws {
+    /// An exact decimal as the daemon takes it (at most 12 fractional digits, below 10²¹): not
+    /// negative unless `signed`, greater than 0 if `positive`.
+    static func amount(_ text: String, _ what: String, positive: Bool = false, signed: Bool = false) throws {
         let value: Amount
         do {
             value = try Amount(parsing: text)
@@ -36,6 +37,6 @@ enum Checked {
             throw ValidationError("\(what) must be an exact decimal like 100 or 12.5, got '\(text)' (\(error)).")
         }
         if positive, !value.isPositive { throw ValidationError("\(what) must be greater than 0, got '\(text)'.") }
-        if value.isNegative { throw ValidationError("\(what) must not be negative, got '\(text)'.") }
+        if !signed, value.isNegative { throw ValidationError("\(what) must not be negative, got '\(text)'.") }
     }
 }

@@ -28,13 +28,13 @@ struct CreditsAutoRechargeCommand: ParsableCommand {
     @Flag(help: "Turn recharging off (the configuration is kept).")
     var disable = false
 
-    @Option(help: ArgumentHelp("Recharge when the balance drops below this.", valueName: "amount"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Recharge when the balance drops below this.", valueName: "amount"))
     var threshold: String?
 
-    @Option(help: ArgumentHelp("Top the balance up to this.", valueName: "amount"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Top the balance up to this.", valueName: "amount"))
     var target: String?
 
-    @Option(name: .customLong("max-spend"), help: ArgumentHelp("At most this much recharged per calendar month.", valueName: "amount"))
+    @Option(name: .customLong("max-spend"), parsing: .unconditional, help: ArgumentHelp("At most this much recharged per calendar month.", valueName: "amount"))
     var maxSpend: String?
 
     @Option(name: .customLong("expiration-period"), help: ArgumentHelp("Recharge grants expire after DAY, WEEK, MONTH or YEAR.", valueName: "period"), transform: Checked.period)

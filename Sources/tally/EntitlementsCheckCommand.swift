@@ -32,9 +32,7 @@ struct EntitlementsCheckCommand: ParsableCommand {
     var resource: String?
 
     func validate() throws {
-        if let requested, !TableFormatter.isNumeric(requested) || requested.hasPrefix("-") {
-            throw ValidationError("--requested must be a decimal number of 0 or more, got '\(requested)'.")
-        }
+        if let requested { try Checked.amount(requested, "--requested") }
     }
 
     func run() throws {

@@ -17,7 +17,7 @@ struct EntitlementsGrantCommand: ParsableCommand {
     @Argument(help: "The feature's id.")
     var featureId: String
 
-    @Option(help: ArgumentHelp("The usage limit, an exact decimal.", valueName: "amount"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("The usage limit, an exact decimal.", valueName: "amount"))
     var limit: String?
 
     @Flag(help: "No usage limit.")
@@ -31,7 +31,7 @@ struct EntitlementsGrantCommand: ParsableCommand {
 
     func validate() throws {
         if unlimited, limit != nil { throw ValidationError("--limit and --unlimited cannot be combined.") }
-        if let limit, !TableFormatter.isNumeric(limit) { throw ValidationError("--limit must be a decimal number, got '\(limit)'.") }
+        if let limit { try Checked.amount(limit, "--limit") }
     }
 
     func run() throws {

@@ -57,7 +57,7 @@ struct FeaturesDefineCommand: ParsableCommand {
     @Option(name: .customLong("credit-currency"), help: ArgumentHelp("The currency usage is paid in.", valueName: "currency"))
     var creditCurrency: String?
 
-    @Option(name: .customLong("credit-per-unit"), help: ArgumentHelp("Credits deducted per unit of usage.", valueName: "amount"))
+    @Option(name: .customLong("credit-per-unit"), parsing: .unconditional, help: ArgumentHelp("Credits deducted per unit of usage.", valueName: "amount"))
     var creditPerUnit: String?
 
     @Option(help: "Makes a retry safe: the same key and payload returns the original result.")
@@ -73,9 +73,7 @@ struct FeaturesDefineCommand: ParsableCommand {
         if (creditCurrency == nil) != (creditPerUnit == nil) {
             throw ValidationError("--credit-currency and --credit-per-unit go together.")
         }
-        if let creditPerUnit, !TableFormatter.isNumeric(creditPerUnit) {
-            throw ValidationError("--credit-per-unit must be a decimal number, got '\(creditPerUnit)'.")
-        }
+        if let creditPerUnit { try Checked.amount(creditPerUnit, "--credit-per-unit", positive: true) }
         // As the daemon: a unit (a label) is allowed on a BOOLEAN feature, a meter or a cost is not.
         if type == .boolean, meterEvent != nil || creditCurrency != nil {
             throw ValidationError("a BOOLEAN feature takes no meter or credit cost.")

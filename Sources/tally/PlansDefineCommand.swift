@@ -59,7 +59,8 @@ struct PlansDefineCommand: ParsableCommand {
             } else if !sawLimit, upper == "NONE" {
                 object["hasAccess"] = false
                 sawLimit = true
-            } else if !sawLimit, TableFormatter.isNumeric(part), !part.hasPrefix("-") {
+            } else if !sawLimit, TableFormatter.isNumeric(part) {
+                try Checked.amount(part, "The limit in --entitlement '\(entry)'")
                 object["usageLimit"] = .string(part)
                 sawLimit = true
             } else {

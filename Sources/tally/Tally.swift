@@ -39,6 +39,49 @@ struct Tally: ParsableCommand {
             FileHandle.standardError.write(Data((ProcessArguments.notUTF8Message(finding) + "\n").utf8))
             Foundation.exit(64)
         }
-        main(nil)
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            if let hint = NegativeValueHint.hint(for: message(for: error), arguments: arguments) {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n" + hint + "\n").utf8))
+                Foundation.exit(exitCode(for: error).rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// ArgumentParser reads `-5` as an option (there is no way to say otherwise for a positional
+/// argument): when that made the command line fail, say where a negative value goes.
+enum NegativeValueHint {
+    static func isNegativeNumber(_ token: String) -> Bool {
+        let rest = token.utf8.dropFirst()
+        guard token.utf8.first == UInt8(ascii: "-"), let first = rest.first else { return false }
+        return (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) || (first == UInt8(ascii: ".") && rest.count > 1)
+    }
+
+    /// The hint, with the command line rewritten so (the negative numbers after `--`, at the end),
+    /// when the error is a missing positional argument or an unknown option and a negative number
+    /// stood among the options. A negative number right after an option may be its value (as
+    /// `--threshold -1` is): such a command line gets no hint rather than a wrong one.
+    static func hint(for message: String, arguments: [String]) -> String? {
+        guard message.hasPrefix("Missing expected argument '<") || message.hasPrefix("Unknown option '-") else { return nil }
+        let options = Array(arguments.prefix { $0 != "--" })
+        let negatives = options.indices.filter { isNegativeNumber(options[$0]) }
+        guard let first = negatives.first else { return nil }
+        for index in negatives where index > 0 {
+            let before = options[index - 1]
+            if before.hasPrefix("-"), !before.contains("="), !isNegativeNumber(before) { return nil }
+        }
+        let rewritten = options.filter { !isNegativeNumber($0) } + ["--"] + negatives.map { options[$0] } + arguments.dropFirst(options.count + 1)
+        return "Hint: '\(options[first])' was read as an option. A negative value goes after `--`, which ends the options: "
+            + (["tally"] + rewritten).map(quoted).joined(separator: " ")
+    }
+
+    private static func quoted(_ token: String) -> String {
+        let plain = !token.isEmpty && token.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil || "-_.=:/,@+".unicodeScalars.contains($0) }
+        return plain ? token : "'" + token.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
     }
 }

@@ -42,9 +42,9 @@ struct UsageReportCommand: ParsableCommand {
     var strict = false
 
     func validate() throws {
-        guard TableFormatter.isNumeric(value) else {
-            throw ValidationError("VALUE must be a decimal number like 12 or 0.5, got '\(value)'.")
-        }
+        // A negative delta is the daemon's to judge (refused for a credit-backed feature); a
+        // negative total is not a total.
+        try Checked.amount(value, set ? "VALUE with --set" : "VALUE", signed: !set)
         try UsageCommand.validatePairs(dimension, option: "--dimension")
     }
 

@@ -246,11 +246,39 @@ struct CLITests {
             (["credits", "balance", "a", "--as-of-sequence", "-1"], "--as-of-sequence"), (["status", "--timeout", "-1"], "--timeout"),
             (["ledger", "tail", "-n", "-3"], "-n"), (["entitlements", "check", "a", "f", "--requested", "-1"], "--requested"),
             (["events", "send", "x.jsonl", "--batch", "-5"], "--batch"), (["plans", "define", "p", "--name", "P", "--trial-days", "-1"], "--trial-days"),
+            (["credits", "auto-recharge", "a", "c", "--threshold", "-1"], "--threshold"), (["credits", "auto-recharge", "a", "c", "--target", "-1"], "--target"),
+            (["credits", "auto-recharge", "a", "c", "--max-spend", "-1"], "--max-spend"), (["entitlements", "grant", "a", "f", "--limit", "-5"], "--limit"),
+            (["features", "define", "f", "--type", "METERED", "--credit-currency", "c", "--credit-per-unit", "-1"], "--credit-per-unit"),
         ]
         for (arguments, option) in cases {
             let result = try tally(arguments)
             #expect(result.status == 64 && result.stderr.contains(option) && !result.stderr.contains("Missing"), "\(arguments): \(result.stderr)")
         }
+    }
+
+    @Test("a negative positional value (read as an option) gets a hint with the command line that works; amounts the daemon would refuse exit 64 before anything is sent")
+    func negativePositionalsAndAmounts() throws {
+        for (arguments, rewritten) in [(["credits", "grant", "a", "c", "-5"], "-- -5"), (["usage", "report", "a", "f", "-2", "--strict"], "--strict --socket")] {
+            let result = try tally(arguments)
+            #expect(result.status == 64 && result.stderr.contains("Hint: '\(arguments[4])' was read as an option") && result.stderr.contains(rewritten), "\(arguments): \(result.stderr)")
+        }
+        // Rewritten as the hint says, the value reaches the command's own check.
+        let moved = try tally(["credits", "grant", "a", "c", "--", "-5"])
+        #expect(moved.status == 64 && moved.stderr.contains("AMOUNT must be greater than 0") && !moved.stderr.contains("Hint"), "\(moved.stderr)")
+        let before = try daemon.lastSequence()
+        let refused: [([String], String)] = [
+            (["usage", "report", "a", "f", "1.0000000000001"], "12 fractional digits"), (["usage", "report", "a", "f", "1000000000000000000000"], "out of range"),
+            (["usage", "report", "a", "f", "--set", "--", "-2"], "VALUE with --set must not be negative"),
+            (["entitlements", "grant", "a", "f", "--limit", "0.0000000000001"], "12 fractional digits"),
+            (["entitlements", "check", "a", "f", "--requested", "1.0000000000001"], "12 fractional digits"),
+            (["features", "define", "f", "--type", "METERED", "--credit-currency", "c", "--credit-per-unit", "0"], "--credit-per-unit must be greater than 0"),
+            (["plans", "define", "p", "--name", "P", "--entitlement", "f:1.0000000000001"], "12 fractional digits"),
+        ]
+        for (arguments, reason) in refused {
+            let result = try tally(arguments)
+            #expect(result.status == 64 && result.stderr.contains(reason), "\(arguments): \(result.status) \(result.stderr)")
+        }
+        #expect(try daemon.lastSequence() == before, "nothing was sent")
     }
 
     @Test("tallyd and tally refuse (exit 64) an argument that is not UTF-8, instead of using the path Swift decodes it to")

@@ -1,9 +1,20 @@
+import Foundation
 import TallyProtocol
 
 /// How JSON values look in tables and in `tally call`'s output.
 enum Display {
     /// A cell: strings bare, numbers and booleans as written, null and absent empty, arrays and
     /// objects as compact JSON.
+    /// A rejection of one item of a call without the item's place in the call
+    /// (`events[3].timestamp …` → `timestamp …`), for output that names the item by its line or
+    /// record in the file instead.
+    static func withoutCallIndex(_ message: String, array: String, index: Int, item: String) -> String {
+        message
+            .replacingOccurrences(of: "\(array)[\(index)].", with: "")
+            .replacingOccurrences(of: "\(array)[\(index)]: ", with: "")
+            .replacingOccurrences(of: "\(array)[\(index)] ", with: "\(item) ")
+    }
+
     static func cell(_ value: JSONValue?) -> String {
         guard let value else { return "" }
         switch value {

@@ -316,9 +316,11 @@ struct EventsSendCommand: ParsableCommand {
                 guard rejections.count < EventsSendCommand.problemsKept else { continue }
                 let index = rejection["index"]?.numberText.flatMap { Int($0) } ?? -1
                 let lineNumber = batch.lines.indices.contains(index) ? batch.lines[index] : 0
+                // The daemon names the event by its place in the call; the line says which one of
+                // the file it is.
                 rejections.append(Problem(
                     line: lineNumber, code: rejection["code"]?.numberText.flatMap { Int($0) },
-                    message: rejection["message"]?.stringValue ?? ""))
+                    message: Display.withoutCallIndex(rejection["message"]?.stringValue ?? "", array: "events", index: index, item: "the event")))
             }
         }
 

@@ -78,10 +78,7 @@ struct UsageImportCommand: ParsableCommand {
                     let index = Int(rejection["index"]?.numberText ?? "") ?? 0
                     // The daemon names the record by its place in the call; the line says which
                     // record of the file it is.
-                    let message = (rejection["message"]?.stringValue ?? "")
-                        .replacingOccurrences(of: "records[\(index)].", with: "")
-                        .replacingOccurrences(of: "records[\(index)]: ", with: "")
-                        .replacingOccurrences(of: "records[\(index)] ", with: "the record ")
+                    let message = Display.withoutCallIndex(rejection["message"]?.stringValue ?? "", array: "records", index: index, item: "the record")
                     rejections.append(((chunk.indices.contains(index) ? chunk[index] : 0) + 1, rejection["code"] ?? .null, message))
                 }
             }

@@ -227,6 +227,8 @@ struct UsageCLITests {
         #expect(text.contains("rejected") && text.contains("invalid"), "\(text)")
         let rejectionRow = try #require(text.split(separator: "\n").first { $0.contains("idempotencyKey") }, "\(text)")
         #expect(rejectionRow.trimmingCharacters(in: .whitespaces).hasPrefix("13 "), "rejection on line 13: \(rejectionRow)")
+        // Named by its line only: the daemon's place of the event in its call would be another number.
+        #expect(rejectionRow.contains("Invalid params: idempotencyKey is required") && !rejectionRow.contains("events["), "\(rejectionRow)")
         let badJSON = try #require(text.split(separator: "\n").first { $0.contains("not valid JSON") }, "\(text)")
         #expect(badJSON.trimmingCharacters(in: .whitespaces).hasPrefix("8 "), "\(badJSON)")
         #expect(text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("16 ") && $0.contains("object") }, "\(text)")
@@ -245,6 +247,7 @@ struct UsageCLITests {
         #expect(again["invalid"] == 3)
         #expect(again["lines"] == 25)
         #expect(again["rejections"]?.arrayValue?.first?["line"] == 13)
+        #expect(again["rejections"]?.arrayValue?.first?["message"] == "Invalid params: idempotencyKey is required")
         #expect(again["invalidLines"]?.arrayValue?.compactMap { $0["line"] } == [8, 16, 19])
 
         // A clean file exits 0.

@@ -265,7 +265,7 @@ struct CLITests {
         // Rewritten as the hint says, the value reaches the command's own check.
         let moved = try tally(["credits", "grant", "a", "c", "--", "-5"])
         #expect(moved.status == 64 && moved.stderr.contains("AMOUNT must be greater than 0") && !moved.stderr.contains("Hint"), "\(moved.stderr)")
-        let before = try daemon.lastSequence()
+        // No socket to reach (`tally` would exit 2 trying): 64 means refused before connecting.
         let refused: [([String], String)] = [
             (["usage", "report", "a", "f", "1.0000000000001"], "12 fractional digits"), (["usage", "report", "a", "f", "1000000000000000000000"], "out of range"),
             (["usage", "report", "a", "f", "--set", "--", "-2"], "VALUE with --set must not be negative"),
@@ -275,10 +275,9 @@ struct CLITests {
             (["plans", "define", "p", "--name", "P", "--entitlement", "f:1.0000000000001"], "12 fractional digits"),
         ]
         for (arguments, reason) in refused {
-            let result = try tally(arguments)
+            let result = try tally(arguments, socket: false)
             #expect(result.status == 64 && result.stderr.contains(reason), "\(arguments): \(result.status) \(result.stderr)")
         }
-        #expect(try daemon.lastSequence() == before, "nothing was sent")
     }
 
     @Test("tallyd and tally refuse (exit 64) an argument that is not UTF-8, instead of using the path Swift decodes it to")

@@ -20,14 +20,26 @@ final class EventsProgress {
 
     /// Redraws when enough time has passed since the last drawing.
     func update(bytesRead: Int, _ counts: EventsSendCommand.Counts) {
+        bar.update(UInt64(max(0, bytesRead)), of: UInt64(max(0, totalBytes)), detail: detail(counts))
+    }
+
+    /// Ends the progress: on a terminal the in-place line is cleared, so the summary starts on a
+    /// clean line; elsewhere (a log) a last plain line gives the final counts, so the last line
+    /// there is not the stale one of up to 5 seconds before.
+    func finish(bytesRead: Int, _ counts: EventsSendCommand.Counts) {
+        if isTerminal {
+            bar.clear()
+        } else {
+            bar.finish(UInt64(max(0, bytesRead)), of: UInt64(max(0, totalBytes)), detail: detail(counts))
+        }
+    }
+
+    private func detail(_ counts: EventsSendCommand.Counts) -> String {
         let answered = counts.accepted + counts.duplicates + counts.rejected + counts.failed
         var detail = "\(answered) events  \(Int(Double(answered) / max(elapsedSeconds, 0.001)))/s"
         detail += "  accepted \(counts.accepted)  duplicates \(counts.duplicates)  rejected \(counts.rejected)"
         if counts.invalid > 0 { detail += "  invalid \(counts.invalid)" }
         if counts.failed > 0 { detail += "  failed \(counts.failed)" }
-        bar.update(UInt64(max(0, bytesRead)), of: UInt64(max(0, totalBytes)), detail: detail)
+        return detail
     }
-
-    /// Clears the in-place line on a terminal, so the summary starts on a clean line.
-    func finish() { bar.clear() }
 }

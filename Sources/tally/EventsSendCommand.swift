@@ -99,12 +99,12 @@ struct EventsSendCommand: ParsableCommand {
                 try sender.run(connection, reconnect: context.connect)
             } catch let error as Sender.InputError {
                 // The file, not the daemon: what was sent so far stands; exit 64.
-                sender.progress.finish()
+                sender.progress.finish(bytesRead: sender.reader.bytesRead, sender.counts)
                 Console.out(sender.report(json: context.json))
                 Console.error("error: \(file): \(error.message) (after line \(sender.counts.lines); the lines before it were sent)")
                 throw ExitCode.validationFailure
             } catch let error as ClientError {
-                sender.progress.finish()
+                sender.progress.finish(bytesRead: sender.reader.bytesRead, sender.counts)
                 Console.out(sender.report(json: context.json))
                 let unknown = sender.inFlightEvents
                 if unknown > 0 {
@@ -112,7 +112,7 @@ struct EventsSendCommand: ParsableCommand {
                 }
                 throw error
             }
-            sender.progress.finish()
+            sender.progress.finish(bytesRead: sender.reader.bytesRead, sender.counts)
             Console.out(sender.report(json: context.json))
         }
         let counts = sender.counts

@@ -234,6 +234,9 @@ struct UsageCLITests {
         #expect(text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("16 ") && $0.contains("object") }, "\(text)")
         #expect(text.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces).hasPrefix("19 ") && $0.contains("deeper than 61 levels") }, "\(text)")
         #expect(first.stderr.contains("sending"), "a progress line on a non-terminal stderr: \(first.stderr)")
+        // The last progress line there has the final counts, not those of an earlier drawing.
+        let lastProgress = first.stderr.split(separator: "\n").last { $0.hasPrefix("sending") } ?? ""
+        #expect(lastProgress.contains("100%") && lastProgress.contains("accepted 20  duplicates 0  rejected 1  invalid 3"), "\(first.stderr)")
 
         let history = try daemon.call("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2000-01-01T00:00:00Z", "granularity": "MONTH"])
         let total = history["series"]?.arrayValue?.first?["total"]

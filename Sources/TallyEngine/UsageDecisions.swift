@@ -237,7 +237,9 @@ extension GroupState {
                 continue
             }
             if let problem = try meterProblem(raw) {
-                outcome.rejected.append(EventRejection(index: index, code: -32602, message: problem))
+                // Named as the shape checks name an event's fields: `events[i].dimensions.<key>`.
+                let place = problem.field.map { "events[\(index)].\($0) " } ?? "events[\(index)]: "
+                outcome.rejected.append(EventRejection(index: index, code: -32602, message: "Invalid params: " + place + problem.message))
                 continue
             }
             let received = EventReceived(
@@ -274,8 +276,9 @@ extension GroupState {
     /// Why a meter that would count this event cannot read it (a non-numeric value where it sums),
     /// or why a credit-backed meter cannot deduct for it: the rules of reportUsage on such a
     /// feature (no negative usage: refunds are grants; a cost exact in 12 fractional digits and in
-    /// range). An event is never accepted without the deduction it owes.
-    private func meterProblem(_ raw: RawEvent) throws(StorageError) -> String? {
+    /// range). An event is never accepted without the deduction it owes. `field` is the dimension
+    /// it is about (`dimensions.<key>`), nil for the event as a whole (a COUNT).
+    private func meterProblem(_ raw: RawEvent) throws(StorageError) -> (field: String?, message: String)? {
         // The event's deductions so far, by currency: several features may charge one pool, and
         // their costs together must stay in range. (Ids by bytes, as the projections' keys hold them.)
         var costs: [ByteExactString: Amount] = [:]
@@ -286,25 +289,26 @@ extension GroupState {
                     _ = try Amount(parsing: text)
                 } catch {
                     // Why: not a number, too many fractional digits, or out of range.
-                    return "dimensions.\(field) must be a decimal number for feature \"\(featureId)\", which aggregates it with \(meter.aggregation.rawValue): \(error.description)"
+                    return ("dimensions.\(field)", "must be a decimal number for feature \"\(featureId)\", which aggregates it with \(meter.aggregation.rawValue): \(error.description)")
                 }
             }
             guard let cost = feature.creditCost, meter.aggregation == .count || meter.aggregation == .sum,
                   let reading = MeterReading(meter: meter, dimensions: raw.dimensions)
             else { continue }
-            let what = meter.field.map { "dimensions.\($0)" } ?? "the event"
+            let field = meter.field.map { "dimensions.\($0)" }
+            func problem(_ text: String) -> (field: String?, message: String) { (field, field == nil ? "the event " + text : text) }
             if reading.contribution.isNegative {
-                return "\(what) must not be negative: feature \"\(featureId)\" is credit-backed (refunds are grants)"
+                return problem("must not be negative: feature \"\(featureId)\" is credit-backed (refunds are grants)")
             }
             guard let price = reading.contribution.multipliedExactly(by: cost.amountPerUnit) else {
-                return "\(what) × amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range"
+                return problem("× amountPerUnit \(cost.amountPerUnit) of feature \"\(featureId)\" has more than 12 fractional digits or is out of range")
             }
             guard let total = (costs[ByteExactString(cost.currencyId)] ?? .zero).adding(price) else {
-                return "\(what) of feature \"\(featureId)\" costs more than the ledger can hold"
+                return problem("of feature \"\(featureId)\" costs more than the ledger can hold")
             }
             costs[ByteExactString(cost.currencyId)] = total
-            if let problem = try deductionRangeProblem(customerId: raw.customerId, currencyId: cost.currencyId, resourceId: raw.resourceId, cost: total) {
-                return "\(what) of feature \"\(featureId)\" \(problem)"
+            if let range = try deductionRangeProblem(customerId: raw.customerId, currencyId: cost.currencyId, resourceId: raw.resourceId, cost: total) {
+                return problem("of feature \"\(featureId)\" \(range)")
             }
         }
         return nil

@@ -302,6 +302,15 @@ enum ImportRecords {
             }
         }
         let prefix = "Invalid params: "
+        // A raw event's rejection by the meters names it as reportEvent does: `events[i].<field>`
+        // (the record's index), or `events[i]: ` for the event as a whole.
+        let event = prefix + "events[\(index)]"
+        if message.hasPrefix(event + ".") {
+            let rest = message.dropFirst(event.count + 1)  // "dimensions.tokens must …"
+            let space = rest.firstIndex(of: " ") ?? rest.endIndex
+            return prefix + "records[\(index)].\(vendor(rest[..<space]))" + rest[space...]
+        }
+        if message.hasPrefix(event + ": ") { return prefix + "records[\(index)]: " + message.dropFirst(event.count + 2) }
         if let field, message.hasPrefix(prefix + field + " ") {
             return prefix + "records[\(index)].\(vendor(Substring(field))) " + message.dropFirst(prefix.count + field.count + 1)
         }

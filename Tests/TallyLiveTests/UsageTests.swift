@@ -629,11 +629,12 @@ struct UsageTests {
         #expect(rejected.map { $0["code"]?.intValue ?? 0 } == [1001, -32602, 1011, -32602, -32602, -32602], "\(result.jsonText)")
         #expect(rejected.allSatisfy { !($0["message"]?.stringValue ?? "").isEmpty })
         if rejected.count == 6 {
-            #expect(rejected[1]["message"]?.stringValue?.contains("tokens") == true, "names the field: \(rejected[1].jsonText)")
+            // A meter's rule names the event's field as the shape checks do: events[i].dimensions.<key>.
+            #expect(rejected[1]["message"]?.stringValue?.hasPrefix("Invalid params: events[2].dimensions.tokens must be a decimal number") == true, "names the field: \(rejected[1].jsonText)")
             #expect(rejected[3]["message"]?.stringValue?.contains("idempotencyKey") == true, "names the field: \(rejected[3].jsonText)")
             // A number a meter cannot hold is named as out of range, not as no number.
             let range = rejected[5]["message"]?.stringValue ?? ""
-            #expect(range.contains("dimensions.tokens") && range.contains("out of range"), "\(rejected[5].jsonText)")
+            #expect(range.hasPrefix("Invalid params: events[8].dimensions.tokens ") && range.contains("out of range"), "\(rejected[5].jsonText)")
         }
         #expect(try usage() == [
             "count": "7", "notEU": "4", "goldSilver": "5", "us": "3", "hasModel": "3", "usGold": "2",
@@ -909,6 +910,7 @@ struct UsageTests {
         _ = try daemon.call("defineFeature", ["featureId": .string(feature + "-credit"), "type": "METERED", "creditCost": ["currencyId": .string(currency), "amountPerUnit": "1"]])
         let name = uniqueID("ce")
         _ = try daemon.call("defineFeature", ["featureId": .string(uniqueID("ce-count")), "type": "METERED", "meter": ["eventName": .string(name), "aggregation": "COUNT"]])
+        _ = try daemon.call("defineFeature", ["featureId": .string(uniqueID("ce-sum")), "type": "METERED", "meter": ["eventName": .string(name), "aggregation": "SUM", "field": "tokens"]])
         func cloudEvent(source: String, id: String, data: JSONObject = ["status": "200"]) -> JSONValue {
             ["specversion": "1.0", "source": .string(source), "id": .string(id), "type": .string(name), "subject": .string(customer),
              "time": "2026-11-01T00:00:00Z", "data": .object(data)]
@@ -959,6 +961,10 @@ struct UsageTests {
             let refused = try daemon.call("importRecords", ["format": .string(format), "records": [record]])
             #expect(refused["rejected"]?.arrayValue?.first?["message"]?.stringValue?.contains(named) == true, "\(format): \(refused.jsonText)")
         }
+        // A meter's rule names the vendor's field too (CloudEvents data becomes the dimensions).
+        let unsummable = try daemon.call("importRecords", ["format": "CLOUDEVENTS", "records": [cloudEvent(source: "/gw", id: uniqueID("t"), data: ["tokens": "lots"])]])
+        let why = unsummable["rejected"]?.arrayValue?.first?["message"]?.stringValue ?? ""
+        #expect(why.hasPrefix("Invalid params: records[0].data.tokens must be a decimal number"), "\(unsummable.jsonText)")
         #expect(try daemon.lastSequence() == afterNulls && afterNulls == before + 1)
     }
 

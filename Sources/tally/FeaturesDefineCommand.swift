@@ -11,7 +11,8 @@ struct FeaturesDefineCommand: ParsableCommand {
             A metered feature can aggregate raw events (tally events send) with a meter:
               tally features define api-calls --type METERED --meter-event request --aggregation COUNT \\
                 --filter method:IN:GET,POST --filter status:NOT_EQUALS:500
-            --filter takes key:OP[:v1,v2…] with OP one of EQUALS, NOT_EQUALS, IN, EXISTS (no values).
+            --filter takes key:OP[:values] with OP one of EQUALS, NOT_EQUALS (one value, commas and \
+            all), IN (v1,v2…) or EXISTS (no values).
             --field names the dimension SUM, MAX, MIN, UNIQUE_COUNT and LATEST read.
             --credit-currency with --credit-per-unit makes the feature credit-backed.
             """)
@@ -93,7 +94,9 @@ struct FeaturesDefineCommand: ParsableCommand {
         }
         var filter: JSONObject = ["key": .string(parts[0]), "op": .string(op)]
         if parts.count == 3 {
-            filter["values"] = .array(parts[2].split(separator: ",", omittingEmptySubsequences: false).map { .string(String($0)) })
+            // Only IN takes a list: an EQUALS value may hold a comma ("k:EQUALS:a,b" is "a,b").
+            let values = op == "IN" ? parts[2].split(separator: ",", omittingEmptySubsequences: false).map(String.init) : [parts[2]]
+            filter["values"] = .array(values.map { .string($0) })
         }
         return .object(filter)
     }

@@ -56,7 +56,7 @@ struct UsageCLITests {
         let defined = try parseJSON(try tallyOK([
             "features", "define", feature, "--type", "metered", "--name", "API calls", "--unit", "calls",
             "--meter-event", "request", "--aggregation", "sum", "--field", "bytes",
-            "--filter", "method:IN:GET,POST", "--filter", "region:EXISTS",
+            "--filter", "method:IN:GET,POST", "--filter", "region:EXISTS", "--filter", "path:NOT_EQUALS:/a,b",
             "--credit-currency", currency, "--credit-per-unit", "0.5", "--json",
         ]))
         #expect(defined["featureId"] == .string(feature))
@@ -64,7 +64,7 @@ struct UsageCLITests {
         #expect(defined["meter"]?["eventName"] == "request")
         #expect(defined["meter"]?["aggregation"] == "SUM")
         #expect(defined["meter"]?["field"] == "bytes")
-        #expect(defined["meter"]?["filters"] == [["key": "method", "op": "IN", "values": ["GET", "POST"]], ["key": "region", "op": "EXISTS"]])
+        #expect(defined["meter"]?["filters"] == [["key": "method", "op": "IN", "values": ["GET", "POST"]], ["key": "region", "op": "EXISTS"], ["key": "path", "op": "NOT_EQUALS", "values": ["/a,b"]]])
         #expect(defined["creditCost"] == ["currencyId": .string(currency), "amountPerUnit": "0.5"])
         let human = try tallyOK(["features", "define", uniqueID("flag"), "--type", "BOOLEAN", "--name", "SSO"])
         #expect(human.contains("BOOLEAN") && human.contains("SSO"), "\(human)")

@@ -78,16 +78,11 @@ public final class Ledger: Sendable {
         }
         let head: Head
         do {
+            // An empty or missing data directory where the copy beside it says a ledger reached a
+            // later sequence is refused like any rollback (it is one, to sequence 0: a volume not
+            // mounted, a directory wiped); to start a new ledger there on purpose, delete the copy.
             let inside = try Anchor.read(dataDirectory: dataDirectory)
-            var beside = try Anchor.readMirror(dataDirectory: dataDirectory)
-            if inside == nil, let stale = beside, stale.sequence > 0, try store.lastEvent() == nil {
-                // A new, empty ledger where another one was (its directory deleted and made again):
-                // a fresh start, not a rollback to serve. The copy is rewritten at sequence 0.
-                logger.warning("starting a new, empty ledger; the anchor's copy beside the data directory said an earlier one reached a later sequence", metadata: [
-                    "path": "\(Anchor.mirrorPath(in: dataDirectory))", "earlier": "\(stale)",
-                ])
-                beside = nil
-            }
+            let beside = try Anchor.readMirror(dataDirectory: dataDirectory)
             head = try Recovery.recover(store: store, anchors: [
                 (inside, .inside),
                 (beside, .beside(Anchor.mirrorPath(in: dataDirectory))),

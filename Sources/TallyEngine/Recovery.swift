@@ -29,7 +29,7 @@ enum Recovery {
         var deliberate: String {
             switch self {
             case .inside: ""
-            case .beside(let path): " If the data directory was replaced on purpose (an older copy put back knowingly, not with `tallyd restore`), delete \(path) and start again."
+            case .beside(let path): " If the data directory was replaced on purpose (an older copy put back knowingly, not with `tallyd restore`, or a new ledger started there), delete \(path) and start again."
             }
         }
     }
@@ -40,7 +40,11 @@ enum Recovery {
                 throw .corrupt("the log is empty but the projections stand at sequence \(mark.sequence): the events were lost (rolled back or deleted?). \(restoreAdvice)")
             }
             for case let (anchor?, place) in anchors where anchor.sequence > 0 {
-                throw .corrupt("the log is empty but \(place.name) says it reached \(anchor): the database was replaced, rolled back or truncated. \(restoreAdvice)\(place.deliberate)")
+                let how = switch place {
+                case .inside: "the database was replaced, rolled back or truncated"
+                case .beside: "the data directory holds no ledger (new, emptied or deleted; is its volume mounted?) where one was"
+                }
+                throw .corrupt("the log is empty but \(place.name) says it reached \(anchor): \(how). \(restoreAdvice)\(place.deliberate)")
             }
             return Head.empty
         }

@@ -774,8 +774,12 @@ struct DisasterRecoveryTests {
         try daemon.start()
         #expect(try daemon.lastSequence() == 10)
         #expect(try daemon.terminate() == 0)
-        // A data directory deleted and started afresh is a new, empty ledger, not a rollback.
+        // A data directory deleted (or a volume not mounted) is a rollback to nothing: refused,
+        // the copy kept, until it is deleted to start a new ledger there on purpose.
         try FileManager.default.removeItem(atPath: daemon.dataDirectory)
+        Self.expectStartRefused(daemon, ["the log is empty", "beside the data directory", "says it reached sequence 10", "is its volume mounted?", "delete \(mirror)"])
+        Self.expectStartRefused(daemon, ["the log is empty", "says it reached sequence 10"])
+        try FileManager.default.removeItem(atPath: mirror)
         try daemon.start()
         #expect(try daemon.lastSequence() == 0)
         #expect(try daemon.terminate() == 0)

@@ -535,6 +535,44 @@ struct DisasterRecoveryTests {
         Self.expectStartRefused(daemon, ["missing", "restore"])
     }
 
+    @Test("a damaged block read while deciding a command gets 2001 saying the database is damaged and to restore, not to retry (a retry reads it again)")
+    func damagedBlockReadByTheWriter() throws {
+        let daemon = try LiveDaemon().start()
+        let padding = String(repeating: "x", count: 200)  // many data blocks to hit
+        let connection = try daemon.connect()
+        for i in 0..<400 { _ = try connection.call("provisionCustomer", ["customerId": .string("d\(i)"), "name": .string("\(padding) \(i)")]) }
+        connection.close()
+        #expect(try daemon.terminate() == 0)  // flushes: everything is in SST files
+        var found = false
+        search: for sst in try Self.databaseFiles(daemon, suffix: ".sst") {
+            let original = try Data(contentsOf: URL(fileURLWithPath: sst))
+            for fraction in [5, 15, 25, 35, 45] {
+                try Self.flipBit(sst, at: original.count * fraction / 100)
+                defer { try? original.write(to: URL(fileURLWithPath: sst)) }
+                guard (try? daemon.start(timeoutSeconds: 10)) != nil else { continue }  // found at start: fine too
+                defer { _ = try? daemon.terminate() }
+                let client = try daemon.connect()
+                defer { client.close() }
+                // A customer whose record sits in the damaged block: a read of it says damaged…
+                for i in 0..<400 {
+                    do {
+                        _ = try client.call("getCustomer", ["customerId": .string("d\(i)")])
+                        continue
+                    } catch let error as RPCError where error.code == 2001 {
+                        #expect(error.message.contains("damaged"), "\(error.message)")
+                    }
+                    // …and so does a command that must read it to decide.
+                    let refused = expectRPCError(code: 2001) { _ = try client.call("provisionCustomer", ["customerId": .string("d\(i)"), "name": "renamed"]) }
+                    let message = refused?.message ?? ""
+                    #expect(message.contains("damaged") && message.contains("tallyd restore") && !message.contains("retry"), "\(message)")
+                    found = true
+                    break search
+                }
+            }
+        }
+        #expect(found, "no flipped bit landed in a block a customer read touches")
+    }
+
     @Test("a database that lost its CURRENT file is refused at start, twice (as a supervisor restarts), and none of its files is touched")
     func currentMissing() throws {
         let daemon = try LiveDaemon().start()

@@ -103,6 +103,7 @@ enum RestoreJournal {
         let journal = journalPath(in: dataDirectory)
         let resume = "`tallyd serve --data-dir \(dataDirectory)` (or the next `tallyd restore` into it) resolves it, as docs/operating.md (\"Restore\") says; replay after that"
         if DurableFiles.exists(journal) {
+            if let stuck = unresolvable(dataDirectory) { return stuck }
             let sequence = FileManager.default.contents(atPath: journal).flatMap { Anchor.decode(Array($0)) }.map { " at sequence \($0.sequence)" } ?? ""
             return "a restore into \(dataDirectory) was interrupted after its copy was verified (\(journal) names the restored state\(sequence)): the database and the anchor are between the old state and the new one. \(resume)"
         }
@@ -110,6 +111,26 @@ enum RestoreJournal {
             return copyStopped(dataDirectory)
         }
         return nil
+    }
+
+    /// What a start cannot resolve on its own (a damaged journal; or neither the database nor the
+    /// copy left, the copy removed by hand), with what to do: a new restore resolves both.
+    static func unresolvable(_ dataDirectory: String) -> String? {
+        let journal = journalPath(in: dataDirectory)
+        let database = Ledger.databasePath(in: dataDirectory)
+        let temporary = temporaryPath(in: dataDirectory)
+        guard DurableFiles.exists(journal) else { return nil }
+        let what: String
+        if FileManager.default.contents(atPath: journal).flatMap({ Anchor.decode(Array($0)) }) == nil {
+            what = "the restore journal \(journal) is damaged, so which state an interrupted restore reached is unknown"
+        } else if !DurableFiles.exists(temporary), !DurableFiles.exists(database) {
+            what = "an interrupted restore left neither \(database) nor its copy \(temporary) (removed by hand?)"
+        } else {
+            return nil
+        }
+        let old = ((try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? []).filter { $0.hasPrefix("db.old-") }.sorted()
+        let kept = old.isEmpty ? "" : "; the database from before the restore is kept as \(old.map { dataDirectory + "/" + $0 }.joined(separator: ", "))"
+        return "\(what): run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`), which replaces the journal and installs the snapshot\(kept)"
     }
 
     /// A restore into a data directory without a database stopped while copying.
@@ -136,8 +157,17 @@ enum RestoreJournal {
             }
             return
         }
+        if let stuck = unresolvable(dataDirectory) {
+            guard restoring else { throw .corrupt(stuck) }
+            // A new restore installs its own verified copy: the journal and any partial copy of
+            // the interrupted one go; the database in place (or moved aside) is kept, as always.
+            logger.notice("setting aside an interrupted restore that a start cannot resolve; the new restore replaces it", metadata: ["problem": "\(stuck)"])
+            if DurableFiles.exists(temporary) { try remove(temporary) }
+            try remove(journal)
+            return
+        }
         guard let data = FileManager.default.contents(atPath: journal), let anchor = Anchor.decode(Array(data)) else {
-            throw .corrupt("the restore journal \(journal) is damaged; run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`)")
+            throw .corrupt("the restore journal \(journal) cannot be read; run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`)")
         }
         switch (DurableFiles.exists(temporary), DurableFiles.exists(database)) {
         case (true, true):
@@ -171,7 +201,7 @@ enum RestoreJournal {
             try anchor.writeAfterRestore(dataDirectory: dataDirectory)
             logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
         case (false, false):
-            throw .corrupt("an interrupted restore left neither \(database) nor \(temporary); run the restore again")
+            throw .corrupt("an interrupted restore left neither \(database) nor \(temporary); run the restore again")  // (unresolvable() catches it first)
         }
         guard unlink(journal) == 0 else { throw .corrupt("cannot remove the restore journal \(journal): \(String(cString: strerror(errno)))") }
         do {

@@ -315,6 +315,54 @@ struct SnapshotTests {
         restored.shutdown()
     }
 
+    @Test("an interrupted restore a start cannot resolve (a damaged journal; the copy removed by hand) is refused saying to restore again and where the old database is; the next restore resolves it")
+    func unresolvableInterruptedRestore() throws {
+        let dir = TempDir(), place = TempDir()
+        let manifest: SnapshotManifest
+        do {
+            let ledger = try openLedger(dir)
+            _ = submitAll(ledger, (0..<3).map { (provision("c\($0)"), nil) })
+            manifest = try ledger.createSnapshot(at: place.path + "/snap")
+            _ = submitAll(ledger, (3..<6).map { (provision("c\($0)"), nil) })
+            ledger.shutdown()
+        }
+        let db = Ledger.databasePath(in: dir.path), tmp = dir.path + "/db.restore-tmp", journal = dir.path + "/restore-pending"
+        let valid = "tally-anchor 1 \(String(repeating: "0", count: 19))3 \(manifest.headHash)\n"
+        // Stopped between the renames (the old database moved aside, the copy not yet in place)…
+        for (state, text) in [("a damaged journal", "garbage\n"), ("the copy removed by hand", valid)] {
+            try FileManager.default.moveItem(atPath: db, toPath: dir.path + "/db.old-test")
+            if state == "a damaged journal" {
+                try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: false)
+                for file in manifest.files { try FileManager.default.copyItem(atPath: place.path + "/snap/" + file.name, toPath: tmp + "/" + file.name) }
+            }
+            try Data(text.utf8).write(to: URL(fileURLWithPath: journal))
+            // …the start refuses, twice, saying what to do and where the old database is…
+            for _ in 0..<2 {
+                #expect {
+                    _ = try openLedger(dir)
+                } throws: { error in
+                    let message = "\(error)"
+                    return message.contains("run the restore again") && message.contains("tallyd restore --from SNAPSHOT")
+                        && message.contains(dir.path + "/db.old-test") && !message.contains("resolves it")
+                }
+            }
+            // …and the restore it says to run does it, keeping the old database.
+            let (verification, _) = try Snapshots.restore(from: place.path + "/snap", dataDirectory: dir.path, logger: quietLogger)
+            #expect(verification.isValid, "\(state)")
+            #expect(!FileManager.default.fileExists(atPath: journal) && !FileManager.default.fileExists(atPath: tmp), "\(state)")
+            #expect(FileManager.default.fileExists(atPath: dir.path + "/db.old-test/CURRENT"), "\(state): the old database is kept")
+            let ledger = try openLedger(dir)
+            #expect(ledger.head.sequence == 3, "\(state)")
+            ledger.shutdown()
+            // Put the six-event database back for the next round.
+            try FileManager.default.removeItem(atPath: db)
+            try FileManager.default.moveItem(atPath: dir.path + "/db.old-test", toPath: db)
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir.path) where name.hasPrefix("db.old-") {
+                try FileManager.default.removeItem(atPath: dir.path + "/" + name)
+            }
+        }
+    }
+
     @Test("replay to a sequence or a time folds only those events; a bit flipped in any SST file is found")
     func replayTargetsAndSSTDamage() throws {
         let dir = TempDir()

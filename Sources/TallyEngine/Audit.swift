@@ -142,24 +142,35 @@ public enum Audit {
         if let problem = report.chainProblem { report.problems.append("hash chain broken: \(problem). \(Recovery.restoreAdvice)") }
         for mismatch in report.mismatches { report.problems.append("projection mismatch: \(mismatch)") }
         if verify {
-            do {
-                report.anchor = try anchor.get()
-                // Checked whatever else was found (a changed event can break both the projections
-                // and the anchor's hash), but only after a replay to the end: one stopped by damage
-                // has not read far enough to compare.
-                let places: [(Anchor?, Recovery.AnchorPlace)] = [(report.anchor, .inside), (try mirror.get(), .beside(Anchor.mirrorPath(in: dataDirectory)))]
-                // The same check as at start, against the head the replay reached.
-                let head = Head(sequence: report.lastSequence, hash: report.headHash, recordedAt: .distantPast)
-                for case let (anchor?, place) in places where report.readToEnd {
-                    do throws(StorageError) {
-                        try Recovery.checkAnchor(anchor, place, store: store, head: head, logger: Logger(label: "tallyd.replay"))
-                    } catch {
-                        guard case .corrupt(let problem) = error else { throw error }
-                        report.problems.append(problem)
-                    }
-                }
-            } catch {
+            // Each anchor on its own: a damaged one does not hide what the other says (the copy
+            // beside a rolled-back directory whose inner anchor is damaged too).
+            var places: [(Anchor?, Recovery.AnchorPlace)] = []
+            switch anchor {
+            case .success(let inside):
+                report.anchor = inside
+                places.append((inside, .inside))
+            case .failure(let error):
                 report.problems.append("\(error)")
+            }
+            switch mirror {
+            case .success(let beside): places.append((beside, .beside(Anchor.mirrorPath(in: dataDirectory))))
+            case .failure(let error): report.problems.append("\(error)")
+            }
+            // Checked whatever else was found (a changed event can break both the projections and
+            // the anchor's hash), but only after a replay to the end: one stopped by damage has
+            // not read far enough to compare. The same check as at start, against the head the
+            // replay reached.
+            let head = Head(sequence: report.lastSequence, hash: report.headHash, recordedAt: .distantPast)
+            for case let (anchor?, place) in places where report.readToEnd {
+                do throws(StorageError) {
+                    try Recovery.checkAnchor(anchor, place, store: store, head: head)
+                } catch {
+                    guard case .corrupt(let problem) = error else {
+                        report.problems.append("\(error)")
+                        continue
+                    }
+                    report.problems.append(problem)
+                }
             }
         }
         return report

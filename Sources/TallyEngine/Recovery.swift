@@ -51,8 +51,17 @@ enum Recovery {
         let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)
         // No log reaches 2^64 - 1 events; a key that says so is damage (and leaves no next sequence).
         guard head.sequence < .max else { throw .corrupt("the log's last event has sequence \(head.sequence), which no log reaches. \(restoreAdvice)") }
-        for (anchor, place) in anchors { try checkAnchor(anchor, place, store: store, head: head, logger: logger) }
+        for (anchor, place) in anchors { try checkAnchor(anchor, place, store: store, head: head) }
         try checkTail(store: store, head: head)
+        // Said only once every check passed: a start refused by the other anchor creates nothing.
+        for case (nil, let place) in anchors {
+            switch place {
+            case .inside:
+                logger.warning("no anchor file in the data directory; creating it at the log's head (expected on the first start after an upgrade or a manual copy)", metadata: ["lastSequence": "\(head.sequence)"])
+            case .beside(let path):
+                logger.notice("no copy of the anchor beside the data directory; creating it at the log's head (expected on the first start of this data directory here)", metadata: ["path": "\(path)", "lastSequence": "\(head.sequence)"])
+            }
+        }
         let mark = try store.projectionMark()
         if let mark, mark.version == KeyLayout.projectionVersion, mark.sequence == head.sequence {
             logger.info("ledger recovered", metadata: ["lastSequence": "\(head.sequence)"])
@@ -72,17 +81,9 @@ enum Recovery {
 
     /// The log must reach the anchor, and the event at the anchor's sequence must have the
     /// anchor's hash. A missing anchor (first start after an upgrade, or a data directory copied
-    /// without it) is recreated at the head by the caller, with a warning.
-    static func checkAnchor(_ anchor: Anchor?, _ place: AnchorPlace, store: LedgerStore, head: Head, logger: Logger) throws(StorageError) {
-        guard let anchor else {
-            switch place {
-            case .inside:
-                logger.warning("no anchor file in the data directory; creating it at the log's head (expected on the first start after an upgrade or a manual copy)", metadata: ["lastSequence": "\(head.sequence)"])
-            case .beside(let path):
-                logger.notice("no copy of the anchor beside the data directory; creating it at the log's head (expected on the first start of this data directory here)", metadata: ["path": "\(path)", "lastSequence": "\(head.sequence)"])
-            }
-            return
-        }
+    /// without it) is recreated at the head by the caller, with a warning (`recover`).
+    static func checkAnchor(_ anchor: Anchor?, _ place: AnchorPlace, store: LedgerStore, head: Head) throws(StorageError) {
+        guard let anchor else { return }
         guard anchor.sequence <= head.sequence else {
             throw .corrupt("the log ends at sequence \(head.sequence), but \(place.name) says it reached \(anchor): acknowledged events are gone — the database was rolled back to an older copy, its WAL was truncated, or files were lost. \(restoreAdvice)\(place.deliberate)")
         }

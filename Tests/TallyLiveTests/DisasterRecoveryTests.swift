@@ -807,6 +807,23 @@ struct DisasterRecoveryTests {
         let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
         #expect(replay.status == 1)
         #expect(replay.stdout.contains("beside the data directory"), "\(replay.stdout)")
+        // With the inner anchor damaged too, replay --verify still reports what the copy says (so
+        // its advice "no problem but this file" cannot pass on a rolled-back directory)…
+        let inner = daemon.dataDirectory + "/anchor"
+        let innerText = try Data(contentsOf: URL(fileURLWithPath: inner))
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: inner))
+        let both = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(both.status == 1 && both.stdout.contains("is damaged") && both.stdout.contains("says it reached sequence 15"), "\(both.stdout)")
+        // …and with it gone, the refused start does not claim to create it.
+        try FileManager.default.removeItem(atPath: inner)
+        do {
+            try daemon.start(timeoutSeconds: 10)
+            Issue.record("tallyd started on a rolled-back data directory")
+            _ = try? daemon.terminate()
+        } catch {
+            #expect("\(error)".contains("says it reached sequence 15") && !"\(error)".contains("creating it"), "\(error)")
+        }
+        try innerText.write(to: URL(fileURLWithPath: inner))
         // Put back on purpose: deleting the copy, as the message says, lets the older state start.
         try FileManager.default.removeItem(atPath: mirror)
         try daemon.start()

@@ -153,12 +153,17 @@ public enum Snapshots {
             ancestor = up
         }
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let checkpoint = parent + "/.\(name).checkpoint-\(tag)"
+        // The checkpoint's files are hard links to the live database's: made inside a directory
+        // only the owner may enter (RocksDB makes the checkpoint's own with the umask's mode), so
+        // they are no more readable there, or after a crash left it, than in the data directory.
+        let holder = parent + "/.\(name).checkpoint-\(tag)"
+        let checkpoint = holder + "/db"
         let staging = parent + "/.\(name).tmp-\(tag)"
         defer {
-            try? FileManager.default.removeItem(atPath: checkpoint)
+            try? FileManager.default.removeItem(atPath: holder)
             try? FileManager.default.removeItem(atPath: staging)
         }
+        guard mkdir(holder, 0o700) == 0 else { throw SnapshotError("cannot create \(holder): \(String(cString: strerror(errno)))") }
         do {
             try store.database.createCheckpoint(at: checkpoint)
         } catch {

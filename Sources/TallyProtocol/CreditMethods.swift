@@ -26,9 +26,9 @@ public enum CreditMethods {
         }
         let command = GrantCredits(
             customerId: customerId, currencyId: currencyId, amount: amount, grantType: grantType,
-            displayName: try p.optionalString("displayName"), priority: priority, effectiveAt: effectiveAt, expireAt: expireAt,
+            displayName: try p.optionalText("displayName"), priority: priority, effectiveAt: effectiveAt, expireAt: expireAt,
             resourceId: try p.optionalID("resourceId"), cost: cost, metadata: try p.optionalStringMap("metadata") ?? [],
-            comment: try p.optionalString("comment"), idempotencyKey: try p.optionalID("idempotencyKey")
+            comment: try p.optionalText("comment"), idempotencyKey: try p.optionalID("idempotencyKey")
         )
         try p.finish()
         return command

@@ -1,4 +1,7 @@
 public import TallyCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// provisionCustomer, getCustomer and listCustomers: params in, Stigg-shaped customers out.
 public enum CustomerMethods {
@@ -23,7 +26,8 @@ public enum CustomerMethods {
     /// An email address as the seed Customer schema's `"format": "email"` means it (RFC 5321's
     /// dot-atom form): `local@domain`, the local part of letters, digits and ``!#$%&'*+/=?^_`{|}~-``
     /// in dot-separated atoms (at most 64 bytes), the domain of dot-separated labels of letters,
-    /// digits and inner hyphens, or an address literal in brackets. Quoted local parts are refused.
+    /// digits and inner hyphens, or an address literal in brackets (an IPv4 address, `IPv6:` and an
+    /// IPv6 address, or RFC 5321's general `tag:content`). Quoted local parts are refused.
     static func email(_ change: FieldChange<String>) throws(RPCFailure) -> FieldChange<String> {
         guard case .set(let address) = change else { return change }
         func refuse(_ why: String) -> RPCFailure { .invalidParams(field: "email", "must be an email address (\(why))") }
@@ -41,10 +45,8 @@ public enum CustomerMethods {
         }
         guard !domain.isEmpty, domain.count <= 255 else { throw refuse("the domain must be 1 to 255 bytes") }
         if domain.first == UInt8(ascii: "["), domain.last == UInt8(ascii: "]") {
-            guard domain.dropFirst().dropLast().allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: ":") }) else {
-                throw refuse("an address literal holds only an IP address")
-            }
-            return change
+            guard let why = addressLiteralProblem(String(decoding: domain.dropFirst().dropLast(), as: UTF8.self)) else { return change }
+            throw refuse(why)
         }
         let labels = Substring(domain).utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
         guard labels.allSatisfy({ label in
@@ -54,6 +56,30 @@ public enum CustomerMethods {
             throw refuse("the domain must be dot-separated labels of letters, digits and inner hyphens")
         }
         return change
+    }
+
+    /// Why the inside of `[…]` is no RFC 5321 address literal (nil when it is one): a dotted IPv4
+    /// address (4 numbers 0–255, no leading zeros), `IPv6:` and an IPv6 address, or a general
+    /// literal — a tag of letters, digits and inner hyphens (not `IPv6`), a colon, and 1 or more
+    /// printable ASCII characters but `[`, `\`, `]`.
+    static func addressLiteralProblem(_ literal: String) -> String? {
+        var ipv4 = in_addr(), ipv6 = in6_addr()
+        if literal.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == UInt8(ascii: ".") }) {
+            return inet_pton(AF_INET, literal, &ipv4) == 1 ? nil : "an address literal of digits and dots must be an IPv4 address like 192.0.2.1"
+        }
+        guard let colon = literal.firstIndex(of: ":") else { return "an address literal must be an IPv4 address, IPv6:address or tag:content" }
+        let tag = literal[..<colon], content = literal[literal.index(after: colon)...]
+        if tag.lowercased() == "ipv6" {
+            return inet_pton(AF_INET6, String(content), &ipv6) == 1 ? nil : "\"\(content)\" after IPv6: is not an IPv6 address"
+        }
+        func isLetterOrDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
+        guard let first = tag.utf8.first, let last = tag.utf8.last, isLetterOrDigit(first), isLetterOrDigit(last),
+              tag.utf8.allSatisfy({ isLetterOrDigit($0) || $0 == UInt8(ascii: "-") })
+        else { return "an address literal's tag (before the colon) must be letters, digits and inner hyphens" }
+        guard !content.isEmpty, content.utf8.allSatisfy({ (33...126).contains($0) && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "]") }) else {
+            return "an address literal's content (after the tag's colon) must be printable ASCII but [, \\ and ]"
+        }
+        return nil
     }
 
     /// getCustomer `{customerId}`.

@@ -39,6 +39,21 @@ public struct Params {
         }
     }
 
+    /// The most bytes of a free-text param (a display name, a comment, a unit).
+    public static let textBytesMax = 1024
+
+    /// Free text: any string of at most `textBytesMax` bytes.
+    public mutating func optionalText(_ name: String) throws(RPCFailure) -> String? {
+        guard let s = try optionalString(name) else { return nil }
+        guard s.utf8.count <= Self.textBytesMax else { throw .invalidParams(field: field(name), "must be at most \(Self.textBytesMax) bytes") }
+        return s
+    }
+
+    public mutating func requiredText(_ name: String) throws(RPCFailure) -> String {
+        guard let s = try optionalText(name) else { throw .invalidParams(field: field(name), "is required") }
+        return s
+    }
+
     /// An id: non-empty, at most 256 bytes.
     public mutating func requiredID(_ name: String) throws(RPCFailure) -> String {
         let s = try requiredString(name)
@@ -63,7 +78,7 @@ public struct Params {
     }
 
     /// A string field whose explicit null means "clear it", absence "leave it".
-    public mutating func change(_ name: String, bytesMax: Int = 1024) throws(RPCFailure) -> FieldChange<String> {
+    public mutating func change(_ name: String, bytesMax: Int = Params.textBytesMax) throws(RPCFailure) -> FieldChange<String> {
         switch value(name) {
         case nil: return .unchanged
         case .null?: return .cleared

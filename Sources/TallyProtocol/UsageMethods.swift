@@ -28,7 +28,7 @@ public enum UsageMethods {
 
     public static func defineCurrency(_ object: JSONObject) throws(RPCFailure) -> DefineCurrency {
         var p = Params(object)
-        let c = DefineCurrency(currencyId: try p.requiredID("currencyId"), displayName: try p.requiredString("displayName"), symbol: try p.optionalString("symbol"))
+        let c = DefineCurrency(currencyId: try p.requiredID("currencyId"), displayName: try p.requiredText("displayName"), symbol: try p.optionalText("symbol"))
         _ = try p.optionalID("idempotencyKey")
         try p.finish()
         return c
@@ -37,9 +37,9 @@ public enum UsageMethods {
     public static func defineFeature(_ object: JSONObject) throws(RPCFailure) -> DefineFeature {
         var p = Params(object)
         let featureId = try p.requiredID("featureId")
-        let displayName = try p.optionalString("displayName")
+        let displayName = try p.optionalText("displayName")
         let type = try p.requiredEnum("type", FeatureType.self)
-        let unit = try p.optionalString("unit")
+        let unit = try p.optionalText("unit")
         var meter: Meter?
         if let m = try p.optionalObject("meter") {
             var mp = Params(m, path: p.field("meter"))
@@ -100,7 +100,7 @@ public enum UsageMethods {
     public static func definePlan(_ object: JSONObject) throws(RPCFailure) -> DefinePlan {
         var p = Params(object)
         let planId = try p.requiredID("planId")
-        let displayName = try p.requiredString("displayName")
+        let displayName = try p.requiredText("displayName")
         var entitlements: [PlanEntitlement] = []
         guard let items = try p.optionalArray("entitlements") else { throw .invalidParams(field: "entitlements", "is required") }
         var seen: Set<ByteExactString> = []  // ids by bytes: "é" and "e\u{301}" are two features
@@ -265,7 +265,7 @@ public enum UsageMethods {
 
     public static func dimensionKeyParams(_ object: JSONObject) throws(RPCFailure) -> (customerId: String, search: String?) {
         var p = Params(object)
-        let r = (try p.requiredID("customerId"), try p.optionalString("search"))
+        let r = (try p.requiredID("customerId"), try p.optionalText("search"))
         try p.finish()
         return r
     }

@@ -275,16 +275,41 @@ struct BadInputTests {
     func email() throws {
         let customer = uniqueID("mail")
         try expectNothingAppended {
-            for bad in ["not an email", "", "a@", "@example.com", "a@@example.com", "a..b@example.com", ".a@example.com", "a@-x.com", "a@x..com", "a b@x.com", "a@x_y.com", "\"q\"@x.com"] {
+            for bad in ["not an email", "", "a@", "@example.com", "a@@example.com", "a..b@example.com", ".a@example.com", "a@-x.com", "a@x..com", "a b@x.com", "a@x_y.com", "\"q\"@x.com",
+                        // Address literals that are none (RFC 5321: IPv4, IPv6:…, or tag:content).
+                        "a@[foo]", "a@[]", "a@[1.2.3.999]", "a@[1.2.3]", "a@[1.2.3.4.5]", "a@[01.2.3.4]", "a@[IPv6:zz]", "a@[x:]", "a@[ 1.2.3.4]", "a@[-x:y]"] {
                 let reply = try daemon.exchange(JSONValue.object(["jsonrpc": "2.0", "id": 1, "method": "provisionCustomer", "params": ["customerId": .string(customer), "email": .string(bad)]]).serialized())
                 expectError(reply, code: Self.invalidParams, id: 1, field: "email", messageContains: "email address")
             }
         }
         expectCustomerAbsent(customer)
-        for good in ["a.b+tag@example.co.uk", "o'neil@x-y.example", "root@[192.168.0.1]", "UPPER@Example.COM"] {
+        for good in ["a.b+tag@example.co.uk", "o'neil@x-y.example", "root@[192.168.0.1]", "UPPER@Example.COM", "ops@[IPv6:2001:db8::1]", "x@[tag-1:any~content]"] {
             let result = try daemon.call("provisionCustomer", ["customerId": .string(customer), "email": .string(good)])
             #expect(result["email"] == .string(good), "\(result.jsonText)")
         }
+    }
+
+    @Test("free text (display names, symbol, unit, comment, search) is capped at 1024 bytes: -32602 naming the field, nothing appended")
+    func freeTextCapped() throws {
+        let long = String(repeating: "é", count: 513)  // 1026 bytes, 513 characters
+        let cases: [(String, JSONObject, String)] = [
+            ("defineCurrency", ["currencyId": .string(uniqueID("cur")), "displayName": .string(long)], "displayName"),
+            ("defineCurrency", ["currencyId": .string(uniqueID("cur")), "displayName": "C", "symbol": .string(long)], "symbol"),
+            ("defineFeature", ["featureId": .string(uniqueID("f")), "type": "METERED", "displayName": .string(long)], "displayName"),
+            ("defineFeature", ["featureId": .string(uniqueID("f")), "type": "METERED", "unit": .string(long)], "unit"),
+            ("definePlan", ["planId": .string(uniqueID("p")), "displayName": .string(long), "entitlements": []], "displayName"),
+            ("grantCredits", ["customerId": "c", "currencyId": "c", "amount": "1", "grantType": "PAID", "comment": .string(long)], "comment"),
+            ("grantCredits", ["customerId": "c", "currencyId": "c", "amount": "1", "grantType": "PAID", "displayName": .string(long)], "displayName"),
+            ("listDimensionKeys", ["customerId": "c", "search": .string(long)], "search"),
+        ]
+        try expectNothingAppended {
+            for (method, params, field) in cases {
+                let reply = try daemon.exchange(JSONValue.object(["jsonrpc": "2.0", "id": 1, "method": .string(method), "params": .object(params)]).serialized())
+                expectError(reply, code: Self.invalidParams, id: 1, field: field, messageContains: "at most 1024 bytes")
+            }
+        }
+        let fits = try daemon.call("defineCurrency", ["currencyId": .string(uniqueID("cur")), "displayName": .string(String(repeating: "é", count: 512))])
+        #expect(fits["displayName"]?.stringValue?.utf8.count == 1024, "\(fits.jsonText)")
     }
 
     @Test("an unknown params field gets -32602 naming it")

@@ -417,6 +417,102 @@ struct ProtocolTests {
 
     // MARK: - Discovery
 
+    /// The members of `value` its schema (in the OpenRPC document `root`) does not describe: an
+    /// object's keys outside `properties` (unless `additionalProperties` describes them), at any depth.
+    static func undocumented(_ value: JSONValue, _ schema: JSONValue, root: JSONValue, path: String) -> [String] {
+        var schema = schema
+        if let ref = schema["$ref"]?.stringValue, ref.hasPrefix("#/components/schemas/") {
+            schema = root.field("components.schemas." + ref.dropFirst("#/components/schemas/".count)) ?? .null
+        }
+        for key in ["oneOf", "anyOf"] {
+            if let options = schema[key]?.arrayValue {
+                let found = options.map { undocumented(value, $0, root: root, path: path) }
+                return found.first { $0.isEmpty } ?? found.min { $0.count < $1.count } ?? []
+            }
+        }
+        switch value {
+        case .object(let object):
+            let properties = schema["properties"]?.objectValue
+            var found: [String] = []
+            for (key, member) in object {
+                if let described = properties?[key] {
+                    found += undocumented(member, described, root: root, path: path + "." + key)
+                } else if let extra = schema["additionalProperties"], extra.objectValue != nil {
+                    found += undocumented(member, extra, root: root, path: path + "." + key)
+                } else if properties != nil {
+                    found.append(path + "." + key)
+                }
+            }
+            return found
+        case .array(let items):
+            guard let itemSchema = schema["items"] else { return [] }
+            return items.enumerated().flatMap { undocumented($1, itemSchema, root: root, path: path + "[\($0)]") }
+        default:
+            return []
+        }
+    }
+
+    @Test("every member of the results of the main methods is described by the method's result schema in rpc.discover (a generated client sees them all)")
+    func resultSchemasDescribeEveryMember() throws {
+        let document = try daemon.call("rpc.discover")
+        var schemas: [String: JSONValue] = [:]
+        for method in document["methods"]?.arrayValue ?? [] {
+            if let name = method["name"]?.stringValue, let schema = method.field("result.schema") { schemas[name] = schema }
+        }
+        let customer = uniqueID("doc"), currency = uniqueID("doc-cur"), feature = uniqueID("doc-f"), plan = uniqueID("doc-p"), event = uniqueID("doc-e")
+        var results: [(String, JSONValue)] = []
+        func call(_ method: String, _ params: JSONObject) throws -> JSONValue {
+            let result = try daemon.call(method, params)
+            results.append((method, result))
+            return result
+        }
+        _ = try call("provisionCustomer", ["customerId": .string(customer), "name": "Doc", "email": "doc@example.com", "metadata": ["k": "v"]])
+        _ = try call("defineCurrency", ["currencyId": .string(currency), "displayName": "Credits", "symbol": "c"])
+        _ = try call("defineFeature", ["featureId": .string(feature), "type": "METERED", "unit": "calls",
+                                       "meter": ["eventName": .string(event), "aggregation": "SUM", "field": "n", "filters": [["key": "n", "op": "EXISTS"]]],
+                                       "creditCost": ["currencyId": .string(currency), "amountPerUnit": "1"]])
+        _ = try call("definePlan", ["planId": .string(plan), "displayName": "Plan", "entitlements": [["featureId": .string(feature), "usageLimit": "1000", "resetPeriod": "MONTH"]]])
+        let subscription = try call("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan)])
+        _ = try call("getCustomer", ["customerId": .string(customer)])
+        _ = try call("listCustomers", ["limit": 5])
+        let grant = try call("grantCredits", ["customerId": .string(customer), "currencyId": .string(currency), "amount": "100", "grantType": "PAID",
+                                              "displayName": "G", "cost": ["amount": "10", "currency": "USD"], "metadata": ["k": "v"], "comment": "c",
+                                              "expireAt": "2999-01-01T00:00:00Z"])
+        _ = try call("grantCredits", ["customerId": .string(customer), "currencyId": .string(currency), "amount": "5", "grantType": "PROMOTIONAL", "effectiveAt": "2998-01-01T00:00:00Z"])
+        _ = try call("setAutoRecharge", ["customerId": .string(customer), "currencyId": .string(currency), "isEnabled": true, "thresholdValue": "90",
+                                         "targetBalance": "100", "maxSpendLimit": "1000", "grantExpirationPeriod": "MONTH"])
+        _ = try call("getAutoRecharge", ["customerId": .string(customer), "currencyId": .string(currency)])
+        _ = try call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": "20", "dimensions": ["model": "m"], "idempotencyKey": "u1"])
+        _ = try call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": "20", "dimensions": ["model": "m"], "idempotencyKey": "u1"])
+        _ = try call("reportUsageBulk", ["usages": [["customerId": .string(customer), "featureId": .string(feature), "value": "1"]]])
+        _ = try call("reportEvent", ["events": [["customerId": .string(customer), "eventName": .string(event), "idempotencyKey": "e1", "dimensions": ["n": "2"]],
+                                                ["customerId": .string(customer), "eventName": .string(event), "idempotencyKey": "e2", "dimensions": ["n": "x"]]]])
+        _ = try call("importRecords", ["format": "STIGG", "records": [["id": .string(uniqueID("s")), "customerId": .string(customer), "featureId": .string(feature),
+                                                                       "value": 1, "timestamp": "2026-11-30T00:00:00Z"]]])
+        _ = try call("getUsageHistory", ["customerId": .string(customer), "featureId": .string(feature), "startDate": "2020-01-01T00:00:00Z", "granularity": "DAY", "groupBy": ["model"]])
+        _ = try call("listDimensionKeys", ["customerId": .string(customer)])
+        _ = try call("getEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "requestedUsage": "1"])
+        _ = try call("getEntitlements", ["customerId": .string(customer)])
+        _ = try call("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(feature), "usageLimit": "5000"])
+        _ = try call("getCreditBalance", ["customerId": .string(customer)])
+        _ = try call("getCreditBalance", ["customerId": .string(customer), "asOf": ["sequence": .integer(try daemon.lastSequence())]])
+        _ = try call("getCreditGrants", ["customerId": .string(customer)])
+        _ = try call("getCreditLedger", ["customerId": .string(customer)])
+        _ = try call("getCreditUsage", ["customerId": .string(customer), "timeRange": "LAST_YEAR", "groupBy": ["model"]])
+        if let id = grant["grantId"] { _ = try call("voidCreditGrant", ["grantId": id]) }
+        if let id = subscription["id"] { _ = try call("cancelSubscription", ["subscriptionId": id]) }
+        _ = try call("getStatus", [:])
+        _ = try call("readLedger", ["after": 0, "limit": 3])
+        for (method, result) in results {
+            guard let schema = schemas[method] else {
+                Issue.record("\(method) has no result schema")
+                continue
+            }
+            let missing = Self.undocumented(result, schema, root: document, path: "result")
+            #expect(missing.isEmpty, "\(method): not in its result schema: \(missing) in \(result.jsonText)")
+        }
+    }
+
     @Test("rpc.discover lists exactly the methods the daemon serves, as in openrpc.json on disk")
     func discover() throws {
         let document = try daemon.call("rpc.discover")

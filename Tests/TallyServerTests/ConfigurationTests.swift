@@ -57,6 +57,14 @@ struct ConfigurationTests {
         #expect(limits.validate() == nil)
     }
 
+    @Test("with the example config, a --data-dir given on the command line takes the socket with it")
+    func exampleSocketFollowsDataDirectory() throws {
+        var configuration = DaemonConfiguration()
+        try configuration.apply(configFile: Self.examplePath)
+        configuration.dataDirectory = "/srv/tally"  // as --data-dir sets it, after the file
+        #expect(configuration.resolvedSocketPath == "/srv/tally/tallyd.sock")
+    }
+
     @Test("the example config sets every key, each with a comment")
     func exampleMentionsEveryKey() throws {
         let text = try String(contentsOfFile: Self.examplePath, encoding: .utf8)

@@ -35,6 +35,12 @@ struct Tally: ParsableCommand {
     /// Refuses an argument that is not UTF-8 (exit 64) before parsing: decoded, it would name
     /// another file or path than the one given.
     static func main() {
+        // Closed standard output: nothing would reach the user (and the socket would take its
+        // descriptor, getting the output written into it). Refused before anything is sent.
+        if StandardStreams.reopenClosed().contains(1) {
+            FileHandle.standardError.write(Data("error: standard output is closed; nothing tally prints could be read\n".utf8))
+            Foundation.exit(74)
+        }
         if let finding = ProcessArguments.firstNotUTF8() {
             FileHandle.standardError.write(Data((ProcessArguments.notUTF8Message(finding) + "\n").utf8))
             Foundation.exit(64)

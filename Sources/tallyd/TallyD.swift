@@ -18,6 +18,9 @@ struct TallyD: AsyncParsableCommand {
     /// Refuses an argument that is not UTF-8 (exit 64) before parsing: decoded, it would name
     /// another data directory or file than the one given.
     static func main() async {
+        // Started with a standard stream closed (by a careless supervisor): its descriptor would
+        // go to the database's or the socket's next file, and the logs into it.
+        _ = StandardStreams.reopenClosed()
         if let finding = ProcessArguments.firstNotUTF8() {
             FileHandle.standardError.write(Data((ProcessArguments.notUTF8Message(finding) + "\n").utf8))
             Foundation.exit(64)

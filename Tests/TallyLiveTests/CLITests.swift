@@ -280,6 +280,14 @@ struct CLITests {
         }
     }
 
+    @Test("tally with standard output closed exits 74 before sending anything (its output would have gone into the socket, which takes descriptor 1)")
+    func standardOutputClosed() throws {
+        let customer = uniqueID("closed")
+        let result = try runProgram("/bin/sh", ["-c", #"exec "$0" "$@" >&-"#, Binaries.tally, "customers", "provision", customer, "--socket", daemon.socketPath], timeoutSeconds: 20)
+        #expect(result.status == 74 && result.stderr.contains("standard output is closed"), "\(result)")
+        expectRPCError(code: 1001) { _ = try daemon.call("getCustomer", ["customerId": .string(customer)]) }
+    }
+
     @Test("tallyd and tally refuse (exit 64) an argument that is not UTF-8, instead of using the path Swift decodes it to")
     func argumentsNotUTF8() throws {
         let place = TemporaryDirectory()

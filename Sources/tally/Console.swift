@@ -13,7 +13,9 @@ enum Console {
     static func out(_ text: String) { write(line(text), to: 1) }
 
     /// Writes `text` to standard error, adding a newline if it lacks one.
-    static func error(_ text: String) { write(line(text), to: 2) }
+    /// Control characters but newlines are escaped as in tables: a message may quote stored data
+    /// (an id, a daemon's reply), which must not send escape sequences to the terminal.
+    static func error(_ text: String) { write(line(TableFormatter.printable(text, keepingNewlines: true)), to: 2) }
 
     /// The environment variable's value, or nil when unset.
     static func environment(_ name: String) -> String? {

@@ -40,16 +40,16 @@ struct TableFormatter {
     /// Adds a row; missing trailing cells are empty.
     mutating func append(_ cells: [String]) {
         precondition(cells.count <= columns.count, "a row has more cells than the table has columns")
-        rows.append(cells.map(Self.printable) + Array(repeating: "", count: columns.count - cells.count))
+        rows.append(cells.map { Self.printable($0) } + Array(repeating: "", count: columns.count - cells.count))
     }
 
     /// `text` with control characters (C0, DEL, C1, line and paragraph separators, bidi
     /// overrides and isolates) written as escapes: `\n`, `\t`, `\r`, else `\u{…}`.
-    static func printable(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
+    static func printable(_ text: String, keepingNewlines: Bool = false) -> String {
+        guard text.unicodeScalars.contains(where: { isControl($0) && !(keepingNewlines && $0 == "\n") }) else { return text }
         var out = ""
         for scalar in text.unicodeScalars {
-            guard isControl(scalar) else {
+            guard isControl(scalar), !(keepingNewlines && scalar == "\n") else {
                 out.unicodeScalars.append(scalar)
                 continue
             }

@@ -79,7 +79,9 @@ struct UsageHistoryCommand: ParsableCommand {
                 table.append([Display.cell(point["timestamp"])] + tags + [Display.cell(point["value"]), Display.cell(point["eventCount"])])
             }
             guard !points.isEmpty else { continue }
-            let label = zip(groupBy, tags).map { "\($0)=\($1.isEmpty ? "(none)" : $1)" }.joined(separator: " ")
+            // As the table escapes them (the tags are stored data); a series without the key has
+            // the value "" (docs/protocol.md), shown so, not as a value it could also be.
+            let label = zip(groupBy, tags).map { "\($0)=\($1.isEmpty ? "\"\"" : TableFormatter.printable($1))" }.joined(separator: " ")
             let samples = points.map { (timestamp: $0["timestamp"]?.stringValue ?? "", value: $0["value"]?.stringValue ?? Display.cell($0["value"])) }
             charts.append(UsageChart.render(label: label.isEmpty ? "usage" : label, samples: samples,
                                             total: Display.cell(entry["total"]), granularity: granularity))

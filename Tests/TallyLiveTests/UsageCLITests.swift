@@ -136,6 +136,18 @@ struct UsageCLITests {
         #expect(missing.stderr.contains("CUSTOMER_NOT_FOUND"), "\(missing.stderr)")
     }
 
+    @Test("stored text with control characters (an escape sequence in a dimension value, an id) is shown escaped in charts and error messages too, never sent raw to the terminal; a series without the grouped key is labelled \"\"")
+    func controlCharactersEscaped() throws {
+        let (feature, customer) = try meteredFeatureAndCustomer()
+        _ = try tallyOK(["usage", "report", customer, feature, "4", "--timestamp", "2026-03-01T10:00:00Z", "--dimension", "model=x\u{1B}[31mRED\tz"])
+        _ = try tallyOK(["usage", "report", customer, feature, "2", "--timestamp", "2026-03-01T11:00:00Z"])
+        let text = try tallyOK(["usage", "history", customer, feature, "--start", "2026-03-01T00:00:00Z", "--group-by", "model"])
+        #expect(!text.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\t" }, "raw control characters in:\n\(text)")
+        #expect(text.contains(#"model=x\u{1B}[31mRED\tz"#) && text.contains(#"model="""#), "\(text)")
+        let missing = try tally(["customers", "get", "zz\u{1B}[31mred"])
+        #expect(missing.status == 1 && !missing.stderr.unicodeScalars.contains("\u{1B}") && missing.stderr.contains(#"zz\u{1B}[31mred"#), "\(missing.stderr)")
+    }
+
     @Test("usage history shows a table and a sparkline per series; --group-by adds tag columns")
     func history() throws {
         let (feature, customer) = try meteredFeatureAndCustomer()

@@ -27,6 +27,9 @@ enum Checked {
         return text
     }
 
+    /// Whether the daemon reads `text` as an amount (`12`, `0.5`, `1e3`).
+    static func isAmount(_ text: String) -> Bool { (try? Amount(parsing: text)) != nil }
+
     /// An exact decimal as the daemon takes it (at most 12 fractional digits, below 10²¹): not
     /// negative unless `signed`, greater than 0 if `positive`.
     static func amount(_ text: String, _ what: String, positive: Bool = false, signed: Bool = false) throws {

@@ -11,7 +11,8 @@ struct CreditsAutoRechargeCommand: ParsableCommand {
             Without options: the current configuration. With options: the given fields change and the \
             others keep their current values, so `--disable` alone turns recharging off and keeps the \
             threshold, target and limit. When the balance drops below --threshold after a deduction, a \
-            PAID grant tops it up to --target, unless this month's recharges would exceed --max-spend.
+            PAID grant tops it up to --target, unless this month's recharges would exceed --max-spend. \
+            The first configuration of a customer and currency is enabled unless --disable is given.
             """)
 
     @OptionGroup var global: GlobalOptions

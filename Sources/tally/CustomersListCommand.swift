@@ -51,7 +51,7 @@ struct CustomersListCommand: ParsableCommand {
                 return table.render()
             }
             if !context.json, let cursor {
-                Console.error("more: tally customers list --after \(Display.cell(cursor)) (or --all)")
+                Console.error("more: tally customers list --after \(Display.shellQuoted(Display.cell(cursor))) (or --all)")
             }
         }
     }

@@ -6,7 +6,11 @@ import TallyProtocol
 struct CustomersProvisionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provision",
-        abstract: "Create a customer, or update the given fields of an existing one.")
+        abstract: "Create a customer, or update the given fields of an existing one.",
+        discussion: """
+            --metadata replaces the customer's whole metadata with the entries given (as \
+            provisionCustomer does): give every entry to keep. Without --metadata it is left as it is.
+            """)
 
     @OptionGroup var global: GlobalOptions
 
@@ -19,15 +23,19 @@ struct CustomersProvisionCommand: ParsableCommand {
     @Option(help: "Email address.")
     var email: String?
 
-    @Option(help: ArgumentHelp("A metadata entry; repeat for more.", valueName: "key=value"))
+    @Option(help: ArgumentHelp("An entry of the new metadata, which replaces all of it; repeat for more.", valueName: "key=value"))
     var metadata: [String] = []
 
     @Option(help: "Makes a retry safe: the same key and payload returns the original result.")
     var idempotencyKey: String?
 
     func validate() throws {
-        for entry in metadata where !entry.contains("=") || entry.hasPrefix("=") {
-            throw ValidationError("--metadata takes key=value, got '\(entry)'.")
+        var keys: Set<String> = []
+        for entry in metadata {
+            guard entry.contains("="), !entry.hasPrefix("=") else { throw ValidationError("--metadata takes key=value, got '\(entry)'.") }
+            let key = String(entry.split(separator: "=", maxSplits: 1)[0])
+            // Byte-exact, as the daemon compares keys; one value each.
+            guard keys.insert(key).inserted else { throw ValidationError("--metadata gives '\(key)' twice; give each key once.") }
         }
     }
 

@@ -3,8 +3,6 @@ import TallyProtocol
 
 /// How JSON values look in tables and in `tally call`'s output.
 enum Display {
-    /// A cell: strings bare, numbers and booleans as written, null and absent empty, arrays and
-    /// objects as compact JSON.
     /// A rejection of one item of a call without the item's place in the call
     /// (`events[3].timestamp …` → `timestamp …`), for output that names the item by its line or
     /// record in the file instead.
@@ -15,6 +13,15 @@ enum Display {
             .replacingOccurrences(of: "\(array)[\(index)] ", with: "\(item) ")
     }
 
+    /// `token` as a POSIX shell reads it back as one word: as it is when plain, else in single
+    /// quotes (for the command lines tally suggests).
+    static func shellQuoted(_ token: String) -> String {
+        let plain = !token.isEmpty && token.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil || "-_.=:/,@+".unicodeScalars.contains($0) }
+        return plain ? token : "'" + token.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+    }
+
+    /// A cell: strings bare, numbers and booleans as written, null and absent empty, arrays and
+    /// objects as compact JSON.
     static func cell(_ value: JSONValue?) -> String {
         guard let value else { return "" }
         switch value {

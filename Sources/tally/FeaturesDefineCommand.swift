@@ -9,7 +9,8 @@ struct FeaturesDefineCommand: ParsableCommand {
         abstract: "Create a feature, or replace its definition (a new version: what the flags omit is not kept).",
         discussion: """
             A metered feature can aggregate raw events (tally events send) with a meter:
-              tally features define api-calls --type METERED --meter-event request --aggregation COUNT \\
+              tally features define api-calls --type METERED \\
+                --meter-event request --aggregation COUNT \\
                 --filter method:IN:GET,POST --filter status:NOT_EQUALS:500
             --filter takes key:OP[:values] with OP one of EQUALS, NOT_EQUALS (one value, commas and \
             all), IN (v1,v2…) or EXISTS (no values).

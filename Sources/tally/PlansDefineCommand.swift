@@ -59,7 +59,7 @@ struct PlansDefineCommand: ParsableCommand {
             } else if !sawLimit, upper == "NONE" {
                 object["hasAccess"] = false
                 sawLimit = true
-            } else if !sawLimit, TableFormatter.isNumeric(part) {
+            } else if !sawLimit, TableFormatter.isNumeric(part) || Checked.isAmount(part) {
                 try Checked.amount(part, "The limit in --entitlement '\(entry)'")
                 object["usageLimit"] = .string(part)
                 sawLimit = true

@@ -83,11 +83,6 @@ enum NegativeValueHint {
         }
         let rewritten = options.filter { !isNegativeNumber($0) } + ["--"] + negatives.map { options[$0] } + arguments.dropFirst(options.count + 1)
         return "Hint: '\(options[first])' was read as an option. A negative value goes after `--`, which ends the options: "
-            + (["tally"] + rewritten).map(quoted).joined(separator: " ")
-    }
-
-    private static func quoted(_ token: String) -> String {
-        let plain = !token.isEmpty && token.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil || "-_.=:/,@+".unicodeScalars.contains($0) }
-        return plain ? token : "'" + token.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+            + (["tally"] + rewritten).map(Display.shellQuoted).joined(separator: " ")
     }
 }

@@ -280,6 +280,25 @@ struct CLITests {
         }
     }
 
+    @Test("CLI details: --metadata given twice for a key is refused; an --entitlement limit may be 1e3; the customers list 'more:' line is a command that runs; the features define example continues its lines")
+    func cliDetails() throws {
+        let twice = try tally(["customers", "provision", "x", "--metadata", "a=1", "--metadata", "a=2"], socket: false)
+        #expect(twice.status == 64 && twice.stderr.contains("'a' twice"), "\(twice.stderr)")
+
+        let feature = try daemon.newMeteredFeature()
+        let plan = try parseJSON(try tallyOK(["plans", "define", uniqueID("plan"), "--name", "P", "--entitlement", "\(feature):1e3:MONTH", "--json"]))
+        #expect(plan["entitlements"]?.arrayValue?.first?["usageLimit"] == "1000", "\(plan.jsonText)")
+
+        let prefix = uniqueID("spaced")
+        for suffix in [" a", " b"] { _ = try tallyOK(["customers", "provision", prefix + suffix]) }
+        let page = try tally(["customers", "list", "--after", prefix, "--limit", "1"])
+        #expect(page.status == 0 && page.stderr.contains("--after '\(prefix) a'"), "\(page.stderr)")
+
+        let help = try tally(["features", "define", "--help"], socket: false)
+        let example = help.stdout.split(separator: "\n").filter { $0.contains("api-calls") || $0.contains("--meter-event request") }
+        #expect(example.count == 2 && example.allSatisfy { $0.hasSuffix("\\") }, "each line of the example but the last ends with a backslash:\n\(help.stdout)")
+    }
+
     @Test("tally with standard output closed exits 74 before sending anything (its output would have gone into the socket, which takes descriptor 1)")
     func standardOutputClosed() throws {
         let customer = uniqueID("closed")

@@ -86,7 +86,7 @@ public final class TallyConnection {
         if result != 0 {
             Posix.closeDescriptor(fd)
             fd = -1
-            throw .connectFailed(path: socketPath, errno: failure, hint: Self.hint(forConnectErrno: failure))
+            throw .connectFailed(path: socketPath, errno: failure, hint: Self.hint(forConnectErrno: failure, path: socketPath))
         }
     }
 
@@ -373,7 +373,13 @@ public final class TallyConnection {
         return failure
     }
 
-    static func hint(forConnectErrno code: Int32) -> String {
+    static func hint(forConnectErrno code: Int32, path: String? = nil) -> String {
+        // Refused by something that is no socket at all: say what it is instead.
+        var status = stat()
+        if code == ECONNREFUSED, let path, stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFSOCK {
+            let kind = status.st_mode & S_IFMT == S_IFDIR ? "a directory, " : status.st_mode & S_IFMT == S_IFREG ? "a regular file, " : ""
+            return "\(path) is \(kind)not a socket"
+        }
         switch code {
         case ENOENT:
             return "no socket there: is tallyd running? start it with `tallyd serve`"

@@ -8,7 +8,7 @@ struct SnapshotCreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create",
         abstract: "Take a consistent snapshot while the daemon serves (a new directory at PATH).",
-        discussion: "PATH must not exist; the daemon writes it, so it must be able to. Verify it with `tally snapshot verify PATH` before relying on it.")
+        discussion: "PATH must not exist, and its parent directory must; the daemon writes it, so it must be able to. Verify it with `tally snapshot verify PATH` before relying on it.")
 
     @OptionGroup var global: GlobalOptions
 

@@ -330,5 +330,13 @@ struct CLITests {
         // An empty --socket is bad usage, not the default socket.
         let empty = try tally(["status", "--socket", ""], socket: false, environment: ["TALLY_SOCKET": daemon.socketPath])
         #expect(empty.status == 64 && empty.stderr.contains("--socket must not be empty"), "\(empty.status) \(empty.stderr)")
+        // A path that is no socket at all is named as what it is, not as a stale socket.
+        let place = TemporaryDirectory()
+        let file = place.path + "/file"
+        #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+        for (path, kind) in [(file, "a regular file"), (place.path, "a directory")] {
+            let wrong = try tally(["status", "--socket", path], socket: false)
+            #expect(wrong.status == 2 && wrong.stderr.contains("\(path) is \(kind), not a socket") && !wrong.stderr.contains("stale"), "\(wrong.stderr)")
+        }
     }
 }

@@ -27,8 +27,13 @@ extension GroupState {
             return .success(.feature(feature))
 
         case .definePlan(let c):
-            for entitlement in c.entitlements where try Projections.feature(entitlement.featureId, in: self) == nil {
-                return .failure(Rejection(.featureNotFound, "feature \"\(entitlement.featureId)\" does not exist"))
+            for (index, entitlement) in c.entitlements.enumerated() {
+                guard let feature = try Projections.feature(entitlement.featureId, in: self) else {
+                    return .failure(Rejection(.featureNotFound, "feature \"\(entitlement.featureId)\" does not exist"))
+                }
+                if let problem = Self.booleanLimitProblem(feature, usageLimit: entitlement.usageLimit, unlimited: entitlement.hasUnlimitedUsage, resetPeriod: entitlement.resetPeriod) {
+                    return .failure(Rejection(.invalidParams, problem.message, field: "entitlements[\(index)].\(problem.field)"))
+                }
             }
             let version = (try Projections.plan(c.planId, in: self)?.version ?? 0) + 1
             let plan = Plan(id: c.planId, displayName: c.displayName, entitlements: c.entitlements, trialDays: c.trialDays, version: version)
@@ -69,8 +74,11 @@ extension GroupState {
 
         case .grantPromotional(let c):
             if let rejection = try requireCustomer(c.customerId) { return .failure(rejection) }
-            guard try Projections.feature(c.featureId, in: self) != nil else {
+            guard let feature = try Projections.feature(c.featureId, in: self) else {
                 return .failure(Rejection(.featureNotFound, "feature \"\(c.featureId)\" does not exist"))
+            }
+            if let problem = Self.booleanLimitProblem(feature, usageLimit: c.usageLimit, unlimited: c.hasUnlimitedUsage, resetPeriod: c.resetPeriod) {
+                return .failure(Rejection(.invalidParams, problem.message, field: problem.field))
             }
             // Like a grant's expireAt: a promotion that has already ended would replace the
             // current one and grant nothing (revokePromotionalEntitlement ends one now).
@@ -218,6 +226,14 @@ extension GroupState {
             usagePeriodEnd: period.map { CalendarUTC.periodEnd($0, containing: now) },
             credit: credit
         )))
+    }
+
+    /// A BOOLEAN feature has no usage: an entitlement to it is access or none, so a usage limit,
+    /// unlimited usage or a reset period given for it is a mistake to say, not to keep.
+    static func booleanLimitProblem(_ feature: Feature, usageLimit: Amount?, unlimited: Bool, resetPeriod: CalendarPeriod?) -> (field: String, message: String)? {
+        guard feature.type == .boolean else { return nil }
+        let field = usageLimit != nil ? "usageLimit" : unlimited ? "hasUnlimitedUsage" : resetPeriod != nil ? "resetPeriod" : nil
+        return field.map { ($0, "feature \"\(feature.id)\" is BOOLEAN (access, no usage): it takes no \($0); give hasAccess only") }
     }
 
     /// Raw events: each is accepted, a duplicate of its idempotency key, or rejected on its own.

@@ -117,6 +117,27 @@ struct UsageTests {
         #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25")
     }
 
+    @Test("a BOOLEAN feature's entitlement is access or none: a usage limit, unlimited usage or a reset period for it is -32602 naming the field, in plans and promotions")
+    func booleanEntitlementsTakeNoLimits() throws {
+        let customer = try daemon.newCustomer(), flag = uniqueID("sso")
+        _ = try daemon.call("defineFeature", ["featureId": .string(flag), "type": "BOOLEAN"])
+        let entitlements: [(JSONObject, String)] = [(["usageLimit": "3"], "usageLimit"), (["hasUnlimitedUsage": true], "hasUnlimitedUsage"), (["resetPeriod": "MONTH"], "resetPeriod")]
+        for (extra, field) in entitlements {
+            var entitlement: JSONObject = ["featureId": .string(flag)]
+            var promotion: JSONObject = ["customerId": .string(customer), "featureId": .string(flag)]
+            for (key, value) in extra {
+                entitlement[key] = value
+                promotion[key] = value
+            }
+            try daemon.expectInvalidParams("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [.object(entitlement)]], field: "entitlements[0].\(field)")
+            try daemon.expectInvalidParams("grantPromotionalEntitlement", promotion, field: field)
+        }
+        // Access alone is fine, and so is an explicit no-limit false.
+        _ = try daemon.call("definePlan", ["planId": .string(uniqueID("plan")), "displayName": "P", "entitlements": [["featureId": .string(flag), "hasAccess": true, "hasUnlimitedUsage": false]]])
+        let granted = try daemon.call("grantPromotionalEntitlement", ["customerId": .string(customer), "featureId": .string(flag)])
+        #expect(granted["featureId"] == .string(flag), "\(granted.jsonText)")
+    }
+
     @Test("catalog and entitlement bad input: -32602 naming the field, nothing appended")
     func catalogBadInput() throws {
         let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()

@@ -50,6 +50,11 @@ struct Tally: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
+            // Help and the version: written as any output is, so a full disk is 74, not 0.
+            if exitCode(for: error) == .success {
+                Console.out(fullMessage(for: error))
+                Foundation.exit(0)
+            }
             if let hint = NegativeValueHint.hint(for: message(for: error), arguments: arguments) {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n" + hint + "\n").utf8))
                 Foundation.exit(exitCode(for: error).rawValue)

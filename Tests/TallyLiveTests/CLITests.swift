@@ -27,6 +27,10 @@ struct CLITests {
     func unwritableOutput() throws {
         let full = try runProgram("/bin/sh", ["-c", "\(Binaries.tally) status --socket \(daemon.socketPath) > /dev/full"], timeoutSeconds: 20)
         #expect(full.status == 74 && full.stderr.contains("cannot write the output"), "\(full.status): \(full.stderr)")
+        for flag in ["--help", "--version"] {  // help is output too
+            let lost = try runProgram("/bin/sh", ["-c", "\(Binaries.tally) \(flag) > /dev/full"], timeoutSeconds: 20)
+            #expect(lost.status == 74 && lost.stderr.contains("cannot write the output"), "\(flag): \(lost.status): \(lost.stderr)")
+        }
         // `head -1` exits after the header; the follower learns it at its next write (the next
         // event), and must end then, not poll forever.
         // (`timeout` ends a follower that would not: status 124 instead of SIGPIPE's 141.)

@@ -28,11 +28,14 @@ public final class ProgressBar {
 
     /// Reports `done` of `total` units (`total` 0 when unknown). `detail` replaces the default
     /// text after the percentage (counts, rate, ETA) for callers that report their own figures.
-    public func update(_ done: UInt64, of total: UInt64, detail: String? = nil) {
+    /// Returns whether it drew.
+    @discardableResult
+    public func update(_ done: UInt64, of total: UInt64, detail: String? = nil) -> Bool {
         let now = Date()
-        guard now.timeIntervalSince(lastDrawn) >= (isTerminal ? 0.1 : 5) else { return }
+        guard now.timeIntervalSince(lastDrawn) >= (isTerminal ? 0.1 : 5) else { return false }
         lastDrawn = now
         draw(done, total, detail: detail, now: now)
+        return true
     }
 
     /// Ends the bar with a final line.

@@ -19,8 +19,11 @@ final class EventsProgress {
     var elapsedSeconds: Double { bar.elapsedSeconds }
 
     /// Redraws when enough time has passed since the last drawing.
+    /// What the last line drawn showed (bytes read, counts).
+    private var drawn: (bytes: Int, counts: EventsSendCommand.Counts)?
+
     func update(bytesRead: Int, _ counts: EventsSendCommand.Counts) {
-        bar.update(UInt64(max(0, bytesRead)), of: UInt64(max(0, totalBytes)), detail: detail(counts))
+        if bar.update(UInt64(max(0, bytesRead)), of: UInt64(max(0, totalBytes)), detail: detail(counts)) { drawn = (bytesRead, counts) }
     }
 
     /// Ends the progress: on a terminal the in-place line is cleared, so the summary starts on a
@@ -29,7 +32,7 @@ final class EventsProgress {
     func finish(bytesRead: Int, _ counts: EventsSendCommand.Counts) {
         if isTerminal {
             bar.clear()
-        } else {
+        } else if drawn.map({ $0.bytes != bytesRead || $0.counts != counts }) ?? true {  // not the same line twice
             bar.finish(UInt64(max(0, bytesRead)), of: UInt64(max(0, totalBytes)), detail: detail(counts))
         }
     }

@@ -21,7 +21,7 @@ struct EventsSendCommand: ParsableCommand {
             """)
 
     /// What happened to the events so far.
-    struct Counts {
+    struct Counts: Equatable {
         var lines = 0
         var accepted = 0
         var duplicates = 0

@@ -269,6 +269,10 @@ struct UsageCLITests {
         let clean = try writeFile(lines[0] + "\n", named: "clean.jsonl", in: directory)
         let cleanJSON = try parseJSON(try tallyOK(["events", "send", clean, "--json"]))
         #expect(cleanJSON["duplicates"] == 1 && cleanJSON["rejected"] == 0)
+        // One call, answered at once: its progress line drawn on the reply is the final one, not
+        // printed again at the end.
+        let once = try tally(["events", "send", clean])
+        #expect(once.stderr.split(separator: "\n").count { $0.hasPrefix("sending") } == 1, "\(once.stderr)")
 
         let missing = try tally(["events", "send", directory.path + "/missing.jsonl"])
         #expect(missing.status == 64 && missing.stderr.contains("cannot open"), "\(missing.status) \(missing.stderr)")

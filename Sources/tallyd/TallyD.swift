@@ -53,7 +53,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "With --test-clock: the clock's starting time (RFC 3339). Default: now.")
     var testClockStart: String?
 
+    static let logLevelProblem = "--log-level must be one of trace, debug, info, notice, warning, error, critical"
+
     func validate() throws {
+        // Here, not in run(): a refusal there would print the root command's usage.
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError(Self.logLevelProblem) }
         if testClockStart != nil && !testClock { throw ValidationError("--test-clock-start needs --test-clock (it sets that clock's starting time).") }
         if let text = testClockStart {
             do { _ = try Timestamp(parsingRFC3339: text) } catch { throw ValidationError("--test-clock-start: \(error)") }
@@ -72,7 +76,7 @@ struct Serve: AsyncParsableCommand {
         if let dataDir { configuration.dataDirectory = dataDir }
         if let socket { configuration.socketPath = socket }
         if let logLevel {
-            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical") }
+            guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError(Self.logLevelProblem) }
             configuration.logLevel = level
         }
         let level = configuration.logLevel

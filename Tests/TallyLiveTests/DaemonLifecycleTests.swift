@@ -96,6 +96,9 @@ struct DaemonLifecycleTests {
         #expect(start.status == 64 && start.stderr.contains("needs --test-clock"), "\(start)")
         let badStart = try runProgram(Binaries.tallyd, ["serve", "--data-dir", place.path + "/data", "--test-clock", "--test-clock-start", "nope"], timeoutSeconds: 20)
         #expect(badStart.status == 64 && badStart.stderr.contains("--test-clock-start"), "\(badStart)")
+        // With serve's usage, not the root command's.
+        let level = try runProgram(Binaries.tallyd, ["serve", "--data-dir", place.path + "/data", "--log-level", "loud"], timeoutSeconds: 20)
+        #expect(level.status == 64 && level.stderr.contains("--log-level must be one of") && level.stderr.contains("Usage: tallyd serve"), "\(level)")
     }
 
     @Test("a stale socket left by a crash is cleaned up on start")

@@ -113,24 +113,41 @@ enum RestoreJournal {
         return nil
     }
 
-    /// What a start cannot resolve on its own (a damaged journal; or neither the database nor the
-    /// copy left, the copy removed by hand), with what to do: a new restore resolves both.
+    /// What a start cannot resolve on its own, with what to do (a new restore resolves it): a
+    /// damaged journal, or neither the database nor the copy left (the copy removed by hand).
+    /// Nil when there is no journal or a start can resolve it.
     static func unresolvable(_ dataDirectory: String) -> String? {
         let journal = journalPath(in: dataDirectory)
-        let database = Ledger.databasePath(in: dataDirectory)
-        let temporary = temporaryPath(in: dataDirectory)
         guard DurableFiles.exists(journal) else { return nil }
-        let what: String
-        if FileManager.default.contents(atPath: journal).flatMap({ Anchor.decode(Array($0)) }) == nil {
-            what = "the restore journal \(journal) is damaged, so which state an interrupted restore reached is unknown"
-        } else if !DurableFiles.exists(temporary), !DurableFiles.exists(database) {
-            what = "an interrupted restore left neither \(database) nor its copy \(temporary) (removed by hand?)"
-        } else {
-            return nil
-        }
+        guard let data = FileManager.default.contents(atPath: journal), Anchor.decode(Array(data)) != nil else { return damagedJournal(dataDirectory) }
+        guard DurableFiles.exists(temporaryPath(in: dataDirectory)) || DurableFiles.exists(Ledger.databasePath(in: dataDirectory)) else { return copyLost(dataDirectory) }
+        return nil
+    }
+
+    private static func damagedJournal(_ dataDirectory: String) -> String {
+        stuck("the restore journal \(journalPath(in: dataDirectory)) is damaged, so which state an interrupted restore reached is unknown", dataDirectory)
+    }
+
+    private static func copyLost(_ dataDirectory: String) -> String {
+        stuck("an interrupted restore left neither \(Ledger.databasePath(in: dataDirectory)) nor its copy \(temporaryPath(in: dataDirectory)) (removed by hand?)", dataDirectory)
+    }
+
+    /// `what`, with what to do: run the restore again; and where the old database is kept.
+    private static func stuck(_ what: String, _ dataDirectory: String) -> String {
         let old = ((try? FileManager.default.contentsOfDirectory(atPath: dataDirectory)) ?? []).filter { $0.hasPrefix("db.old-") }.sorted()
         let kept = old.isEmpty ? "" : "; the database from before the restore is kept as \(old.map { dataDirectory + "/" + $0 }.joined(separator: ", "))"
         return "\(what): run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`), which replaces the journal and installs the snapshot\(kept)"
+    }
+
+    /// At start: refuses with `problem`. Before a new restore: sets the interrupted one aside
+    /// (its journal and any partial copy; the database in place or moved aside is kept, as
+    /// always), since the new restore installs its own verified copy.
+    private static func setAside(_ problem: String, dataDirectory: String, logger: Logger, restoring: Bool) throws(StorageError) {
+        guard restoring else { throw .corrupt(problem) }
+        logger.notice("setting aside an interrupted restore that a start cannot resolve; the new restore replaces it", metadata: ["problem": "\(problem)"])
+        let temporary = temporaryPath(in: dataDirectory)
+        if DurableFiles.exists(temporary) { try remove(temporary) }
+        try remove(journalPath(in: dataDirectory))
     }
 
     /// A restore into a data directory without a database stopped while copying.
@@ -157,17 +174,8 @@ enum RestoreJournal {
             }
             return
         }
-        if let stuck = unresolvable(dataDirectory) {
-            guard restoring else { throw .corrupt(stuck) }
-            // A new restore installs its own verified copy: the journal and any partial copy of
-            // the interrupted one go; the database in place (or moved aside) is kept, as always.
-            logger.notice("setting aside an interrupted restore that a start cannot resolve; the new restore replaces it", metadata: ["problem": "\(stuck)"])
-            if DurableFiles.exists(temporary) { try remove(temporary) }
-            try remove(journal)
-            return
-        }
         guard let data = FileManager.default.contents(atPath: journal), let anchor = Anchor.decode(Array(data)) else {
-            throw .corrupt("the restore journal \(journal) cannot be read; run the restore again (`tallyd restore --from SNAPSHOT --data-dir \(dataDirectory)`)")
+            return try setAside(damagedJournal(dataDirectory), dataDirectory: dataDirectory, logger: logger, restoring: restoring)
         }
         switch (DurableFiles.exists(temporary), DurableFiles.exists(database)) {
         case (true, true):
@@ -201,7 +209,7 @@ enum RestoreJournal {
             try anchor.writeAfterRestore(dataDirectory: dataDirectory)
             logger.notice("finished an interrupted restore", metadata: ["sequence": "\(anchor.sequence)"])
         case (false, false):
-            throw .corrupt("an interrupted restore left neither \(database) nor \(temporary); run the restore again")  // (unresolvable() catches it first)
+            return try setAside(copyLost(dataDirectory), dataDirectory: dataDirectory, logger: logger, restoring: restoring)
         }
         guard unlink(journal) == 0 else { throw .corrupt("cannot remove the restore journal \(journal): \(String(cString: strerror(errno)))") }
         do {

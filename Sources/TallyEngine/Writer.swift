@@ -129,14 +129,15 @@ final class Writer: @unchecked Sendable {
             if let failure = group.readFailure {
                 // The failed command may have appended part of its events and projections to the
                 // batch: none of the group is written, so nothing of it happened.
-                guard failure.isDamage else {
-                    let message = "the ledger state could not be read (\(failure)) while deciding this command or one committed with it; nothing was applied: retry with the same idempotency key"
+                let message: String
+                if failure.isDamage {
+                    // A retry reads the same bytes again: "retry" would be wrong advice.
+                    message = "the database is damaged: \(failure), read while deciding this command or one committed with it; nothing was applied. \(Ledger.restoreAdvice)"
+                    logger.critical("reading the ledger state failed: the database is damaged", metadata: ["error": "\(failure)", "commands": "\(pendings.count)"])
+                } else {
+                    message = "the ledger state could not be read (\(failure)) while deciding this command or one committed with it; nothing was applied: retry with the same idempotency key"
                     logger.error("reading the ledger state failed", metadata: ["error": "\(failure)", "commands": "\(pendings.count)"])
-                    return (pendings.map { _ in .unavailable(message) }, nil, nil)
                 }
-                // Damage: a retry reads the same bytes again, so saying "retry" would be a lie.
-                let message = "the database is damaged: \(failure), read while deciding this command or one committed with it; nothing was applied. \(Ledger.restoreAdvice)"
-                logger.critical("reading the ledger state failed: the database is damaged", metadata: ["error": "\(failure)", "commands": "\(pendings.count)", "advice": "\(Ledger.restoreAdvice)"])
                 return (pendings.map { _ in .unavailable(message) }, nil, nil)
             }
         }

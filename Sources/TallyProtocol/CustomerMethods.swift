@@ -38,7 +38,6 @@ public enum CustomerMethods {
             let atoms = part.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
             return atoms.allSatisfy { !$0.isEmpty && $0.allSatisfy(allowed) }
         }
-        func isAlphanumeric(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
         guard !local.isEmpty, local.count <= 64 else { throw refuse("the part before @ must be 1 to 64 bytes") }
         guard isAtoms(Substring(local).utf8, { isAlphanumeric($0) || atomCharacters.contains($0) }) else {
             throw refuse("the part before @ may hold letters, digits and !#$%&'*+/=?^_`{|}~- between single dots")
@@ -58,6 +57,9 @@ public enum CustomerMethods {
         return change
     }
 
+    /// An ASCII letter or digit.
+    private static func isAlphanumeric(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
+
     /// Why the inside of `[…]` is no RFC 5321 address literal (nil when it is one): a dotted IPv4
     /// address (4 numbers 0–255, no leading zeros), `IPv6:` and an IPv6 address, or a general
     /// literal — a tag of letters, digits and inner hyphens (not `IPv6`), a colon, and 1 or more
@@ -72,9 +74,8 @@ public enum CustomerMethods {
         if tag.lowercased() == "ipv6" {
             return inet_pton(AF_INET6, String(content), &ipv6) == 1 ? nil : "\"\(content)\" after IPv6: is not an IPv6 address"
         }
-        func isLetterOrDigit(_ b: UInt8) -> Bool { (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) }
-        guard let first = tag.utf8.first, let last = tag.utf8.last, isLetterOrDigit(first), isLetterOrDigit(last),
-              tag.utf8.allSatisfy({ isLetterOrDigit($0) || $0 == UInt8(ascii: "-") })
+        guard let first = tag.utf8.first, let last = tag.utf8.last, isAlphanumeric(first), isAlphanumeric(last),
+              tag.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "-") })
         else { return "an address literal's tag (before the colon) must be letters, digits and inner hyphens" }
         guard !content.isEmpty, content.utf8.allSatisfy({ (33...126).contains($0) && $0 != UInt8(ascii: "[") && $0 != UInt8(ascii: "\\") && $0 != UInt8(ascii: "]") }) else {
             return "an address literal's content (after the tag's colon) must be printable ASCII but [, \\ and ]"

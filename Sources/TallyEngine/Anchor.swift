@@ -137,9 +137,11 @@ public struct Anchor: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Keeps the anchor file (and its copy beside the data directory, when it could be written) open
-/// and rewrites them in place after each commit (one `pwrite` each, no fsync except every
-/// `syncIntervalCommits` and at `close`). Called only from the writer thread, and from `close`
-/// after the writer stopped.
+/// and rewrites them in place after each commit (one `pwrite` each, before the group's replies).
+/// Every `syncIntervalCommits` the files are fsynced by a thread of their own, so no command
+/// waits for those syncs (a reply that did was the slowest of its few hundred neighbours); the
+/// anchor may lag after a power loss either way, which the start-up check allows. Called only from
+/// the writer thread, and from `sync()` after the writer stopped.
 final class AnchorWriter: @unchecked Sendable {
     private struct File {
         let fd: Int32
@@ -150,6 +152,7 @@ final class AnchorWriter: @unchecked Sendable {
     private var files: [File] = []
     private var unsynced = 0
     private let onFailure: @Sendable (String) -> Void
+    private var syncer: FileSyncer?
 
     /// Writes `anchor` atomically as the files' new content and opens them for updates. The copy
     /// beside the data directory is best-effort: `noCopy` hears at start when there can be none
@@ -173,9 +176,13 @@ final class AnchorWriter: @unchecked Sendable {
                 onFailure("cannot open the anchor's copy \(path): \(String(cString: strerror(errno)))")
             }
         }
+        syncer = FileSyncer(descriptors: files.map(\.fd))
     }
 
-    deinit { for file in files { close(file.fd) } }
+    deinit {
+        syncer?.stop()
+        for file in files { close(file.fd) }
+    }
 
     func update(_ anchor: Anchor) {
         let bytes = anchor.encoded()
@@ -190,11 +197,62 @@ final class AnchorWriter: @unchecked Sendable {
                 onFailure("cannot update the anchor \(files[index].path): \(written < 0 ? String(cString: strerror(errno)) : "short write")")
                 continue
             }
-            if sync { _ = fsync(files[index].fd) }
         }
+        if sync { syncer?.request() }
     }
 
-    func sync() { for file in files { _ = fsync(file.fd) } }
+    /// Stops the syncing thread and fsyncs the files now (at shutdown, after the writer stopped).
+    func sync() {
+        syncer?.stop()
+        syncer = nil
+        for file in files { _ = fsync(file.fd) }
+    }
+}
+
+/// A thread that fsyncs a few files when asked, so the asker does not wait for the disk. Requests
+/// made while a sync runs are served by one more sync after it.
+private final class FileSyncer: @unchecked Sendable {
+    // @unchecked: `requested` and `stopping` are guarded by `condition`; `descriptors` is immutable.
+    private let descriptors: [Int32]
+    private let condition = NSCondition()
+    private var requested = false
+    private var stopping = false
+    private var thread: JoinableThread?
+
+    init(descriptors: [Int32]) {
+        self.descriptors = descriptors
+        thread = JoinableThread { [self] in run() }
+    }
+
+    func request() {
+        condition.lock()
+        requested = true
+        condition.unlock()
+        condition.signal()
+    }
+
+    /// Waits for a sync in progress, then for the thread to exit. Idempotent.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.unlock()
+        condition.signal()
+        thread?.join()
+        thread = nil
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while !requested && !stopping { condition.wait() }
+            let sync = requested
+            requested = false
+            let stop = stopping
+            condition.unlock()
+            if sync { for fd in descriptors { _ = fsync(fd) } }
+            if stop { return }
+        }
+    }
 }
 
 /// File helpers for the few files Tally writes itself (anchor, snapshots, restore journal).

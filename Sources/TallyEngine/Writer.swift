@@ -71,8 +71,10 @@ final class Writer: @unchecked Sendable {
             return
         }
         queue.append(pending)
-        condition.signal()
         condition.unlock()
+        // After unlocking: a writer woken while the lock is still held would at once sleep again
+        // on the lock (one more pair of context switches on every command's path).
+        condition.signal()
     }
 
     /// Lets the queued commands finish, then stops the thread and waits until it has exited, so

@@ -25,6 +25,20 @@ public enum DaemonDatabase {
         return records.reversed()
     }
 
+    /// The first `count` records of `family` whose keys start with `prefix`.
+    public static func records(dataDir: String, family: String, prefix: [UInt8], count: Int) throws -> [(key: [UInt8], value: [UInt8])] {
+        let db = try openReadOnly(dataDir: dataDir)
+        let iterator = db.makeIterator(in: db.columnFamily(family), lowerBound: prefix, upperBound: KeyLayout.prefixEnd(prefix))
+        iterator.seek(to: prefix)
+        var records: [(key: [UInt8], value: [UInt8])] = []
+        while iterator.isValid, records.count < count {
+            records.append((iterator.key, iterator.value))
+            iterator.next()
+        }
+        try iterator.check()
+        return records
+    }
+
     /// The key of the last event: its sequence.
     public static func lastSequence(dataDir: String) throws -> UInt64 {
         let db = try openReadOnly(dataDir: dataDir)
@@ -59,6 +73,13 @@ extension SampleRecords {
     /// Arbitrary pre-encoded event records (e.g. the daemon's own, read back), no projections.
     public init(eventRecords: [[UInt8]]) {
         self.init(events: eventRecords, customers: [])
+    }
+
+    /// The daemon's own event records, with idempotency records and usage cells for
+    /// `RawBaseline.WriteSet.ingest`.
+    public init(eventRecords: [[UInt8]], idempotency: [(key: [UInt8], value: [UInt8])], cells: [(key: [UInt8], value: [UInt8])]) {
+        precondition(!idempotency.isEmpty && !cells.isEmpty, "the ingest write set needs idempotency records and usage cells")
+        self.init(events: eventRecords, customers: [], idempotency: idempotency, cells: cells)
     }
 }
 

@@ -11,10 +11,15 @@ public struct SampleRecords: Sendable {
     public let events: [[UInt8]]
     /// Customer projection records, keyed `c\0<id>`, one per command.
     public let customers: [(key: [UInt8], value: [UInt8])]
+    /// For the ingest write set: idempotency records and usage cells, as the daemon stored them.
+    public let idempotency: [(key: [UInt8], value: [UInt8])]
+    public let cells: [(key: [UInt8], value: [UInt8])]
 
-    init(events: [[UInt8]], customers: [(key: [UInt8], value: [UInt8])]) {
+    init(events: [[UInt8]], customers: [(key: [UInt8], value: [UInt8])], idempotency: [(key: [UInt8], value: [UInt8])] = [], cells: [(key: [UInt8], value: [UInt8])] = []) {
         self.events = events
         self.customers = customers
+        self.idempotency = idempotency
+        self.cells = cells
     }
 
     /// `count` distinct records, shaped like what the benchmarks submit: a customer with an id, a
@@ -39,6 +44,8 @@ public struct SampleRecords: Sendable {
         }
         self.events = events
         self.customers = customers
+        self.idempotency = []
+        self.cells = []
     }
 
     /// The command the engine benchmark submits for its `index`-th customer.
@@ -62,12 +69,16 @@ extension String {
 /// families, writing pre-encoded records in synced WriteBatches and nothing else (no decisions,
 /// no hashing, no encoding, no reads).
 public final class RawBaseline {
-    public enum WriteSet: String, Sendable {
+    public enum WriteSet: Equatable, Sendable {
         /// Only the event records: `seq → event`, as many as events.
         case events
         /// What the engine's group commit writes: per command the event and the customer
         /// projection, and per batch the two projection-mark keys.
         case engineWriteSet
+        /// What a reportEvent group writes at the least: per event its record, its idempotency
+        /// record and `cellsPerEvent` usage cells (the daemon's own, under distinct keys), and per
+        /// batch the two projection-mark keys.
+        case ingest(cellsPerEvent: Int)
     }
 
     public let directory: String
@@ -75,6 +86,7 @@ public final class RawBaseline {
     private let eventsFamily: ColumnFamily
     private let projectionsFamily: ColumnFamily
     private let metaFamily: ColumnFamily
+    private let idempotencyFamily: ColumnFamily
     private let records: SampleRecords
     private var nextSequence: UInt64 = 1
     private let ownsDirectory: Bool
@@ -91,6 +103,7 @@ public final class RawBaseline {
         eventsFamily = database.columnFamily(KeyLayout.eventsFamily)
         projectionsFamily = database.columnFamily(KeyLayout.projectionsFamily)
         metaFamily = database.columnFamily(KeyLayout.metaFamily)
+        idempotencyFamily = database.columnFamily(KeyLayout.idempotencyFamily)
         self.records = records
     }
 
@@ -105,14 +118,27 @@ public final class RawBaseline {
             for _ in 0..<take {
                 let slot = Int((nextSequence - 1) % UInt64(records.events.count))
                 batch.put(KeyLayout.eventKey(nextSequence), records.events[slot], in: eventsFamily)
-                if writeSet == .engineWriteSet {
+                switch writeSet {
+                case .events:
+                    break
+                case .engineWriteSet:
                     let customer = records.customers[slot]
                     // A distinct key per command, as the engine writes one per new customer.
                     batch.put(customer.key + KeyLayout.bigEndian(nextSequence), customer.value, in: projectionsFamily)
+                case .ingest(let cellsPerEvent):
+                    // Distinct keys in the order the samples came (each event's key is new, as
+                    // each raw event's idempotency key is).
+                    let record = records.idempotency[Int((nextSequence - 1) % UInt64(records.idempotency.count))]
+                    batch.put(record.key + KeyLayout.bigEndian(nextSequence), record.value, in: idempotencyFamily)
+                    for c in 0..<cellsPerEvent {
+                        let n = (nextSequence - 1) * UInt64(cellsPerEvent) + UInt64(c)
+                        let cell = records.cells[Int(n % UInt64(records.cells.count))]
+                        batch.put(cell.key + KeyLayout.bigEndian(n), cell.value, in: projectionsFamily)
+                    }
                 }
                 nextSequence += 1
             }
-            if writeSet == .engineWriteSet {
+            if writeSet != .events {
                 batch.put(KeyLayout.projectionSequenceKey, KeyLayout.bigEndian(nextSequence - 1), in: metaFamily)
                 batch.put(KeyLayout.projectionVersionKey, [0, 0, 0, 1], in: metaFamily)
             }

@@ -185,17 +185,17 @@ func timed(_ body: () throws -> Void) rethrows -> Double {
     return (clock.now - start).seconds
 }
 
-/// Raw synced batches of `group` records from `records` for at least `seconds` and `atLeast`
-/// records, in a fresh temp dir under `parent`; records/s.
-func rawBatchRate(parent: String, records: SampleRecords, group: Int, atLeast: Int, seconds: Double) throws -> Double {
+/// Raw synced batches of `group` events' records (`writeSet`) from `records` for at least
+/// `seconds` and `atLeast` events, in a fresh temp dir under `parent`; events/s.
+func rawBatchRate(parent: String, records: SampleRecords, group: Int, atLeast: Int, seconds: Double, writeSet: RawBaseline.WriteSet = .events) throws -> Double {
     let raw = try RawBaseline(parent: parent, records: records)
     defer { raw.removeDirectory() }
-    try raw.write(records: group, groupSize: group)
+    try raw.write(records: group, groupSize: group, writeSet: writeSet)
     let clock = ContinuousClock()
     let start = clock.now
     var written = 0
     while written < atLeast || (clock.now - start).seconds < seconds {
-        try raw.write(records: group, groupSize: group)
+        try raw.write(records: group, groupSize: group, writeSet: writeSet)
         written += group
     }
     return Double(written) / (clock.now - start).seconds

@@ -70,6 +70,8 @@ struct Ingest: ParsableCommand {
     @Option var tag = "i"
     @Option(help: "Event name (ingest.call: COUNT meter, no credits).") var eventName = "ingest.call"
     @Option var customerPrefix = "ingest"
+    @Option(help: "The feature metering --event-name, whose usage cells the write-set baseline samples.") var featureId = "ingest-calls"
+    @Option(help: "Usage cells per event in the write-set baseline (this load's events fall in a MINUTE cell of their own nearly always; its HOUR, DAY and period cells are shared).") var writeSetCells = 1
 
     func lines(round: String) -> [[[UInt8]]] {
         let base = nowMicros()
@@ -95,7 +97,19 @@ struct Ingest: ParsableCommand {
         let parent = (common.dataDir as NSString).deletingLastPathComponent
         print(f("   baseline: raw synced WriteBatches of %d of the daemon's own EVENT_RECEIVED records (%.0f B avg), temp dir under %@", group, records.averageEventBytes, parent))
         var before = try rawBatchRate(parent: parent, records: records, group: group, atLeast: perRound, seconds: baselineSeconds)
+        // The least the engine must write for these events: the record, its idempotency record
+        // and a usage cell each (the daemon's own bytes), without any of the engine's CPU.
+        let writeSetRecords = SampleRecords(
+            eventRecords: records.events,
+            idempotency: try DaemonDatabase.records(dataDir: common.dataDir, family: KeyLayout.idempotencyFamily, prefix: Array(IdempotencyFamily.event.utf8), count: eventsPerRequest),
+            cells: try DaemonDatabase.records(dataDir: common.dataDir, family: KeyLayout.projectionsFamily,
+                                              prefix: KeyLayout.usageSeriesPrefix(customerId: "\(customerPrefix)-0", featureId: featureId, granularity: .minute), count: eventsPerRequest))
+        let writeSet = RawBaseline.WriteSet.ingest(cellsPerEvent: writeSetCells)
+        print(f("   write-set baseline: the same, plus per event an idempotency record (%d sampled) and %d usage cell(s) (%d sampled), distinct keys", writeSetRecords.idempotency.count, writeSetCells, writeSetRecords.cells.count))
+        var setBefore = try rawBatchRate(parent: parent, records: writeSetRecords, group: group, atLeast: perRound, seconds: baselineSeconds, writeSet: writeSet)
         var ratios: [Double] = []
+        var setRatios: [Double] = []
+        var ceilings: [Double] = []
         var allLatencies: [Double] = []
         for round in 1...rounds {
             let built = lines(round: "\(round)-\(nowMicros())")
@@ -103,18 +117,25 @@ struct Ingest: ParsableCommand {
             let outcome = try runLoad(socket: common.socket, lines: built, pipeline: pipeline)
             let headAfter = try DaemonDatabase.lastSequence(dataDir: common.dataDir)
             let after = try rawBatchRate(parent: parent, records: records, group: group, atLeast: perRound, seconds: baselineSeconds)
+            let setAfter = try rawBatchRate(parent: parent, records: writeSetRecords, group: group, atLeast: perRound, seconds: baselineSeconds, writeSet: writeSet)
             let events = Double(outcome.completed * eventsPerRequest)
             let rate = events / outcome.wall
             let ratio = rate / ((before + after) / 2)
             ratios.append(ratio)
+            setRatios.append(rate / ((setBefore + setAfter) / 2))
+            ceilings.append((setBefore + setAfter) / (before + after))
             allLatencies += outcome.latencies
             let l = outcome.latencies
             print(f("round %d: %.0f events/s (%d requests in %.2f s, %llu log records); request latency p50 %@ p99 %@; errors %@", round, rate, outcome.completed, outcome.wall,
                     headAfter - headBefore, ms(percentile(l, 0.5)), ms(percentile(l, 0.99)), outcome.errorText))
-            print(f("   raw before/after: %.0f / %.0f records/s => ratio %.3fx", before, after, ratio))
+            print(f("   raw before/after: %.0f / %.0f records/s => ratio %.3fx; write set before/after: %.0f / %.0f events/s => ratio %.3fx", before, after, ratio,
+                    setBefore, setAfter, setRatios.last!))
             before = after
+            setBefore = setAfter
         }
         print(f("RATIO ingest (median of %d): %.3fx raw synced batches of %d  [%@]", ratios.count, median(ratios), group, ratios.map { f("%.3f", $0) }.joined(separator: ", ")))
+        print(f("RATIO ingest ÷ raw write set (median): %.3fx [%@]; raw write set ÷ raw events (the ceiling of the first ratio): %.3fx [%@]", median(setRatios),
+                setRatios.map { f("%.3f", $0) }.joined(separator: ", "), median(ceilings), ceilings.map { f("%.3f", $0) }.joined(separator: ", ")))
     }
 }
 
@@ -456,11 +477,38 @@ struct ReplayBench: ParsableCommand {
         return (s, n)
     }
 
+    /// The raw scan plus the one thing every replay must do per record besides reading it: its
+    /// SHA-256 (sequence ‖ record). (Comparing it with the next record's prevHash is a 32-byte
+    /// compare, left out: finding prevHash needs the record decoded.)
+    func rawScanAndHash() throws -> (Double, Int) {
+        var n = 0
+        var last: UInt8 = 0
+        let s = try timed {
+            let db = try DaemonDatabase.openReadOnly(dataDir: dataDir)
+            let iterator = db.makeIterator(in: db.columnFamily(KeyLayout.eventsFamily))
+            iterator.seekToFirst()
+            while iterator.isValid {
+                let hash = EventRecord.hash(sequence: KeyLayout.sequence(fromEventKey: iterator.key) ?? 0, record: iterator.value)
+                last ^= hash[0]
+                n += 1
+                iterator.next()
+            }
+            try iterator.check()
+        }
+        if last == 0x5A && n < 0 { print(last) } // keep the loop honest
+        return (s, n)
+    }
+
     func run() throws {
         let events = try DaemonDatabase.lastSequence(dataDir: dataDir)
         print("== replay of \(events) events in \(dataDir)")
         var before = try rawScan()
         print(f("raw scan (open read-only + iterate every event record): %.2f s, %d records, %.0f records/s", before.0, before.1, Double(before.1) / before.0))
+        let chained = try rawScanAndHash()
+        let again = try rawScan()
+        print(f("raw scan + SHA-256 of every record: %.2f s (%.0f records/s) = %.3fx the raw scans around it (what a replay on one thread could reach at best)",
+                chained.0, Double(chained.1) / chained.0, (Double(chained.1) / chained.0) / (Double(before.1 + again.1) / (before.0 + again.0))))
+        before = again
         var ratios: [Double] = []
         for round in 1...rounds {
             let process = Process()

@@ -28,8 +28,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
     /// Parses RFC 3339: `YYYY-MM-DD('T'|'t')hh:mm:ss(.fraction)?('Z'|'z'|±hh:mm)`.
     ///
     /// The year has exactly 4 digits (0001–9999), the day must exist in its month (leap years
-    /// included), hour 00–23, minute and second 00–59, a fraction has 1–9 digits (digits beyond
-    /// microseconds are truncated) and the offset is required (`-00:00` means UTC).
+    /// included), hour 00–23, minute and second 00–59, a fraction has 1 or more digits (digits
+    /// beyond microseconds are truncated) and the offset is required (`-00:00` means UTC).
     ///
     /// - Throws: `TimestampError` naming the first rule broken: a short or long field, a missing
     ///   separator, a value out of range, a leap second (`60`), a missing time zone, trailing
@@ -148,7 +148,7 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         static let second = ParseFailure(reason: "expected a 2-digit second")
         static let leapSecond = ParseFailure(reason: "leap second 60 is not supported")
         static let secondRange = ParseFailure(reason: "second must be 00–59")
-        static let fraction = ParseFailure(reason: "expected 1–9 fractional digits after '.'")
+        static let fraction = ParseFailure(reason: "expected a fractional digit after '.'")
         static let missingZone = ParseFailure(reason: "missing time zone (Z or ±hh:mm)")
         static let zone = ParseFailure(reason: "expected a time zone Z or ±hh:mm")
         static let zoneRange = ParseFailure(reason: "time zone offset must be within ±23:59")
@@ -209,7 +209,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
                 scale /= 10
                 i += 1
             }
-            guard (1...9).contains(i - start) else { return .failure(.fraction) }
+            // RFC 3339's `time-secfrac = "." 1*DIGIT`: any number of digits.
+            guard i > start else { return .failure(.fraction) }
         }
         // Offset.
         var offsetMinutes = 0

@@ -52,8 +52,8 @@ public enum ImportFormats {
     ///   time → timestamp; labels → dimensions; event_name → the dimension `event_name` (a label of the
     ///   same name must then hold the same value); reset_total true → `.reset` then `.usage`.
     /// - PAIGO: required timestamp, customerId, dimensionId (→ featureId), recordValue (a JSON string
-    ///   holding a decimal; a JSON number is rejected); optional metadata (string values → dimensions;
-    ///   null = absent) and the Tally extension idempotencyKey (null = absent). No key otherwise.
+    ///   holding a decimal; a JSON number is rejected); optional metadata (→ dimensions: strings as is, numbers and
+    ///   booleans as their JSON text; null = absent) and the Tally extension idempotencyKey (null = absent). No key otherwise.
     /// - CLOUDEVENTS (1.0, JSON format): required specversion "1.0", id, source (a URI-reference),
     ///   type; optional time, subject (non-empty), datacontenttype (a media type; a JSON one when data
     ///   is present), dataschema (an absolute URI; ignored), data (an object). Extension attributes
@@ -95,7 +95,7 @@ public enum ImportFormats {
         let timestamp = try r.requiredTimestamp("timestamp")
         _ = try r.timestamp("createdAt", nullIsAbsent: false)
         let resourceId = try r.id("resourceId", nullIsAbsent: true)
-        let dimensions = try r.stringMap("dimensions", nullIsAbsent: true)
+        let dimensions = try r.stringMap("dimensions", nullIsAbsent: true, scalars: true)
 
         var params: JSONObject = ["customerId": .string(customerId), "featureId": .string(featureId), "value": value]
         if let updateBehavior { params["updateBehavior"] = .string(updateBehavior) }
@@ -177,7 +177,7 @@ public enum ImportFormats {
             throw .invalidParams(
                 field: recordField, "must be a string holding a decimal number (Paigo sends values as strings), not \(other.typeName)")
         }
-        let dimensions = try r.stringMap("metadata", nullIsAbsent: true)
+        let dimensions = try r.stringMap("metadata", nullIsAbsent: true, scalars: true)
         let idempotencyKey = try r.id("idempotencyKey", nullIsAbsent: true)
 
         var params: JSONObject = ["customerId": .string(customerId), "featureId": .string(featureId), "value": .string(recordValue)]
@@ -564,8 +564,10 @@ private struct RecordReader {
         return try timestamp(name, nullIsAbsent: false)!
     }
 
-    /// An object of string values (dimensions), each key and value checked; absent → empty.
-    func stringMap(_ name: String, nullIsAbsent: Bool) throws(RPCFailure) -> JSONObject {
+    /// An object of string values (dimensions), each key and value checked; absent → empty. With
+    /// `scalars`, a number or boolean is taken as its JSON text, as reportUsage's dimensions take
+    /// them (`3` → "3", `true` → "true"); without, only strings (Octane's labels, by its schema).
+    func stringMap(_ name: String, nullIsAbsent: Bool, scalars: Bool = false) throws(RPCFailure) -> JSONObject {
         switch object[name] {
         case nil: return JSONObject()
         case .null? where nullIsAbsent: return JSONObject()
@@ -577,8 +579,12 @@ private struct RecordReader {
             var out = JSONObject()
             for (key, value) in map {
                 let f = field("\(name).\(key)")
-                guard case .string(let s) = value else {
-                    throw .invalidParams(field: f, "must be a string, not \(value.typeName)")
+                let s: String
+                switch value {
+                case .string(let text): s = text
+                case .number(let text) where scalars: s = text
+                case .bool(let b) where scalars: s = b ? "true" : "false"
+                default: throw .invalidParams(field: f, scalars ? "must be a string, number or boolean, not \(value.typeName)" : "must be a string, not \(value.typeName)")
                 }
                 try ImportFormats.checkDimension(key: key, value: s, field: f)
                 out[key] = .string(s)

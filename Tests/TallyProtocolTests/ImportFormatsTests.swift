@@ -110,7 +110,8 @@ struct ImportFormatsTests {
         for (key, value) in cases {
             #expect(rejectedField(with(Self.stigg, key, value), .stigg, index: 1) == "records[1].\(key)", "\(key): \(value)")
         }
-        #expect(rejectedField(with(Self.stigg, "dimensions", ["n": 1]), .stigg) == "records[0].dimensions.n")
+        #expect(rejectedField(with(Self.stigg, "dimensions", ["n": [1]]), .stigg) == "records[0].dimensions.n")
+        #expect(rejectedField(with(Self.stigg, "dimensions", ["n": .null]), .stigg) == "records[0].dimensions.n")
         #expect(rejectedField(with(Self.stigg, "dimensions", ["bad key": "x"]), .stigg) == "records[0].dimensions.bad key")
         #expect(rejectedField(with(Self.stigg, "dimensions", ["k": ""]), .stigg) == "records[0].dimensions.k")
         // Out-of-precision values are rejected, never rounded.
@@ -250,6 +251,18 @@ struct ImportFormatsTests {
         #expect(rejectedField(with(Self.paigo, "timestamp", "2021-01-23T01:23:45.5-05:00"), .paigo) == nil)
     }
 
+    @Test("STIGG dimensions and PAIGO metadata take numbers and booleans as their JSON text, as reportUsage's dimensions do (found in review)")
+    func numbersAndBooleansInDimensionsAreTheirText() {
+        let stigg = convert(with(Self.stigg, "dimensions", json(#"{"contract":12345,"ratio":1.50,"billable":true}"#)), .stigg)
+        guard case .usage(let s)? = stigg.first else { return }
+        #expect(s["dimensions"] == .object(["contract": "12345", "ratio": "1.50", "billable": "true"]))
+        let paigo = convert(with(Self.paigo, "metadata", json(#"{"contract":42,"trial":false}"#)), .paigo)
+        guard case .usage(let p)? = paigo.first else { return }
+        #expect(p["dimensions"] == .object(["contract": "42", "trial": "false"]))
+        // Octane's labels stay strings only: its schema says additionalProperties {type: string}.
+        #expect(rejectedField(with(Self.octane, "labels", ["n": 1]), .octane) == "records[0].labels.n")
+    }
+
     @Test func paigoWrongTypesAndUnknownFields() {
         let cases: [(String, JSONValue)] = [
             ("timestamp", 1), ("customerId", 1), ("dimensionId", .null), ("metadata", "x"), ("metadata", ["a"]),
@@ -258,7 +271,6 @@ struct ImportFormatsTests {
         for (key, value) in cases {
             #expect(rejectedField(with(Self.paigo, key, value), .paigo) == "records[0].\(key)", "\(key): \(value)")
         }
-        #expect(rejectedField(with(Self.paigo, "metadata", ["contract": 42]), .paigo) == "records[0].metadata.contract")
         #expect(rejectedField(with(Self.paigo, "metadata", ["nested": ["a": "b"]]), .paigo) == "records[0].metadata.nested")
         #expect(rejectedField(with(Self.paigo, "recordId", "r1"), .paigo) == "records[0].recordId")
     }

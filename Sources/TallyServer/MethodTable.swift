@@ -17,7 +17,14 @@ enum MethodTable {
             let command = try CustomerMethods.provision(params)
             return (.provisionCustomer(command), command.idempotencyKey)
         },
-        "getCustomer": .query { dispatcher, params in
+        // A customer's reply lists every subscription it ever had: past a few dozen it is read
+        // off the loops, and the connection's later lines wait for the client to read it, as
+        // for any long read (a client pipelining it and not reading made the daemon build
+        // every reply: gigabytes, found in review).
+        "getCustomer": .queryOffloadedWhen({ dispatcher, params in
+            guard let id = try? CustomerMethods.customerID(params) else { return false }  // refused inline
+            return hasManySubscriptions(id, in: dispatcher.ledger.store)
+        }) { dispatcher, params in
             let id = try CustomerMethods.customerID(params)
             guard let customer = try dispatcher.ledger.customer(id) else {
                 throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(id)\" does not exist"))
@@ -47,6 +54,16 @@ enum MethodTable {
             return OpenRPC.document
         },
     ]
+
+    /// Whether the customer's list of subscription ids is longer than `inlineSubscriptionListBytesMax`
+    /// (by its stored size: nothing decoded on the loop to decide).
+    static func hasManySubscriptions(_ customerId: String, in store: LedgerStore) -> Bool {
+        let list = (try? store.projection(KeyLayout.customerSubscriptionsKey(customerId))) ?? nil
+        return (list?.count ?? 0) > inlineSubscriptionListBytesMax
+    }
+
+    /// About 64 subscriptions of 30-byte ids.
+    static let inlineSubscriptionListBytesMax = 2048
 
     /// The seed Customer shape with the customer's subscriptions (and their plans' names).
     static func customerJSON(_ customer: Customer, store: LedgerStore) throws(StorageError) -> JSONValue {

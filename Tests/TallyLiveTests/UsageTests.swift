@@ -16,6 +16,32 @@ struct UsageTests {
 
     init() throws { daemon = try SharedDaemon.get() }
 
+    @Test("getCustomer of a customer with hundreds of subscriptions (read off the loops, later lines held until the client reads): 200 pipelined reads, read only after all were sent, are each answered in order with every subscription")
+    func customerWithManySubscriptionsPipelined() throws {
+        let feature = uniqueID("subsf"), plan = uniqueID("subsp"), customer = uniqueID("subsc")
+        _ = try daemon.call("defineFeature", ["featureId": .string(feature), "type": "BOOLEAN"])
+        _ = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "P", "entitlements": [["featureId": .string(feature)]]])
+        _ = try daemon.call("provisionCustomer", ["customerId": .string(customer)])
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        let subscriptions: [JSONValue] = (0..<300).map { i in
+            .object(["jsonrpc": "2.0", "id": .integer(i), "method": "provisionSubscription",
+                     "params": ["customerId": .string(customer), "planId": .string(plan), "subscriptionId": .string("\(customer)-s\(i)"), "status": "CANCELED"]])
+        }
+        try connection.sendLine(JSONValue.array(subscriptions).serialized())
+        let provisioned = try connection.readReply().arrayValue ?? []
+        #expect(provisioned.count == 300 && provisioned.allSatisfy { $0["result"] != nil }, "the 300 subscriptions")
+        // ~60 KB a reply: far more than the daemon holds for a client that does not read
+        // (pendingReplyBytesMax), so most of these lines wait, unread, until the replies are read.
+        for i in 0..<200 {
+            try connection.sendLine(JSONValue.object(["jsonrpc": "2.0", "id": .integer(i), "method": "getCustomer", "params": ["customerId": .string(customer)]]).serialized())
+        }
+        for i in 0..<200 {
+            let reply = try connection.readReply()
+            #expect(reply["id"] == .integer(i) && reply.field("result.subscriptions")?.arrayValue?.count == 300, "reply \(i): \(String(reply.jsonText.prefix(200)))")
+        }
+    }
+
     // MARK: - Catalog
 
     @Test("defineCurrency/defineFeature/definePlan: version 1 then 2, two *_DEFINED events, never edited in place")

@@ -291,13 +291,8 @@ public enum ImportFormats {
                     if let problem = Identifier.problem(with: s) { throw .invalidParams(field: field, problem) }
                     resourceId = s
                 default:
-                    let text: String
-                    switch value {
-                    case .null: continue
-                    case .string(let s): text = s
-                    case .number(let n): text = n
-                    case .bool(let b): text = b ? "true" : "false"
-                    case .object, .array:
+                    if value == .null { continue }
+                    guard let text = value.scalarText else {
                         throw .invalidParams(field: field, "must be a string, number or boolean, not \(value.typeName)")
                     }
                     try checkDimension(key: key, value: text, field: field)
@@ -579,12 +574,8 @@ private struct RecordReader {
             var out = JSONObject()
             for (key, value) in map {
                 let f = field("\(name).\(key)")
-                let s: String
-                switch value {
-                case .string(let text): s = text
-                case .number(let text) where scalars: s = text
-                case .bool(let b) where scalars: s = b ? "true" : "false"
-                default: throw .invalidParams(field: f, scalars ? "must be a string, number or boolean, not \(value.typeName)" : "must be a string, not \(value.typeName)")
+                guard let s = scalars ? value.scalarText : value.stringValue else {
+                    throw .invalidParams(field: f, scalars ? "must be a string, number or boolean, not \(value.typeName)" : "must be a string, not \(value.typeName)")
                 }
                 try ImportFormats.checkDimension(key: key, value: s, field: f)
                 out[key] = .string(s)

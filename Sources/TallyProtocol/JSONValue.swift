@@ -97,6 +97,17 @@ extension JSONValue {
         return false
     }
 
+    /// A scalar's text as a dimension value takes it: a string as is, a number as written
+    /// (`3.50` stays "3.50"), a boolean as "true"/"false"; nil for null, arrays and objects.
+    public var scalarText: String? {
+        switch self {
+        case .string(let s): return s
+        case .number(let n): return n
+        case .bool(let b): return b ? "true" : "false"
+        case .null, .array, .object: return nil
+        }
+    }
+
     /// The member `key` if this is an object containing it; otherwise nil.
     public subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }

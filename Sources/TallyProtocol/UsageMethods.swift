@@ -399,12 +399,8 @@ extension Params {
         for (key, value) in object {
             let path = field("\(name).\(key)")
             guard Self.isDimensionKey(key) else { throw .invalidParams(field: path, "key must match ^[a-zA-Z0-9_$.-]+$") }
-            let text: String
-            switch value {
-            case .string(let s): text = s
-            case .number(let n): text = n
-            case .bool(let b): text = b ? "true" : "false"
-            default: throw .invalidParams(field: path, "must be a string, number or boolean, not \(value.typeName)")
+            guard let text = value.scalarText else {
+                throw .invalidParams(field: path, "must be a string, number or boolean, not \(value.typeName)")
             }
             if let problem = Identifier.problem(with: text) { throw .invalidParams(field: path, problem) }
             pairs.append((key, text))

@@ -25,6 +25,17 @@ struct JSONValueTests {
         #expect(o.map(\.value) == [1, 2])
     }
 
+    @Test func scalarTextIsTheTextAsWritten() {
+        #expect(JSONValue.string("eu-west").scalarText == "eu-west")
+        #expect(JSONValue.number("3.50").scalarText == "3.50")
+        #expect(JSONValue.number("-1e3").scalarText == "-1e3")
+        #expect(JSONValue.bool(true).scalarText == "true")
+        #expect(JSONValue.bool(false).scalarText == "false")
+        #expect(JSONValue.null.scalarText == nil)
+        #expect(JSONValue.array(["a"]).scalarText == nil)
+        #expect(JSONValue.object(["a": "b"]).scalarText == nil)
+    }
+
     @Test func accessorsAndTypeNames() {
         let cases: [(JSONValue, String)] = [
             (.null, "null"), (true, "boolean"), (1, "number"), ("s", "string"), ([], "array"), ([:], "object"),

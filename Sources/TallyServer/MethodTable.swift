@@ -55,15 +55,13 @@ enum MethodTable {
         },
     ]
 
-    /// Whether the customer's list of subscription ids is longer than `inlineSubscriptionListBytesMax`
-    /// (by its stored size: nothing decoded on the loop to decide).
+    /// Whether the customer has more than `inlineSubscriptionsMax` subscriptions (one small read:
+    /// nothing listed on the loop to decide).
     static func hasManySubscriptions(_ customerId: String, in store: LedgerStore) -> Bool {
-        let list = (try? store.projection(KeyLayout.customerSubscriptionsKey(customerId))) ?? nil
-        return (list?.count ?? 0) > inlineSubscriptionListBytesMax
+        ((try? Projections.subscriptionCount(customerId: customerId, in: store)) ?? 0) > inlineSubscriptionsMax
     }
 
-    /// About 64 subscriptions of 30-byte ids.
-    static let inlineSubscriptionListBytesMax = 2048
+    static let inlineSubscriptionsMax: UInt64 = 64
 
     /// The seed Customer shape with the customer's subscriptions (and their plans' names).
     static func customerJSON(_ customer: Customer, store: LedgerStore) throws(StorageError) -> JSONValue {

@@ -20,7 +20,7 @@ public enum KeyLayout {
     public static let columnFamilies = [eventsFamily, projectionsFamily, idempotencyFamily]
 
     /// Bump when the projection records or keys change: the next start rebuilds them from the log.
-    public static let projectionVersion: UInt32 = 5
+    public static let projectionVersion: UInt32 = 6
 
     public static let projectionSequenceKey = Array("projection.sequence".utf8)
     public static let projectionVersionKey = Array("projection.version".utf8)
@@ -73,7 +73,9 @@ public enum KeyLayout {
 /// - `m\0<eventName>` → the ids of the features whose meter reads this event
 /// - `p\0<planId>` → Plan
 /// - `s\0<subscriptionId>` → Subscription
-/// - `cs\0<customerId>` → the customer's subscription ids
+/// - `cs\0<customerId>` → how many subscriptions the customer has (8 bytes, big-endian)
+/// - `cs\0<customerId>\0<position>` → the id of its subscription number `position` (8 bytes,
+///   big-endian, from 0 in provisioning order)
 /// - `pe\0<customerId>\0<featureId>` → PromotionalEntitlement
 /// - `ut\0<customerId>\0<featureId>\0<resourceId>\0<period>\0<start>` → UsageCell (period total, no dimensions)
 /// - `us\0<customerId>\0<featureId>\0<granularity>\0<start>\0<resourceId>\0<dimensions>` → UsageCell (time series)
@@ -91,7 +93,10 @@ extension KeyLayout {
     public static func meterIndexKey(eventName: String) -> [UInt8] { key("m", [eventName]) }
     public static func planKey(_ id: String) -> [UInt8] { key("p", [id]) }
     public static func subscriptionKey(_ id: String) -> [UInt8] { key("s", [id]) }
-    public static func customerSubscriptionsKey(_ customerId: String) -> [UInt8] { key("cs", [customerId]) }
+    public static func customerSubscriptionCountKey(_ customerId: String) -> [UInt8] { key("cs", [customerId]) }
+    public static func customerSubscriptionKey(_ customerId: String, position: UInt64) -> [UInt8] {
+        key("cs", [customerId]) + [0] + bigEndian(position)
+    }
     public static func promotionalKey(customerId: String, featureId: String) -> [UInt8] { key("pe", [customerId, featureId]) }
     public static func promotionalPrefix(customerId: String) -> [UInt8] { key("pe", [customerId]) + [0] }
     public static func dimensionKeyKey(customerId: String, key dimension: String) -> [UInt8] { key("dk", [customerId, dimension]) }

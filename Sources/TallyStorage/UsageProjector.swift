@@ -21,11 +21,16 @@ enum UsageProjector {
             sink.setProjection(KeyLayout.planKey(e.plan.id), e.plan.encoded())
         case .subscriptionProvisioned(let e):
             let subscription = e.subscription
-            sink.setProjection(KeyLayout.subscriptionKey(subscription.id), subscription.encoded())
-            var ids = try Projections.subscriptionIDs(customerId: subscription.customerId, in: sink)
-            if !ids.contains(where: { UTF8Exact.equal($0, subscription.id) }) {
-                ids.append(subscription.id)
-                sink.setProjection(KeyLayout.customerSubscriptionsKey(subscription.customerId), Projections.encodeStrings(ids))
+            let key = KeyLayout.subscriptionKey(subscription.id)
+            // A subscription id is the customer's for good (the decision refuses another's), so a
+            // known one is already in the customer's list. A new one takes the next position: two
+            // small records whatever the list's length.
+            let known = try sink.projection(key) != nil
+            sink.setProjection(key, subscription.encoded())
+            if !known {
+                let count = try Projections.subscriptionCount(customerId: subscription.customerId, in: sink)
+                sink.setProjection(KeyLayout.customerSubscriptionKey(subscription.customerId, position: count), Array(subscription.id.utf8))
+                sink.setProjection(KeyLayout.customerSubscriptionCountKey(subscription.customerId), KeyLayout.bigEndian(count + 1))
             }
         case .subscriptionCanceled(let e):
             guard var subscription = try Projections.subscription(e.subscriptionId, in: sink) else {
@@ -196,8 +201,27 @@ extension Projections {
         try decoded(KeyLayout.subscriptionKey(id), in: source, "subscription \(id)") { (b: [UInt8]) throws(DecodingError) in try Subscription.decode(b) }
     }
 
+    /// How many subscriptions the customer was ever provisioned (canceled ones included).
+    public static func subscriptionCount(customerId: String, in source: some ProjectionSource) throws(StorageError) -> UInt64 {
+        guard let bytes = try source.projection(KeyLayout.customerSubscriptionCountKey(customerId)) else { return 0 }
+        guard let count = KeyLayout.uint64(bigEndian: bytes) else {
+            throw .corrupt("subscription count of \(customerId): \(bytes.count) bytes, not 8")
+        }
+        return count
+    }
+
+    /// The customer's subscription ids, in the order they were first provisioned.
     public static func subscriptionIDs(customerId: String, in source: some ProjectionSource) throws(StorageError) -> [String] {
-        try decoded(KeyLayout.customerSubscriptionsKey(customerId), in: source, "subscriptions of \(customerId)") { (b: [UInt8]) throws(DecodingError) in try decodeStrings(b) } ?? []
+        let count = try subscriptionCount(customerId: customerId, in: source)
+        var ids: [String] = []
+        ids.reserveCapacity(Int(clamping: count))
+        for position in 0..<count {
+            guard let bytes = try source.projection(KeyLayout.customerSubscriptionKey(customerId, position: position)) else {
+                throw .corrupt("subscriptions of \(customerId): \(count) recorded, number \(position) missing")
+            }
+            ids.append(String(decoding: bytes, as: UTF8.self))
+        }
+        return ids
     }
 
     public static func subscriptions(customerId: String, in source: some ProjectionSource) throws(StorageError) -> [Subscription] {

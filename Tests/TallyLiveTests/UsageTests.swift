@@ -277,6 +277,31 @@ struct UsageTests {
         #expect(after.first?["status"] == "CANCELED", "\(after)")
     }
 
+    @Test("a customer's subscriptions are listed in the order first provisioned; provisioning a known id again replaces it in its place, adding none; another customer's id is refused")
+    func subscriptionListOrder() throws {
+        let feature = uniqueID("ordf"), plan = uniqueID("ordp"), plan2 = uniqueID("ordp2"), customer = uniqueID("ordc"), other = uniqueID("ordo")
+        _ = try daemon.call("defineFeature", ["featureId": .string(feature), "type": "BOOLEAN"])
+        for p in [plan, plan2] {
+            _ = try daemon.call("definePlan", ["planId": .string(p), "displayName": "P", "entitlements": [["featureId": .string(feature)]]])
+        }
+        for c in [customer, other] { _ = try daemon.call("provisionCustomer", ["customerId": .string(c)]) }
+        let ids = ["z", "a", "m", "b"].map { "\(customer)-\($0)" }
+        for id in ids {
+            _ = try daemon.call("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan), "subscriptionId": .string(id)])
+        }
+        let again = try daemon.call("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan2), "subscriptionId": .string(ids[1]), "status": "PAUSED"])
+        #expect(again["status"] == "PAUSED", "\(again.jsonText)")
+        try daemon.expectRejected("provisionSubscription", ["customerId": .string(other), "planId": .string(plan), "subscriptionId": .string(ids[2])], code: 1013, reason: "INVALID_STATE")
+        let shown = try daemon.call("getCustomer", ["customerId": .string(customer)])["subscriptions"]?.arrayValue ?? []
+        #expect(shown.map { $0["id"]?.stringValue ?? "?" } == ids, "\(shown.map(\.jsonText))")
+        #expect(shown.map { $0["status"]?.stringValue ?? "?" } == ["ACTIVE", "PAUSED", "ACTIVE", "ACTIVE"])
+        #expect(shown.map { $0.field("plan.id")?.stringValue ?? "?" } == [plan, plan2, plan, plan])
+        let others = try daemon.call("getCustomer", ["customerId": .string(other)])["subscriptions"]?.arrayValue
+        #expect(others == [], "\(others.map { "\($0)" } ?? "nil")")
+        let verified = try daemon.call("verifyLedger")
+        #expect(verified["projectionsMatch"] == true, "\(verified.jsonText.prefix(600))")
+    }
+
     @Test("defineFeature refuses (1013) a redefinition that changes how usage combines; COUNT and SUM, filters and event name may change, and history then agrees with currentUsage")
     func redefinitionKeepsCombination() throws {
         func meter(_ aggregation: String, _ eventName: String, field: String? = "n") -> JSONValue {

@@ -15,7 +15,7 @@ struct Scenarios: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally-scenarios",
         abstract: "Usage, credit, replay and snapshot benchmarks against same-run raw RocksDB baselines.",
-        subcommands: [Setup.self, Ingest.self, Fill.self, Queries.self, Strict.self, Latency.self, SnapshotUnderLoad.self, ReplayBench.self]
+        subcommands: [Setup.self, Ingest.self, Fill.self, Queries.self, Strict.self, Latency.self, SnapshotUnderLoad.self, ReplayBench.self, Subscriptions.self]
     )
 }
 
@@ -379,6 +379,39 @@ struct Latency: ParsableCommand {
                 ms(percentile(status, 0.5)), ms(percentile(status, 0.99)), ms(percentile(balance, 0.5)), ms(percentile(balance, 0.99)), ms(percentile(entitlement, 0.5)), ms(percentile(entitlement, 0.99))))
         print(f("RATIO p99 / getStatus p99 (median of %d rounds): getCreditBalance %.2fx [%@], getEntitlement %.2fx [%@]", rounds, median(rb), rb.map { f("%.2f", $0) }.joined(separator: ", "),
                 median(re), re.map { f("%.2f", $0) }.joined(separator: ", ")))
+    }
+}
+
+// MARK: provisionSubscription as one customer's list grows
+
+struct Subscriptions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "provisionSubscription rounds for one customer (one plan): each round's rate beside the first round's, as the customer's subscription count grows."
+    )
+    @OptionGroup var common: Common
+    @Option var rounds = 10
+    @Option var perRound = 1000
+    @Option var pipeline = 50
+
+    func run() throws {
+        let c = try TallyConnection(socketPath: common.socket, timeoutSeconds: 600)
+        let tag = "subs\(nowMicros())"
+        _ = try call(c, "definePlan", ["planId": .string("\(tag)-plan"), "displayName": "Benchmark plan", "entitlements": []])
+        _ = try call(c, "provisionCustomer", ["customerId": .string(tag), "name": "many subscriptions"])
+        print("== subscriptions: \(rounds) rounds of \(perRound) provisionSubscription calls for one customer, pipeline \(pipeline)")
+        var rates: [Double] = []
+        for round in 0..<rounds {
+            let lines = (0..<perRound).map { i in
+                requestLine(id: i + 1, method: "provisionSubscription", params: [
+                    "customerId": .string(tag), "planId": .string("\(tag)-plan"), "subscriptionId": .string("\(tag)-\(round * perRound + i)"),
+                ])
+            }
+            let outcome = try runLoad(socket: common.socket, lines: [lines], pipeline: pipeline)
+            let rate = Double(outcome.completed) / outcome.wall
+            rates.append(rate)
+            print(f("round %d (subscriptions %d to %d): %.0f calls/s, %.2fx round 1; errors %@", round + 1, round * perRound + 1, (round + 1) * perRound, rate, rate / rates[0], outcome.errorText))
+        }
+        print(f("RATIO provisionSubscription rate, last round ÷ first round: %.2fx", rates.last! / rates[0]))
     }
 }
 

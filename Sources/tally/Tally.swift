@@ -46,6 +46,12 @@ struct Tally: ParsableCommand {
             Foundation.exit(64)
         }
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // ArgumentParser's `help` shows the root's help, with success, for a name it does not
+        // know: a typo would look like a command without help of its own.
+        if let unknown = unknownHelpTopic(arguments) {
+            FileHandle.standardError.write(Data("error: no command `\(unknown)` to show help for; `tally help` lists the commands\n".utf8))
+            Foundation.exit(64)
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
@@ -61,6 +67,20 @@ struct Tally: ParsableCommand {
             }
             exit(withError: error)
         }
+    }
+}
+
+extension Tally {
+    /// The first name after `help` that is not a subcommand of the ones before it, or nil.
+    static func unknownHelpTopic(_ arguments: [String]) -> String? {
+        guard arguments.first == "help" else { return nil }
+        var command: any ParsableCommand.Type = Tally.self
+        for name in arguments.dropFirst() where !name.hasPrefix("-") {
+            let known = command.configuration.subcommands.first { $0._commandName == name || $0.configuration.aliases.contains(name) }
+            guard let known else { return name }
+            command = known
+        }
+        return nil
     }
 }
 

@@ -23,6 +23,18 @@ struct CLITests {
         return result.stdout
     }
 
+    @Test("tally help NAME: a command's help exits 0; a name that is no command exits 64 saying so, not with the root's help")
+    func helpOfUnknownCommand() throws {
+        for topic in [["credits", "grant"], ["usage"], []] {
+            let shown = try tally(["help"] + topic, socket: false)
+            #expect(shown.status == 0 && shown.stdout.contains("USAGE: tally \((topic.isEmpty ? ["<subcommand>"] : topic).joined(separator: " "))"), "help \(topic): \(shown.status) \(shown.stdout.prefix(300))")
+        }
+        for topic in [["nosuch"], ["credits", "nosuch"]] {
+            let refused = try tally(["help"] + topic, socket: false)
+            #expect(refused.status == 64 && refused.stderr.contains("no command `nosuch`") && refused.stdout.isEmpty, "help \(topic): \(refused.status) \(refused.stderr) \(refused.stdout.prefix(200))")
+        }
+    }
+
     @Test("output that cannot be written is no success: a full disk exits 74 saying so; a reader gone with SIGPIPE ignored ends --follow")
     func unwritableOutput() throws {
         let full = try runProgram("/bin/sh", ["-c", "\(Binaries.tally) status --socket \(daemon.socketPath) > /dev/full"], timeoutSeconds: 20)

@@ -15,6 +15,9 @@ struct EventsSendCommand: ParsableCommand {
             connection. Resending a file is safe: events whose idempotencyKey was seen count as \
             duplicates.
             Prints accepted, duplicates and rejected counts, then the first rejections by line number.
+            A call refused with STORAGE_UNAVAILABLE (2001: a full disk, an I/O error) stops the send: \
+            the calls in flight are answered, the rest of the file is not sent, and resending it \
+            once the daemon writes again applies what is missing, once.
             Exit status: 0 every event was accepted or a duplicate, 1 some were rejected, invalid or \
             refused, 2 the daemon could not be reached or the connection failed (resend the file), \
             64 bad usage.
@@ -65,6 +68,7 @@ struct EventsSendCommand: ParsableCommand {
     /// pause: the daemon may close it as idle (its `idleTimeoutSeconds` is at least 1).
     static let quietInput = Duration.milliseconds(500)
     static let overloadedCode = 2002
+    static let storageUnavailableCode = 2001
 
     @OptionGroup var global: GlobalOptions
 
@@ -114,6 +118,9 @@ struct EventsSendCommand: ParsableCommand {
             }
             sender.progress.finish(bytesRead: sender.reader.bytesRead, sender.counts)
             Console.out(sender.report(json: context.json))
+            if let stopped = sender.stoppedBy {
+                Console.error("error: the daemon cannot write (\(stopped.message)); sending stopped after line \(sender.lastLineSent): the refused calls' events may or may not be in the ledger, the lines after were not sent. Resend the file when the daemon writes again: what is there counts as duplicates")
+            }
         }
         let counts = sender.counts
         if counts.rejected + counts.invalid + counts.failed > 0 { throw ExitCode(1) }
@@ -132,6 +139,11 @@ struct EventsSendCommand: ParsableCommand {
         private var inFlight: [(id: Int, batch: Batch)] = []
         private var nextId = 1
         private var inputDone = false
+        /// The STORAGE_UNAVAILABLE refusal that stopped the send: on a daemon that cannot write,
+        /// every further call would fail the same way.
+        private(set) var stoppedBy: RPCError?
+        /// The last line of the last batch sent.
+        private(set) var lastLineSent = 0
         /// An event read that did not fit the batch being built: the first of the next one.
         private var carried: (line: Int, bytes: [UInt8])?
 
@@ -162,7 +174,7 @@ struct EventsSendCommand: ParsableCommand {
             while true {
                 var sending = false, receiving = false
                 do {
-                    while inFlight.count < pipeline {
+                    while inFlight.count < pipeline, stoppedBy == nil {
                         let reading = ContinuousClock.now
                         guard let batch = try nextBatch() else { break }
                         if inFlight.isEmpty || ContinuousClock.now - reading >= EventsSendCommand.quietInput { pausedFrom = nextId }
@@ -275,6 +287,7 @@ struct EventsSendCommand: ParsableCommand {
             let id = nextId
             nextId += 1
             inFlight.append((id, batch))
+            lastLineSent = max(lastLineSent, batch.lines.last ?? 0)
             try connection.sendLine(Self.request(id: id, batch))
         }
 
@@ -304,6 +317,7 @@ struct EventsSendCommand: ParsableCommand {
                     Console.sleep(milliseconds: min(2000, 50 << batch.attempts))
                     try send(batch, on: connection)
                 } else {
+                    if rpcError.code == EventsSendCommand.storageUnavailableCode, stoppedBy == nil { stoppedBy = rpcError }
                     fail(batch, rpcError)
                 }
                 return
@@ -351,6 +365,7 @@ struct EventsSendCommand: ParsableCommand {
                     "invalid": .integer(counts.invalid), "failed": .integer(counts.failed),
                     "rejections": .array(rejections.map(\.json)), "invalidLines": .array(invalidLines.map(\.json)),
                     "failedBatches": .array(failedBatches),
+                    "stopped": stoppedBy.map { .object(["code": .integer($0.code), "message": .string($0.message), "afterLine": .integer(lastLineSent)]) } ?? .null,
                 ]).jsonText
             }
             let answered = counts.accepted + counts.duplicates + counts.rejected

@@ -78,14 +78,15 @@ public struct MeterFilter: Sendable, Equatable {
         self.values = values
     }
 
-    /// Whether an event with these dimensions passes the filter.
+    /// Whether an event with these dimensions passes the filter. Values compare by their UTF-8
+    /// bytes, as the series and UNIQUE_COUNT sets keep them: "é" and "e\u{301}" are two values.
     public func matches(_ dimensions: Dimensions) -> Bool {
         let value = dimensions[key]
         switch op {
         case .exists: return value != nil
-        case .equals: return value != nil && value == values.first
-        case .notEquals: return value != values.first
-        case .isIn: return value.map(values.contains) ?? false
+        case .equals: return value != nil && UTF8Exact.equal(value, values.first)
+        case .notEquals: return !UTF8Exact.equal(value, values.first)
+        case .isIn: return value.map { v in values.contains { UTF8Exact.equal($0, v) } } ?? false
         }
     }
 }
@@ -404,12 +405,15 @@ public struct Dimensions: Sendable, Hashable {
         keys.compactMap { key in self[key].map { (key, $0) } }
     }
 
-    public static func == (a: Dimensions, b: Dimensions) -> Bool { a.pairs.elementsEqual(b.pairs, by: { $0 == $1 }) }
+    /// By bytes, as the projections' keys hold them (`UTF8Exact`).
+    public static func == (a: Dimensions, b: Dimensions) -> Bool {
+        a.pairs.elementsEqual(b.pairs) { UTF8Exact.equal($0.0, $1.0) && UTF8Exact.equal($0.1, $1.1) }
+    }
 
     public func hash(into hasher: inout Hasher) {
         for (k, v) in pairs {
-            hasher.combine(k)
-            hasher.combine(v)
+            UTF8Exact.hash(k, into: &hasher)
+            UTF8Exact.hash(v, into: &hasher)
         }
     }
 

@@ -217,8 +217,21 @@ enum CreditQueries {
             ranges = [(.hour, start, firstWholeDay), (.day, firstWholeDay, lastWholeDayEnd), (.hour, lastWholeDayEnd, end)]
         }
         var currencies = [q.currencyId].compactMap { $0 }
-        if currencies.isEmpty { currencies = Set(try Projections.creditPools(customerId: q.customerId, in: store).map(\.currencyId)).sorted() }
-        struct Group: Hashable { var currency: String; var feature: String?; var tags: [String] }
+        if currencies.isEmpty {
+            let ids = Set(try Projections.creditPools(customerId: q.customerId, in: store).map { ByteExactString($0.currencyId) })
+            currencies = ids.map(\.string).sorted(by: UTF8Exact.less)
+        }
+        // By bytes, as the keys hold ids and tags ("é" and "e\u{301}" are two).
+        struct Group: Hashable {
+            var currency: ByteExactString
+            var feature: ByteExactString?
+            var tags: [ByteExactString]
+            /// Currency, then feature (none first), then tags, each by bytes.
+            static func precedes(_ a: Group, _ b: Group) -> Bool {
+                func order(_ g: Group) -> [String] { [g.currency.string, g.feature.map { "\u{1}" + $0.string } ?? ""] + g.tags.map(\.string) }
+                return order(a).lexicographicallyPrecedes(order(b)) { UTF8Exact.less($0, $1) }
+            }
+        }
         var groups: [Group: [Int64: UsageCell]] = [:]
         for currency in currencies {
             for (granularity, from, to) in ranges where from < to {
@@ -229,20 +242,20 @@ enum CreditQueries {
                     let cell: UsageCell
                     do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw .corrupt("credit usage cell: \(error.reason)") }
                     let group = q.groupBy.isEmpty
-                        ? Group(currency: currency, feature: parts.featureId, tags: [])
-                        : Group(currency: currency, feature: nil, tags: q.groupBy.map { $0 == "featureId" ? parts.featureId : (parts.dimensions[$0] ?? "") })
+                        ? Group(currency: ByteExactString(currency), feature: ByteExactString(parts.featureId), tags: [])
+                        : Group(currency: ByteExactString(currency), feature: nil, tags: q.groupBy.map { ByteExactString($0 == "featureId" ? parts.featureId : (parts.dimensions[$0] ?? "")) })
                     let bucket = CalendarUTC.periodStart(output, containing: parts.start).microsecondsSinceEpoch
                     groups[group, default: [:]][bucket] = groups[group]?[bucket].map { $0.merged(with: cell, aggregation: .sum) } ?? cell
                     return true
                 }
             }
         }
-        let series: [JSONValue] = groups.sorted { ($0.key.currency, $0.key.feature ?? "", $0.key.tags.joined(separator: "\u{0}")) < ($1.key.currency, $1.key.feature ?? "", $1.key.tags.joined(separator: "\u{0}")) }.map { group, points in
+        let series: [JSONValue] = groups.sorted { Group.precedes($0.key, $1.key) }.map { group, points in
             var total = UsageCell()
             for cell in points.values { total = total.merged(with: cell, aggregation: .sum) }
-            var o: JSONObject = ["currencyId": .string(group.currency)]
-            if let feature = group.feature { o["featureId"] = .string(feature) }
-            if !q.groupBy.isEmpty { o["tags"] = .array(zip(q.groupBy, group.tags).map { .object(["key": .string($0.0), "value": .string($0.1)]) }) }
+            var o: JSONObject = ["currencyId": .string(group.currency.string)]
+            if let feature = group.feature { o["featureId"] = .string(feature.string) }
+            if !q.groupBy.isEmpty { o["tags"] = .array(zip(q.groupBy, group.tags).map { .object(["key": .string($0.0), "value": .string($0.1.string)]) }) }
             o["totalCredits"] = .string(total.value.description)
             o["eventCount"] = .integer(total.eventCount)
             o["points"] = .array(points.sorted { $0.key < $1.key }.map { start, cell in

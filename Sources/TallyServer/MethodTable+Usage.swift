@@ -128,9 +128,10 @@ enum UsageQueries {
         let prefix = KeyLayout.usageSeriesPrefix(customerId: q.customerId, featureId: q.featureId, granularity: stored, whole: whole)
         let first = CalendarUTC.periodStart(stored, containing: q.startDate)
         let end = q.endDate ?? Timestamp.distantFuture  // endDate is exclusive
-        var groups: [[String]: [Int64: UsageCell]] = [:]
+        // Groups by the tags' bytes, as the series keys hold them ("é" and "e\u{301}" are two).
+        var groups: [[ByteExactString]: [Int64: UsageCell]] = [:]
         // UNIQUE_COUNT: the cells behind each point, whose counted values are merged exactly.
-        var cellsOf: [[String]: [Int64: [[UInt8]]]] = [:]
+        var cellsOf: [[ByteExactString]: [Int64: [[UInt8]]]] = [:]
         for (key, value) in try store.scan(from: prefix + KeyLayout.sortable(first), to: prefix + KeyLayout.sortable(end)) {
             guard let parts = KeyLayout.usageSeriesParts(key, prefixCount: prefix.count) else {
                 throw StorageError.corrupt("usage series key of \(key.count) bytes does not parse")
@@ -138,7 +139,7 @@ enum UsageQueries {
             if let resource = q.resourceId, !UTF8Exact.equal(parts.resourceId, resource) { continue }
             let cell: UsageCell
             do throws(DecodingError) { cell = try UsageCell.decode(value) } catch { throw StorageError.corrupt("usage cell: \(error.reason)") }
-            let tags = q.groupBy.map { parts.dimensions[$0] ?? "" }
+            let tags = q.groupBy.map { ByteExactString(parts.dimensions[$0] ?? "") }
             let bucket = CalendarUTC.periodStart(q.granularity, containing: parts.start).microsecondsSinceEpoch
             let merged = groups[tags]?[bucket].map { $0.merged(with: cell, aggregation: aggregation) } ?? cell
             groups[tags, default: [:]][bucket] = merged
@@ -146,7 +147,7 @@ enum UsageQueries {
         }
         if groups.isEmpty, q.groupBy.isEmpty { groups[[]] = [:] }
         var series: [JSONValue] = []
-        for (tags, var points) in groups.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+        for (tags, var points) in groups.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) { UTF8Exact.less($0.string, $1.string) } }) {
             var total = UsageCell()
             for cell in points.values { total = total.merged(with: cell, aggregation: aggregation) }
             if unique, let cells = cellsOf[tags] {
@@ -159,7 +160,7 @@ enum UsageQueries {
                 if all.count > 1 { total.value = Amount(Int(try store.distinctMembers(of: all))) }
             }
             series.append(.object([
-                "tags": .array(zip(q.groupBy, tags).map { .object(["key": .string($0.0), "value": .string($0.1)]) }),
+                "tags": .array(zip(q.groupBy, tags).map { .object(["key": .string($0.0), "value": .string($0.1.string)]) }),
                 "points": .array(points.sorted { $0.key < $1.key }.map { start, cell in
                     .object([
                         "timestamp": .string(Timestamp(microsecondsSinceEpoch: start).rfc3339),

@@ -1444,6 +1444,44 @@ struct UsageTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("dimension values that differ only in their Unicode normalization are two values: meter filters, history groups, UNIQUE_COUNT and credit usage groups all tell them apart")
+    func lookAlikeDimensionValues() throws {
+        let composed = "\u{E9}", decomposed = "e\u{301}"
+        let customer = try daemon.newCustomer()
+        let event = uniqueID("accent.ev")
+        let equals = try daemon.newMeteredFeature("acc-eq", meter: ["eventName": .string(event), "aggregation": "COUNT", "filters": [["key": "region", "op": "EQUALS", "values": [.string(composed)]]]])
+        let notEquals = try daemon.newMeteredFeature("acc-ne", meter: ["eventName": .string(event), "aggregation": "COUNT", "filters": [["key": "region", "op": "NOT_EQUALS", "values": [.string(composed)]]]])
+        let isIn = try daemon.newMeteredFeature("acc-in", meter: ["eventName": .string(event), "aggregation": "COUNT", "filters": [["key": "region", "op": "IN", "values": [.string(decomposed), "x"]]]])
+        let unique = try daemon.newMeteredFeature("acc-uq", meter: ["eventName": .string(event), "aggregation": "UNIQUE_COUNT", "field": "region"])
+        let all = try daemon.newMeteredFeature("acc-all", meter: ["eventName": .string(event), "aggregation": "COUNT"])
+        let events: [JSONValue] = [composed, decomposed, decomposed].enumerated().map { i, region in
+            usageEvent(customer, event, key: uniqueID("acc-\(i)"), dimensions: ["region": region])
+        }
+        let sent = try daemon.call("reportEvent", ["events": .array(events)])
+        #expect(sent["accepted"] == 3, "\(sent.jsonText)")
+        for (feature, count) in [(equals, "1"), (notEquals, "2"), (isIn, "2"), (unique, "2")] {
+            #expect(try daemon.entitlement(customer, feature)["currentUsage"] == .string(count), "\(feature)")
+        }
+        // Grouped by region: one series per value's bytes, composed (U+00E9) after "e…" by bytes.
+        let grouped = try daemon.history(customer, all, start: "2000-01-01T00:00:00Z", ["granularity": "MONTH", "groupBy": ["region"]])
+        let series = grouped["series"]?.arrayValue ?? []
+        #expect(series.map { $0["tags"]?.arrayValue?.first?["value"]?.stringValue.map { Array($0.utf8) } ?? [] } == [Array(decomposed.utf8), Array(composed.utf8)], "\(grouped.jsonText)")
+        #expect(series.map { $0["eventCount"] } == [2, 1] && series.map { $0["total"] } == ["2", "1"], "\(grouped.jsonText)")
+
+        // Credit usage grouped by the dimension: two groups too.
+        let currency = uniqueID("acc-cur")
+        _ = try daemon.call("defineCurrency", ["currencyId": .string(currency), "displayName": "Credits"])
+        let costly = uniqueID("acc-cost")
+        _ = try daemon.call("defineFeature", ["featureId": .string(costly), "type": "METERED", "creditCost": ["currencyId": .string(currency), "amountPerUnit": "1"]])
+        _ = try daemon.call("grantCredits", ["customerId": .string(customer), "currencyId": .string(currency), "amount": "100", "grantType": "PAID"])
+        for (region, value) in [(composed, "2"), (decomposed, "5")] {
+            _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(costly), "value": .string(value), "dimensions": ["region": .string(region)]])
+        }
+        let usage = try daemon.call("getCreditUsage", ["customerId": .string(customer), "currencyId": .string(currency), "timeRange": "LAST_DAY", "groupBy": ["region"]])
+        let groups = usage["series"]?.arrayValue ?? []
+        #expect(groups.map { $0["totalCredits"] } == ["5", "2"], "\(usage.jsonText)")
+    }
+
     @Test("ids that differ only in their Unicode normalization (\"é\" and \"e\\u{301}\") are two ids: plans, entitlements, subscriptions, credit pools and their filters keep them apart")
     func lookAlikeIds() throws {
         // Swift's String == calls these two equal; their bytes (and so their keys) differ.

@@ -172,7 +172,11 @@ extension GroupState {
             }
             delta = difference
         }
-        guard current.adding(delta) != nil else {
+        // Every cell the usage lands in stays in range (after a reset its totals start from 0).
+        guard current.adding(delta) != nil, try !Projections.usageExceedsRange(
+            customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, timestamp: timestamp, dimensions: c.dimensions,
+            contribution: delta, totals: !c.resetTotalFirst, in: self)
+        else {
             return .failure(Rejection(.invalidState, "usage would exceed the representable range"))
         }
         let reported = UsageReported(
@@ -258,6 +262,12 @@ extension GroupState {
                 outcome.rejected.append(EventRejection(index: index, code: -32602, message: "Invalid params: " + place + problem.message))
                 continue
             }
+            if let featureId = try sumOutOfRange(raw, timestamp: raw.timestamp ?? now) {
+                outcome.rejected.append(EventRejection(
+                    index: index, code: Rejection.Code.invalidState.rawValue,
+                    message: "the usage of feature \"\(featureId)\" would exceed the representable range"))
+                continue
+            }
             let received = EventReceived(
                 customerId: raw.customerId, eventName: raw.eventName, idempotencyKey: raw.idempotencyKey,
                 resourceId: raw.resourceId, timestamp: raw.timestamp ?? now, dimensions: raw.dimensions
@@ -287,6 +297,24 @@ extension GroupState {
             )
             _ = try applyDeduction(planned, now: now)
         }
+    }
+
+    /// The first SUM feature whose usage this event would take beyond what an amount holds (in any
+    /// cell: a series bucket or a period total), as reportUsage refuses such a delta. (COUNT and
+    /// UNIQUE_COUNT add 1: past 10^26 events, never met.)
+    private func sumOutOfRange(_ raw: RawEvent, timestamp: Timestamp) throws(StorageError) -> String? {
+        for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
+            guard let feature = try Projections.feature(featureId, in: self), let meter = feature.meter, meter.aggregation == .sum,
+                  meter.matches(raw.dimensions), let reading = MeterReading(meter: meter, dimensions: raw.dimensions)
+            else { continue }
+            if try Projections.usageExceedsRange(
+                customerId: raw.customerId, featureId: featureId, resourceId: raw.resourceId, timestamp: timestamp,
+                dimensions: reading.seriesDimensions, contribution: reading.contribution, in: self)
+            {
+                return featureId
+            }
+        }
+        return nil
     }
 
     /// Why a meter that would count this event cannot read it (a non-numeric value where it sums),

@@ -84,29 +84,42 @@ enum UsageProjector {
         customerId: String, featureId: String, resourceId: String?, timestamp: Timestamp, sequence: UInt64, dimensions: Dimensions,
         contribution: Amount, uniqueValue: String?, aggregation: Aggregation, _ sink: inout some ProjectionSink
     ) throws(StorageError) {
+        let keys = cellKeys(customerId: customerId, featureId: featureId, resourceId: resourceId, timestamp: timestamp, dimensions: dimensions, aggregation: aggregation)
+        for key in keys {
+            try addToCell(key, contribution, uniqueValue, timestamp, sequence, aggregation, &sink)
+        }
+    }
+
+    /// The cells one reading lands in: its series cells (per granularity, its dimension set), its
+    /// period totals (no dimensions), and for UNIQUE_COUNT the whole-bucket cells — distinct
+    /// counts cannot be summed across dimension sets or buckets, so those serve ungrouped history,
+    /// MONTH included. With `totals: false`, the series cells only.
+    static func cellKeys(
+        customerId: String, featureId: String, resourceId: String?, timestamp: Timestamp, dimensions: Dimensions, aggregation: Aggregation, totals: Bool = true
+    ) -> [[UInt8]] {
         let canonicalDimensions = dimensions.canonicalBytes
+        var keys: [[UInt8]] = []
+        keys.reserveCapacity(UsageBuckets.seriesGranularities.count + UsageBuckets.totalPeriods.count + UsageBuckets.wholeGranularities.count)
         for granularity in UsageBuckets.seriesGranularities {
-            let key = KeyLayout.usageSeriesKey(
+            keys.append(KeyLayout.usageSeriesKey(
                 customerId: customerId, featureId: featureId, granularity: granularity,
                 start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, canonicalDimensions: canonicalDimensions
-            )
-            try addToCell(key, contribution, uniqueValue, timestamp, sequence, aggregation, &sink)
+            ))
         }
-        for period in UsageBuckets.totalPeriods {
-            let key = KeyLayout.usageTotalKey(customerId: customerId, featureId: featureId, resourceId: resourceId, period: period, start: periodStart(period, timestamp))
-            try addToCell(key, contribution, uniqueValue, timestamp, sequence, aggregation, &sink)
-        }
-        // Distinct counts cannot be summed across dimension sets or buckets, so UNIQUE_COUNT also
-        // keeps whole-bucket cells for ungrouped history, MONTH included.
-        if aggregation == .uniqueCount {
-            for granularity in UsageBuckets.wholeGranularities {
-                let key = KeyLayout.usageSeriesKey(
-                    customerId: customerId, featureId: featureId, granularity: granularity,
-                    start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, canonicalDimensions: Dimensions.none.canonicalBytes, whole: true
-                )
-                try addToCell(key, contribution, uniqueValue, timestamp, sequence, aggregation, &sink)
+        if totals {
+            for period in UsageBuckets.totalPeriods {
+                keys.append(KeyLayout.usageTotalKey(customerId: customerId, featureId: featureId, resourceId: resourceId, period: period, start: periodStart(period, timestamp)))
             }
         }
+        if aggregation == .uniqueCount {
+            for granularity in UsageBuckets.wholeGranularities {
+                keys.append(KeyLayout.usageSeriesKey(
+                    customerId: customerId, featureId: featureId, granularity: granularity,
+                    start: CalendarUTC.periodStart(granularity, containing: timestamp), resourceId: resourceId, canonicalDimensions: Dimensions.none.canonicalBytes, whole: true
+                ))
+            }
+        }
+        return keys
     }
 
     private static func addToCell(
@@ -125,7 +138,8 @@ enum UsageProjector {
             }
         }
         // A sum beyond Int128 (over 10^26 units of usage) leaves the cell as it was: replay does
-        // the same, so the projections stay equal to the log.
+        // the same, so the projections stay equal to the log. The decisions refuse usage that would
+        // do so (`Projections.usageExceedsRange`); only a log written before they did holds any.
         try sink.updateUsageCell(key) { current in
             let cell = current ?? UsageCell()
             return cell.adding(amount, at: timestamp, sequence: sequence, aggregation: aggregation) ?? cell
@@ -183,6 +197,22 @@ public struct MeterReading: Sendable {
 }
 
 extension Projections {
+    /// Whether adding `contribution` (a SUM's or a reportUsage delta) would take any cell it lands
+    /// in beyond what an amount holds: a usage the decisions refuse, so that every granularity, the
+    /// period totals and the entitlements keep counting the same events.
+    public static func usageExceedsRange(
+        customerId: String, featureId: String, resourceId: String?, timestamp: Timestamp, dimensions: Dimensions, contribution: Amount,
+        totals: Bool = true, in source: some ProjectionSource
+    ) throws(StorageError) -> Bool {
+        let keys = UsageProjector.cellKeys(
+            customerId: customerId, featureId: featureId, resourceId: resourceId, timestamp: timestamp, dimensions: dimensions, aggregation: .sum, totals: totals)
+        for key in keys {
+            let value = try usageCell(key, in: source)?.value ?? .zero
+            if value.adding(contribution) == nil { return true }
+        }
+        return false
+    }
+
     public static func feature(_ id: String, in source: some ProjectionSource) throws(StorageError) -> Feature? {
         try decoded(KeyLayout.featureKey(id), in: source, "feature \(id)", DecodedProjection.feature) { (b: [UInt8]) throws(DecodingError) in try Feature.decode(b) } extract: {
             if case .feature(let value) = $0 { value } else { nil }

@@ -1444,6 +1444,46 @@ struct UsageTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("a raw event whose SUM would pass the largest amount in any cell is refused (1013, on its own), so every granularity and the totals count the same events")
+    func sumBeyondRange() throws {
+        // The largest value taken; 170,141 of them fit an amount (~1.7 × 10^26), one more does not.
+        let big = "999999999999999999999.999999999999", fitting = 170_141
+        let customer = try daemon.newCustomer()
+        let event = uniqueID("big.ev")
+        let summed = try daemon.newMeteredFeature("big-sum", meter: ["eventName": .string(event), "aggregation": "SUM", "field": "n"])
+        // Spread over the hours of one day: each HOUR and MINUTE cell holds a few thousand; the
+        // DAY cell and the totals would pass the range with the last one.
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        var accepted = 0
+        var rejected: [JSONValue] = []
+        let perCall = 4000  // ~700 KB a line, under the default 1 MiB frame
+        for first in stride(from: 0, through: fitting, by: perCall) {
+            let call = first / perCall
+            let events: [JSONValue] = (first..<min(first + perCall, fitting + 1)).map { i in
+                ["customerId": .string(customer), "eventName": .string(event), "idempotencyKey": .string("big-\(i)"),
+                 "timestamp": .string(String(format: "2026-11-10T%02d:%02d:00Z", i % 24, (i / 24) % 60)), "dimensions": ["n": .string(big)]]
+            }
+            let result = try connection.call("reportEvent", ["events": .array(events)])
+            accepted += result["accepted"]?.intValue ?? 0
+            rejected += (result["rejected"]?.arrayValue ?? []).map { ["call": .integer(call), "rejection": $0] }
+        }
+        #expect(accepted == fitting && rejected.count == 1, "\(accepted) accepted, rejected \(rejected.map(\.jsonText))")
+        let refusal = rejected.first?["rejection"]
+        #expect(refusal?["code"] == 1013 && refusal?["message"]?.stringValue?.contains("would exceed the representable range") == true, "\(refusal?.jsonText ?? "none")")
+        var totals: Set<String> = []
+        for granularity in ["HOUR", "DAY", "MONTH"] {
+            let history = try daemon.history(customer, summed, start: "2026-11-01T00:00:00Z", ["granularity": .string(granularity)])
+            let series = history["series"]?.arrayValue?.first
+            #expect(series?["eventCount"]?.intValue == fitting, "\(granularity): \(String(history.jsonText.prefix(300)))")
+            totals.insert(series?["total"]?.stringValue ?? "?")
+        }
+        #expect(totals.count == 1, "one total at every granularity: \(totals)")
+
+        let verified = try daemon.call("verifyLedger")
+        #expect(verified["projectionsMatch"] == true, "\(verified.jsonText.prefix(600))")
+    }
+
     @Test("dimension values that differ only in their Unicode normalization are two values: meter filters, history groups, UNIQUE_COUNT and credit usage groups all tell them apart")
     func lookAlikeDimensionValues() throws {
         let composed = "\u{E9}", decomposed = "e\u{301}"

@@ -6,11 +6,11 @@ import TallyStorage
 
 /// What `Ledger.init` checks before it serves anything. Each refusal says what is wrong and what
 /// to do (restore a verified snapshot, docs/operating.md "Disaster recovery").
-enum Recovery {
+public enum Recovery {
     /// How many events at the end of the log are re-hashed on every start.
     static let tailCheckEvents: UInt64 = 1024
 
-    static let restoreAdvice = "Do not serve this database: stop, keep the data directory for inspection, and restore the latest verified snapshot (`tallyd restore --from SNAPSHOT --data-dir DIR`; docs/operating.md, \"Disaster recovery\")."
+    public static let restoreAdvice = "Do not serve this database: stop, keep the data directory for inspection, and restore the latest verified snapshot (`tallyd restore --from SNAPSHOT --data-dir DIR`; docs/operating.md, \"Disaster recovery\")."
 
     /// Where an anchor came from, for the messages: the file in the data directory, or its copy
     /// beside it (which a rollback of the whole directory does not take back).

@@ -105,6 +105,10 @@ struct Replay: ParsableCommand {
             lines.append("anchor: \(report.anchor.map { "\($0)" } ?? "none")\(report.readToEnd ? "" : " (not compared: the replay did not reach the end)")")
         }
         for problem in report.problems { lines.append("PROBLEM: \(problem)") }
+        if !report.mismatches.isEmpty {
+            // The other problems say what to do in their own line; a mismatch is one of many.
+            lines.append("TO DO: the stored projections or idempotency records differ from what the log replays to (a missing idempotency record lets a retry of its command apply again). \(Recovery.restoreAdvice) If the hash chain is valid and the anchor matches, the log itself is intact: report the mismatch with the copy kept.")
+        }
         if report.isValid {
             if verify, report.olderLayoutNote == nil {
                 lines.append("OK: the log chains and every stored projection matches it.")

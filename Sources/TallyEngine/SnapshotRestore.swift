@@ -47,6 +47,15 @@ extension Snapshots {
             try? FileManager.default.removeItem(atPath: temporary)
             return (verification, nil)
         }
+        // The copy goes on from the snapshot's sequence: a new lineage, so the ids made up from now
+        // on are not those of the things this restore takes back (a client holding `grant_7` of
+        // the lost history must not void another customer's grant_7).
+        do {
+            try LedgerStore(path: temporary).setLineage(LedgerStore.newLineage())
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw SnapshotError("cannot mark the restored copy (\(error)); nothing was changed")
+        }
         let manifest = verification.manifest
         var hash: [UInt8] = []
         var hex = Array(manifest.headHash.utf8)[...]

@@ -45,7 +45,7 @@ extension GroupState {
             guard try Projections.plan(c.planId, in: self) != nil else {
                 return .failure(Rejection(.planNotFound, "plan \"\(c.planId)\" does not exist"))
             }
-            let id = c.subscriptionId ?? "sub_\(head.sequence + 1)"
+            let id = c.subscriptionId ?? KeyLayout.generatedId("sub", sequence: head.sequence + 1, lineage: store.lineage)
             if let existing = try Projections.subscription(id, in: self), !UTF8Exact.equal(existing.customerId, c.customerId) {
                 return .failure(Rejection(.invalidState, "subscription \"\(id)\" belongs to another customer"))
             }

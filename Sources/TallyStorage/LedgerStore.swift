@@ -66,6 +66,9 @@ public final class LedgerStore: Sendable {
     let projections: ColumnFamily
     let idempotency: ColumnFamily
     let meta: ColumnFamily
+    /// The tag of a ledger restored from a snapshot (`KeyLayout.lineageKey`), nil for one never
+    /// restored; read when the store opens.
+    public let lineage: String?
 
     /// Opens (or creates) the store in `path`, with paranoid checks and a WAL recovery mode that
     /// reports corruption instead of dropping acknowledged writes.
@@ -85,6 +88,26 @@ public final class LedgerStore: Sendable {
         projections = database.columnFamily(KeyLayout.projectionsFamily)
         idempotency = database.columnFamily(KeyLayout.idempotencyFamily)
         meta = database.columnFamily(KeyLayout.metaFamily)
+        do {
+            lineage = try database.get(KeyLayout.lineageKey, in: meta).map { String(decoding: $0, as: UTF8.self) }
+        } catch {
+            throw .rocksDB(error)
+        }
+    }
+
+    /// Records a new lineage tag, synced: the restore's mark on the copy it installs.
+    public func setLineage(_ tag: String) throws(StorageError) {
+        do {
+            try database.put(KeyLayout.lineageKey, Array(tag.utf8), in: meta, sync: true)
+        } catch {
+            throw .rocksDB(error)
+        }
+    }
+
+    /// A new lineage tag: 8 random characters of `[a-z0-9]`.
+    public static func newLineage() -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return String((0..<8).map { _ in alphabet.randomElement()! })
     }
 
     // MARK: The log

@@ -125,6 +125,40 @@ struct DisasterRecoveryTests {
         #expect(replay.stdout.contains("events read: \(sequence + 1)"))
     }
 
+    @Test("after a restore the ledger goes on from the snapshot's sequence, but the ids it makes up are new: a grant or subscription id of the lost history names nothing, and voiding it voids no one's grant")
+    func idsAfterRestoreAreNew() throws {
+        let daemon = try LiveDaemon().start()
+        let place = TemporaryDirectory("tally-lineage")
+        let snapshot = place.path + "/snap"
+        _ = try daemon.call("defineCurrency", ["currencyId": "credits", "displayName": "Credits"])
+        _ = try daemon.call("definePlan", ["planId": "basic", "displayName": "Basic", "entitlements": []])
+        for customer in ["acme", "beta"] { _ = try daemon.call("provisionCustomer", ["customerId": .string(customer)]) }
+        let before = try daemon.call("grantCredits", ["customerId": "acme", "currencyId": "credits", "amount": "10", "grantType": "PAID"])
+        #expect(before["grantId"]?.stringValue?.hasPrefix("grant_") == true && before["grantId"]?.stringValue?.contains("-") == false, "\(before.jsonText)")
+        _ = try daemon.call("createSnapshot", ["path": .string(snapshot)])
+        // Acknowledged after the snapshot: lost with the restore.
+        let lostGrant = try daemon.call("grantCredits", ["customerId": "acme", "currencyId": "credits", "amount": "5", "grantType": "PAID"])["grantId"]?.stringValue ?? "?"
+        let lostSubscription = try daemon.call("provisionSubscription", ["customerId": "acme", "planId": "basic"])["id"]?.stringValue ?? "?"
+        #expect(try daemon.terminate() == 0)
+        let restored = try Self.tallyd(["restore", "--from", snapshot, "--data-dir", daemon.dataDirectory])
+        #expect(restored.status == 0, "\(restored.stdout)\(restored.stderr)")
+        try daemon.start()
+
+        // The same sequences come again, for other things, under other ids.
+        let grant = try daemon.call("grantCredits", ["customerId": "beta", "currencyId": "credits", "amount": "7", "grantType": "PAID"])["grantId"]?.stringValue ?? "?"
+        let subscription = try daemon.call("provisionSubscription", ["customerId": "beta", "planId": "basic"])["id"]?.stringValue ?? "?"
+        #expect(grant != lostGrant && grant.hasPrefix(lostGrant + "-"), "\(grant) after the restore, \(lostGrant) before")
+        #expect(subscription != lostSubscription && subscription.hasPrefix("sub_"), "\(subscription) after the restore, \(lostSubscription) before")
+        // acme's client still holds the lost grant's id: voiding it is refused, beta keeps its credits.
+        _ = expectRPCError(code: 1004, reason: "GRANT_NOT_FOUND") { _ = try daemon.call("voidCreditGrant", ["grantId": .string(lostGrant)]) }
+        _ = expectRPCError(code: 1013, reason: "INVALID_STATE") { _ = try daemon.call("cancelSubscription", ["subscriptionId": .string(lostSubscription)]) }
+        let balance = try daemon.call("getCreditBalance", ["customerId": "beta", "currencyId": "credits"])
+        #expect(balance["balances"]?.arrayValue?.first?["balance"] == "7", "\(balance.jsonText)")
+        #expect(try daemon.terminate() == 0)
+        let replay = try Self.tallyd(["replay", "--data-dir", daemon.dataDirectory, "--verify"])
+        #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+    }
+
     /// How many commands a background writer has had acknowledged, and whether it should stop.
     final class WriterProgress: Sendable {
         let acknowledged = Mutex(0)

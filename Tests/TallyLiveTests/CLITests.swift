@@ -197,6 +197,12 @@ struct CLITests {
         #expect(seen.first == start + 1 && zip(seen, seen.dropFirst()).allSatisfy { $1 == $0 + 1 }, "\(followed)")
         #expect(Set(ours).isSubset(of: Set(seen)), "\(ours) not all in \(seen)")
 
+        // A cursor past the end (from before a restore to an older snapshot) is warned about.
+        let past = try daemon.lastSequence() + 1_000_000
+        let beyond = try runProgram(Binaries.tally, ["ledger", "tail", "--after", String(past), "--socket", daemon.socketPath])
+        #expect(beyond.status == 0 && beyond.stderr.contains("warning: the ledger ends at sequence") && beyond.stderr.contains("before --after \(past)"), "\(beyond)")
+        #expect(!(try runProgram(Binaries.tally, ["ledger", "tail", "--after", String(start), "-n", "1", "--socket", daemon.socketPath])).stderr.contains("warning"))
+
         let refused = try runProgram(Binaries.tally, ["ledger", "tail", "--after", "-1", "--socket", daemon.socketPath])
         #expect(refused.status == 64 && refused.stderr.contains("--after"), "\(refused)")
     }

@@ -71,6 +71,14 @@ public final class Ledger: Sendable {
         let path = Self.databasePath(in: dataDirectory)
         try Recovery.clearInterruptedCreation(path, dataDirectory: dataDirectory, logger: logger)
         try Recovery.refuseDatabaseWithoutCurrent(path)
+        // An empty or missing data directory where the copy beside it says a ledger reached a
+        // later sequence is refused like any rollback (it is one, to sequence 0: a volume not
+        // mounted, a directory wiped); to start a new ledger there on purpose, delete the copy.
+        let anchors: [(Anchor?, Recovery.AnchorPlace)] = [
+            (try Anchor.read(dataDirectory: dataDirectory), .inside),
+            (try Anchor.readMirror(dataDirectory: dataDirectory), .beside(Anchor.mirrorPath(in: dataDirectory))),
+        ]
+        try Recovery.preflight(path: path, anchors: anchors)
         do {
             store = try LedgerStore(path: path)
         } catch {
@@ -78,15 +86,7 @@ public final class Ledger: Sendable {
         }
         let head: Head
         do {
-            // An empty or missing data directory where the copy beside it says a ledger reached a
-            // later sequence is refused like any rollback (it is one, to sequence 0: a volume not
-            // mounted, a directory wiped); to start a new ledger there on purpose, delete the copy.
-            let inside = try Anchor.read(dataDirectory: dataDirectory)
-            let beside = try Anchor.readMirror(dataDirectory: dataDirectory)
-            head = try Recovery.recover(store: store, anchors: [
-                (inside, .inside),
-                (beside, .beside(Anchor.mirrorPath(in: dataDirectory))),
-            ], logger: logger)
+            head = try Recovery.recover(store: store, anchors: anchors, logger: logger)
         } catch {
             // A damaged block read while checking the tail says what to do, like one found at open.
             throw Recovery.explainOpenFailure(error, path: path)

@@ -34,18 +34,46 @@ public enum Recovery {
         }
     }
 
+    /// The anchor checks of `recover` on a read-only view, before the database is opened for
+    /// writing — which replays and removes its WAL, and creates a database that is missing — so a
+    /// start refused for a rollback, a truncated WAL or a wiped directory leaves the data
+    /// directory as it found it, for inspection. What the read-only view cannot tell (it does not
+    /// open, a record is damaged) is left to the writable open, which explains it.
+    static func preflight(path: String, anchors: [(Anchor?, AnchorPlace)]) throws(StorageError) {
+        guard anchors.contains(where: { ($0.0?.sequence ?? 0) > 0 }) else { return }
+        guard FileManager.default.fileExists(atPath: path + "/CURRENT") else {
+            try checkEmptyLog(anchors)  // no database: one would be created, empty
+            return
+        }
+        guard let store = try? LedgerStore(path: path, readOnly: true) else { return }
+        let read: EventRecord??
+        do { read = .some(try store.lastEvent()) } catch { read = nil }
+        guard let found = read else { return }
+        guard let last = found else {
+            try checkEmptyLog(anchors)
+            return
+        }
+        let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)
+        for (anchor, place) in anchors { try checkAnchor(anchor, place, store: store, head: head) }
+    }
+
+    /// An empty log where an anchor says a ledger reached a later sequence: a rollback to 0.
+    private static func checkEmptyLog(_ anchors: [(Anchor?, AnchorPlace)]) throws(StorageError) {
+        for case let (anchor?, place) in anchors where anchor.sequence > 0 {
+            let how = switch place {
+            case .inside: "the database was replaced, rolled back or truncated"
+            case .beside: "the data directory holds no ledger (new, emptied or deleted; is its volume mounted?) where one was"
+            }
+            throw .corrupt("the log is empty but \(place.name) says it reached \(anchor): \(how). \(restoreAdvice)\(place.deliberate)")
+        }
+    }
+
     static func recover(store: LedgerStore, anchors: [(Anchor?, AnchorPlace)], logger: Logger) throws(StorageError) -> Head {
         guard let last = try store.lastEvent() else {
             if let mark = try store.projectionMark(), mark.sequence > 0 {
                 throw .corrupt("the log is empty but the projections stand at sequence \(mark.sequence): the events were lost (rolled back or deleted?). \(restoreAdvice)")
             }
-            for case let (anchor?, place) in anchors where anchor.sequence > 0 {
-                let how = switch place {
-                case .inside: "the database was replaced, rolled back or truncated"
-                case .beside: "the data directory holds no ledger (new, emptied or deleted; is its volume mounted?) where one was"
-                }
-                throw .corrupt("the log is empty but \(place.name) says it reached \(anchor): \(how). \(restoreAdvice)\(place.deliberate)")
-            }
+            try checkEmptyLog(anchors)
             return Head.empty
         }
         let head = Head(sequence: last.event.sequence, hash: last.hash, recordedAt: last.event.recordedAt)

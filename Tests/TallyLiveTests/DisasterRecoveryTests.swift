@@ -506,7 +506,16 @@ struct DisasterRecoveryTests {
                 let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: wal))
                 try handle.truncate(atOffset: UInt64(size / 2))
                 try handle.close()
+                // The database's files as the damage left them: a refused start keeps them so.
+                func dataFiles() throws -> [String: Data] {
+                    let db = daemon.dataDirectory + "/db"
+                    let names = try FileManager.default.contentsOfDirectory(atPath: db).filter { $0.hasSuffix(".log") || $0.hasSuffix(".sst") || $0.hasPrefix("MANIFEST") || $0 == "CURRENT" }
+                    return try Dictionary(uniqueKeysWithValues: names.map { ($0, try Data(contentsOf: URL(fileURLWithPath: db + "/" + $0))) })
+                }
+                let before = try dataFiles()
                 Self.expectStartRefused(daemon, ["the anchor says it reached sequence 200", "rolled back", "restore"])
+                let after = try dataFiles()
+                #expect(after == before, "the refused start changed the database: \(before.keys.sorted()) became \(after.keys.sorted())")
             }
         }
     }
@@ -869,6 +878,7 @@ struct DisasterRecoveryTests {
         // the copy kept, until it is deleted to start a new ledger there on purpose.
         try FileManager.default.removeItem(atPath: daemon.dataDirectory)
         Self.expectStartRefused(daemon, ["the log is empty", "beside the data directory", "says it reached sequence 10", "is its volume mounted?", "delete \(mirror)"])
+        #expect(!FileManager.default.fileExists(atPath: daemon.dataDirectory + "/db"), "a refused start created a database")
         Self.expectStartRefused(daemon, ["the log is empty", "says it reached sequence 10"])
         try FileManager.default.removeItem(atPath: mirror)
         try daemon.start()

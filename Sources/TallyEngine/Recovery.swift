@@ -207,6 +207,11 @@ public enum Recovery {
             return .corrupt("\(what). \(restoreAdvice)")
         }
         guard case .rocksDB(let rocks) = error else { return error }
+        if rocks.message.contains("lock file") || rocks.message.contains("/LOCK") {
+            // The data directory's own lock (tallyd.lock) was free, so its file was deleted or
+            // another program opened the database.
+            return .unusable("another process holds the database in \(path) open (\(rocks.message)): is a tallyd running on this data directory whose tallyd.lock was deleted, or another program using it? Stop it first.")
+        }
         if rocks.message.contains("No such file") {
             // RocksDB looks for a missing table under its old `.ldb` name last, and names that one.
             let note = rocks.message.contains(".ldb") ? " (a table file is missing: the .sst of that number; .ldb is the name RocksDB tried last)" : ""

@@ -12,7 +12,8 @@ struct CreditsLedgerCommand: ParsableCommand {
             voids; AMOUNT is the signed effect on the pool's balance, BALANCE the pool's ledger balance \
             after it (ledgerBalance: remaining credits of every grant not expired or voided, scheduled \
             ones included, less the overdraft; `credits balance` shows what can be spent now).
-            With --json: {"entries": [...], "next": null}; with --json --follow one entry per line.
+            With --json: {"customerId": …, "entries": [...], "next": null}; with --json --follow one entry \
+            per line.
             """)
 
     enum EventType: String, ExpressibleByArgument, CaseIterable {

@@ -33,6 +33,12 @@ struct DaemonLifecycleTests {
         let second = try runProgram(Binaries.tallyd, ["serve", "--data-dir", other.path + "/data", "--socket", first.socketPath])
         #expect(second.status != 0)
         #expect(second.stderr.contains("already listening"))
+        // Its tallyd.lock deleted: RocksDB's own lock still holds, and the refusal says why.
+        try FileManager.default.removeItem(atPath: first.dataDirectory + "/tallyd.lock")
+        let sockets = TemporaryDirectory()
+        chmod(sockets.path, 0o700)
+        let third = try runProgram(Binaries.tallyd, ["serve", "--data-dir", first.dataDirectory, "--socket", sockets.path + "/s"])
+        #expect(third.status != 0 && third.stderr.contains("another process holds the database") && third.stderr.contains("tallyd.lock was deleted"), "\(third.stderr)")
         #expect(try first.call("getCustomer", ["customerId": "c1"])["id"] == "c1")
         #expect(try first.terminate() == 0)
     }

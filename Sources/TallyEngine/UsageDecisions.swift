@@ -45,7 +45,8 @@ extension GroupState {
             guard try Projections.plan(c.planId, in: self) != nil else {
                 return .failure(Rejection(.planNotFound, "plan \"\(c.planId)\" does not exist"))
             }
-            let id = c.subscriptionId ?? KeyLayout.generatedId("sub", sequence: head.sequence + 1, lineage: store.lineage)
+            let id: String
+            if let given = c.subscriptionId { id = given } else { id = try newSubscriptionId() }
             if let existing = try Projections.subscription(id, in: self), !UTF8Exact.equal(existing.customerId, c.customerId) {
                 return .failure(Rejection(.invalidState, "subscription \"\(id)\" belongs to another customer"))
             }
@@ -230,6 +231,20 @@ extension GroupState {
             usagePeriodEnd: period.map { CalendarUTC.periodEnd($0, containing: now) },
             credit: credit
         )))
+    }
+
+    /// The id of a subscription provisioned without one: `sub_<sequence>`, or, when a client
+    /// already gave that id to a subscription of its own, `sub_<sequence>.2`, `.3`…: a made-up id
+    /// never names (and so replaces) an existing subscription.
+    private func newSubscriptionId() throws(StorageError) -> String {
+        let base = KeyLayout.generatedId("sub", sequence: head.sequence + 1, lineage: store.lineage)
+        var id = base
+        var n = 2
+        while try projection(KeyLayout.subscriptionKey(id)) != nil {
+            id = "\(base).\(n)"
+            n += 1
+        }
+        return id
     }
 
     /// A BOOLEAN feature has no usage: an entitlement to it is access or none, so a usage limit,

@@ -277,6 +277,25 @@ struct UsageTests {
         #expect(after.first?["status"] == "CANCELED", "\(after)")
     }
 
+    @Test("a subscription provisioned without an id never takes one a client gave (sub_<sequence> of this very event): it gets sub_<sequence>.2, and the client's stays as it was")
+    func madeUpSubscriptionIdsAvoidGivenOnes() throws {
+        // A daemon of its own: the next sequence is known.
+        let daemon = try LiveDaemon().start()
+        _ = try daemon.call("definePlan", ["planId": "basic", "displayName": "Basic", "entitlements": []])  // 1
+        _ = try daemon.call("definePlan", ["planId": "pro", "displayName": "Pro", "entitlements": []])  // 2
+        for customer in ["acme", "beta"] { _ = try daemon.call("provisionCustomer", ["customerId": .string(customer)]) }  // 3, 4
+        _ = try daemon.call("provisionSubscription", ["customerId": "acme", "planId": "pro", "subscriptionId": "sub_6", "status": "TRIAL"])  // 5
+        let mine = try daemon.call("provisionSubscription", ["customerId": "acme", "planId": "basic"])  // 6
+        #expect(mine["id"] == "sub_6.2" && mine["status"] == "ACTIVE", "\(mine.jsonText)")
+        _ = try daemon.call("provisionSubscription", ["customerId": "beta", "planId": "pro", "subscriptionId": "sub_8"])  // 7
+        let other = try daemon.call("provisionSubscription", ["customerId": "acme", "planId": "basic"])  // 8
+        #expect(other["id"] == "sub_8.2", "\(other.jsonText)")
+        let shown = try daemon.call("getCustomer", ["customerId": "acme"])["subscriptions"]?.arrayValue ?? []
+        #expect(shown.map { $0["id"] } == ["sub_6", "sub_6.2", "sub_8.2"] && shown.first?["status"] == "TRIAL" && shown.first?.field("plan.id") == "pro",
+                "\(shown.map(\.jsonText))")
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("a customer's subscriptions are listed in the order first provisioned; provisioning a known id again replaces it in its place, adding none; another customer's id is refused")
     func subscriptionListOrder() throws {
         let feature = uniqueID("ordf"), plan = uniqueID("ordp"), plan2 = uniqueID("ordp2"), customer = uniqueID("ordc"), other = uniqueID("ordo")

@@ -107,7 +107,9 @@ final class Dispatcher: Sendable {
         for (index, element) in elements.enumerated() {
             switch element {
             case .success(let value):
-                if handle(element: value, session: session, done: { collector.set(index, $0, readID: $1) }) { readsOffLoop = true }
+                // A read whose turn comes once the reply is full is not run (its result would be
+                // left out anyway).
+                if handle(element: value, session: session, skipRead: { collector.isFull }, done: { collector.set(index, $0, readID: $1) }) { readsOffLoop = true }
             case .failure(let error):
                 // A duplicate key: that element is an invalid request, the others still run.
                 collector.set(index, RPCResponse.failure(id: .null, error: Self.failure(error)), readID: nil)
@@ -124,7 +126,9 @@ final class Dispatcher: Sendable {
     /// Handles one request object; `done` gets its response, or nil for a notification, and for
     /// the result of a read (which changed nothing, so can be asked again) the request's id.
     /// - Returns: whether it is a read that runs off the event loops.
-    private func handle(element: JSONValue, session: Session, done: @escaping @Sendable (JSONValue?, _ readID: RPCID?) -> Void) -> Bool {
+    private func handle(
+        element: JSONValue, session: Session, skipRead: (@Sendable () -> Bool)? = nil, done: @escaping @Sendable (JSONValue?, _ readID: RPCID?) -> Void
+    ) -> Bool {
         let request: RPCRequest
         switch RPCRequest.parse(element) {
         case .success(let r): request = r
@@ -203,13 +207,13 @@ final class Dispatcher: Sendable {
                 }
             }
         case .query(let run):
-            runInTurn(run, request, inline: true, session: session, respond: respond)
+            runInTurn(Self.unless(skipRead, run), request, inline: true, session: session, respond: respond)
         case .slowQuery(let run):
-            runInTurn(run, request, inline: false, session: session, respond: respond)
+            runInTurn(Self.unless(skipRead, run), request, inline: false, session: session, respond: respond)
             return true
         case .queryOffloadedWhen(let isSlow, let run):
             let slow = isSlow(self, request.params)
-            runInTurn(run, request, inline: !slow, session: session, respond: respond)
+            runInTurn(Self.unless(skipRead, run), request, inline: !slow, session: session, respond: respond)
             return slow
         }
         return false
@@ -233,6 +237,17 @@ final class Dispatcher: Sendable {
                 finished()
                 respond(result)
             }
+        }
+    }
+
+    /// `run`, answered OVERLOADED without running when `skip` says so at its turn.
+    private static func unless(
+        _ skip: (@Sendable () -> Bool)?, _ run: @escaping @Sendable (Dispatcher, JSONObject) throws -> JSONValue
+    ) -> @Sendable (Dispatcher, JSONObject) throws -> JSONValue {
+        guard let skip else { return run }
+        return { dispatcher, params in
+            if skip() { throw RPCFailure.overloaded(BatchReply.readLeftOut(dispatcher.limits.batchReplyBytesMax)) }
+            return try run(dispatcher, params)
         }
     }
 
@@ -294,8 +309,11 @@ final class Collector<Element: Sendable>: @unchecked Sendable {
 
 /// A batch's reply line, built as its responses complete in any order (nil for a notification).
 /// Its size is bounded: once the responses so far pass `bytesMax`, a read's result that would add
-/// to them is replaced by OVERLOADED (the read changed nothing, so it can be asked again; a
-/// command's response is always kept, so no outcome is hidden).
+/// to them is replaced by OVERLOADED (the read changed nothing, so it can be asked again; one
+/// whose turn comes then is not run), and a command's result by STORAGE_UNAVAILABLE saying it was
+/// applied and how to read it (its errors are kept: no outcome is hidden). Without that, a batch
+/// of no-op provisionCustomer calls for a customer with thousands of subscriptions made the
+/// daemon hold gigabytes of replies (found in review).
 final class BatchReply: @unchecked Sendable {
     // @unchecked: all state is guarded by `lock`.
     private let lock = NSLock()
@@ -312,15 +330,31 @@ final class BatchReply: @unchecked Sendable {
         self.reply = reply
     }
 
+    static func readLeftOut(_ bytesMax: Int) -> String {
+        "the batch's reply passed the limit of \(bytesMax) bytes, so this read's result was left out; send it again, alone or in a smaller batch"
+    }
+
+    var isFull: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return bytes >= bytesMax
+    }
+
     func set(_ index: Int, _ response: JSONValue?, readID: RPCID?) {
         lock.lock()
         let full = bytes >= bytesMax
         lock.unlock()
+        var response = response
+        if full, readID == nil, let id = response?["id"], response?["result"] != nil {
+            let failure = RPCFailure.storageUnavailable(
+                "this command was applied, but its result was left out: the batch's reply passed the limit of \(bytesMax) bytes. Send it again with the same idempotencyKey to read its result (as a duplicate), or read what it changed")
+            response = .object(JSONObject([("jsonrpc", "2.0"), ("id", id), ("error", RPCResponse.errorObject(failure))]))
+        }
         // A read past the limit is not even serialized.
         var encoded = readID != nil && full ? nil : response.map(Self.serialized)
         lock.lock()
         if let readID, bytes + (encoded?.count ?? bytesMax) > bytesMax {
-            let failure = RPCFailure.overloaded("the batch's reply passed the limit of \(bytesMax) bytes, so this read's result was left out; send it again, alone or in a smaller batch")
+            let failure = RPCFailure.overloaded(Self.readLeftOut(bytesMax))
             encoded = Self.serialized(RPCResponse.failure(id: readID, error: failure))
         }
         bytes += encoded?.count ?? 0

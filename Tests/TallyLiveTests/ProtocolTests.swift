@@ -685,6 +685,36 @@ struct ConnectionLimitTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("batchReplyBytesMax: once a batch's reply is full, a command's result is left out too — 2001 saying it was applied and how to read it — so a batch of large command results cannot hold unbounded memory; every command still applied once")
+    func batchReplyCapForCommands() throws {
+        let daemon = try Self.startDaemon(limit: "batchReplyBytesMax", 4096)
+        let metadata: JSONValue = ["note": .string(String(repeating: "m", count: 400))]
+        var batch: [JSONValue] = (1...30).map { i in
+            ["jsonrpc": "2.0", "id": .integer(i), "method": "provisionCustomer", "params": ["customerId": .string("big-\(i)"), "metadata": metadata, "idempotencyKey": .string("k-\(i)")]]
+        }
+        batch.append(["jsonrpc": "2.0", "id": 31, "method": "getCustomer", "params": ["customerId": "big-1"]])
+        let connection = try daemon.connect()
+        defer { connection.close() }
+        try connection.sendLine(JSONValue.array(batch).serialized())
+        let replies = try #require(try connection.readReply().arrayValue)
+        #expect(replies.map { $0["id"] } == (1...31).map { .integer($0) })
+        let kept = replies[0..<30].filter { $0.field("result.id") != nil }
+        let leftOut = replies[0..<30].filter { $0["error"] != nil }
+        #expect(kept.count >= 1 && kept.count < 15 && kept.count + leftOut.count == 30, "\(kept.count) kept, \(leftOut.count) left out")
+        for reply in leftOut {
+            #expect(reply.field("error.code") == 2001 && reply.field("error.message")?.stringValue?.contains("was applied") == true, "\(reply.jsonText)")
+        }
+        expectError(replies[30], code: 2002, id: 31)
+        // Every one applied; its key reads its result back.
+        let status = try daemon.call("getStatus")
+        #expect(status["lastSequence"] == 30, "\(status.jsonText)")
+        if let first = leftOut.first, let id = first["id"]?.intValue {
+            let again = try daemon.call("provisionCustomer", ["customerId": .string("big-\(id)"), "metadata": metadata, "idempotencyKey": .string("k-\(id)")])
+            #expect(again["id"] == .string("big-\(id)") && again["duplicate"] == true, "\(again.jsonText)")
+        }
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("idleTimeoutSeconds 1: an idle connection is closed within ~3 s, a busy one is not")
     func idleTimeout() throws {
         let daemon = try Self.startDaemon(limit: "idleTimeoutSeconds", 1)

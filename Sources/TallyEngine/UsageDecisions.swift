@@ -271,13 +271,15 @@ extension GroupState {
                 }
                 continue
             }
-            if let problem = try meterProblem(raw) {
+            switch try meterProblem(raw, timestamp: raw.timestamp ?? now) {
+            case nil:
+                break
+            case .invalid(let field, let message)?:
                 // Named as the shape checks name an event's fields: `events[i].dimensions.<key>`.
-                let place = problem.field.map { "events[\(index)].\($0) " } ?? "events[\(index)]: "
-                outcome.rejected.append(EventRejection(index: index, code: -32602, message: "Invalid params: " + place + problem.message))
+                let place = field.map { "events[\(index)].\($0) " } ?? "events[\(index)]: "
+                outcome.rejected.append(EventRejection(index: index, code: -32602, message: "Invalid params: " + place + message))
                 continue
-            }
-            if let featureId = try sumOutOfRange(raw, timestamp: raw.timestamp ?? now) {
+            case .outOfRange(let featureId)?:
                 outcome.rejected.append(EventRejection(
                     index: index, code: Rejection.Code.invalidState.rawValue,
                     message: "the usage of feature \"\(featureId)\" would exceed the representable range"))
@@ -314,33 +316,20 @@ extension GroupState {
         }
     }
 
-    /// The first SUM feature whose usage this event would take beyond what an amount holds (in any
-    /// cell: a series bucket or a period total), as reportUsage refuses such a delta. (COUNT and
-    /// UNIQUE_COUNT add 1: past 10^26 events, never met.)
-    private func sumOutOfRange(_ raw: RawEvent, timestamp: Timestamp) throws(StorageError) -> String? {
-        for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
-            guard let feature = try Projections.feature(featureId, in: self), let meter = feature.meter, meter.aggregation == .sum,
-                  meter.matches(raw.dimensions), let reading = MeterReading(meter: meter, dimensions: raw.dimensions)
-            else { continue }
-            if try Projections.usageExceedsRange(
-                customerId: raw.customerId, featureId: featureId, resourceId: raw.resourceId, timestamp: timestamp,
-                dimensions: reading.seriesDimensions, contribution: reading.contribution, in: self)
-            {
-                return featureId
-            }
-        }
-        return nil
-    }
-
     /// Why a meter that would count this event cannot read it (a non-numeric value where it sums),
     /// or why a credit-backed meter cannot deduct for it: the rules of reportUsage on such a
     /// feature (no negative usage: refunds are grants; a cost exact in 12 fractional digits and in
     /// range). An event is never accepted without the deduction it owes. `field` is the dimension
-    /// it is about (`dimensions.<key>`), nil for the event as a whole (a COUNT).
-    private func meterProblem(_ raw: RawEvent) throws(StorageError) -> (field: String?, message: String)? {
+    /// it is about (`dimensions.<key>`), nil for the event as a whole (a COUNT). Else the first SUM
+    /// feature whose usage the event would take beyond what an amount holds (in any cell: a series
+    /// bucket or a period total), as reportUsage refuses such a delta. (COUNT and UNIQUE_COUNT add
+    /// 1: past 10^26 events, never met.)
+    private func meterProblem(_ raw: RawEvent, timestamp: Timestamp) throws(StorageError) -> MeterProblem? {
         // The event's deductions so far, by currency: several features may charge one pool, and
         // their costs together must stay in range. (Ids by bytes, as the projections' keys hold them.)
         var costs: [ByteExactString: Amount] = [:]
+        // Said only when no feature finds the event invalid.
+        var outOfRange: String?
         for featureId in try Projections.meteredFeatureIDs(eventName: raw.eventName, in: self) {
             guard let feature = try Projections.feature(featureId, in: self), let meter = feature.meter, meter.matches(raw.dimensions) else { continue }
             if [.sum, .max, .min, .latest].contains(meter.aggregation), let field = meter.field, let text = raw.dimensions[field] {
@@ -348,14 +337,19 @@ extension GroupState {
                     _ = try Amount(parsing: text)
                 } catch {
                     // Why: not a number, too many fractional digits, or out of range.
-                    return ("dimensions.\(field)", "must be a decimal number for feature \"\(featureId)\", which aggregates it with \(meter.aggregation.rawValue): \(error.description)")
+                    return .invalid(field: "dimensions.\(field)", message: "must be a decimal number for feature \"\(featureId)\", which aggregates it with \(meter.aggregation.rawValue): \(error.description)")
                 }
             }
-            guard let cost = feature.creditCost, meter.aggregation == .count || meter.aggregation == .sum,
-                  let reading = MeterReading(meter: meter, dimensions: raw.dimensions)
-            else { continue }
+            guard meter.aggregation == .count || meter.aggregation == .sum, let reading = MeterReading(meter: meter, dimensions: raw.dimensions) else { continue }
+            if outOfRange == nil, meter.aggregation == .sum, try Projections.usageExceedsRange(
+                customerId: raw.customerId, featureId: featureId, resourceId: raw.resourceId, timestamp: timestamp,
+                dimensions: reading.seriesDimensions, contribution: reading.contribution, in: self)
+            {
+                outOfRange = featureId
+            }
+            guard let cost = feature.creditCost else { continue }
             let field = meter.field.map { "dimensions.\($0)" }
-            func problem(_ text: String) -> (field: String?, message: String) { (field, field == nil ? "the event " + text : text) }
+            func problem(_ text: String) -> MeterProblem { .invalid(field: field, message: field == nil ? "the event " + text : text) }
             if reading.contribution.isNegative {
                 return problem("must not be negative: feature \"\(featureId)\" is credit-backed (refunds are grants)")
             }
@@ -370,7 +364,15 @@ extension GroupState {
                 return problem("of feature \"\(featureId)\" \(range)")
             }
         }
-        return nil
+        return outOfRange.map { .outOfRange(featureId: $0) }
+    }
+
+    /// Why a raw event is refused by the features that meter it.
+    private enum MeterProblem {
+        /// It cannot be read or charged: -32602, about `field` (`dimensions.<key>`, nil: the event).
+        case invalid(field: String?, message: String)
+        /// It would take this SUM feature's usage beyond what an amount holds: 1013.
+        case outOfRange(featureId: String)
     }
 }
 

@@ -101,6 +101,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if registered { registry.remove(context.channel) }
+        held.removeAll()  // never handed on: no one is left to answer
         context.fireChannelInactive()
     }
 
@@ -108,9 +109,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
         guard !ignoringInput, !closing else { return }
         let frame = unwrapInboundIn(data)
         linesReceived += 1
-        guard !holding else {
+        // A line read while the replies wait unwritten (the client does not read them) waits too,
+        // until the channel is writable: when the peer closes, NIO delivers all the socket still
+        // holds whatever `read` allowed, and a client that pipelined thousands of reads and left
+        // had them all computed for no one, holding up the event loop (found in review).
+        guard !holding, held.isEmpty, context.channel.isWritable else {
             // After an oversized line nothing more is taken, as below.
             if case .oversized = held.last {} else { held.append(frame) }
+            if !holding { releaseHeldWhenWritable(context: context) }
             return
         }
         process(frame, context: context)
@@ -213,9 +219,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         holding = false
         holdingFor = nil
         releaseWhenWritable = false
-        while !holding, !held.isEmpty {
+        while !holding, !held.isEmpty, context.channel.isWritable {
             process(held.removeFirst(), context: context)
         }
+        if !holding, !held.isEmpty { releaseWhenWritable = true }
         resumeReading(context: context)
     }
 

@@ -715,6 +715,31 @@ struct ConnectionLimitTests {
         #expect(try daemon.terminate() == 0)
     }
 
+    @Test("a client that pipelines far more reads than the daemon holds unwritten and leaves without reading: the lines not yet started are dropped with the connection, not run for no one (its trailing command is not applied)")
+    func leftLinesAreNotRun() throws {
+        let daemon = try LiveDaemon().start()
+        let metadata = JSONValue.object(JSONObject((0..<64).map { ("k\($0)", .string(String(repeating: "x", count: 1024))) }))
+        _ = try daemon.call("provisionCustomer", ["customerId": "big", "metadata": metadata])  // a 67 KB reply
+        let baseline = try daemon.call("getStatus")["connections"]?.intValue ?? 0
+        let read = Array(#"{"jsonrpc":"2.0","id":1,"method":"getCustomer","params":{"customerId":"big"}}"#.utf8) + [0x0A]
+        let marker = Array(#"{"jsonrpc":"2.0","id":2,"method":"provisionCustomer","params":{"customerId":"left-behind"}}"#.utf8)
+        let leaving = try daemon.connect()
+        // ~100 MB of replies owed, far past what the daemon keeps unwritten; the marker comes last.
+        try leaving.sendLine(Array(repeating: read, count: 1500).flatMap { $0 } + marker)
+        usleep(300_000)
+        leaving.close()
+        // Once the daemon has let the connection go, what it held of it is gone.
+        var connections = baseline + 1
+        for _ in 0..<200 where connections > baseline {
+            usleep(50_000)
+            connections = try daemon.call("getStatus")["connections"]?.intValue ?? 0
+        }
+        #expect(connections <= baseline, "the connection was not let go")
+        usleep(500_000)
+        _ = expectRPCError(code: 1001, reason: "CUSTOMER_NOT_FOUND") { _ = try daemon.call("getCustomer", ["customerId": "left-behind"]) }
+        #expect(try daemon.terminate() == 0)
+    }
+
     @Test("idleTimeoutSeconds 1: an idle connection is closed within ~3 s, a busy one is not")
     func idleTimeout() throws {
         let daemon = try Self.startDaemon(limit: "idleTimeoutSeconds", 1)

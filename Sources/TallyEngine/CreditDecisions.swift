@@ -74,7 +74,7 @@ extension GroupState {
     private func newGrant(_ c: GrantCredits, effectiveAt: Timestamp, sourceType: GrantSource, now: Timestamp) -> CreditGrant {
         let sequence = head.sequence + 1
         var grant = CreditGrant(
-            grantId: KeyLayout.generatedId("grant", sequence: sequence, lineage: store.lineage), customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId,
+            grantId: store.generatedId("grant", sequence: sequence), customerId: c.customerId, currencyId: c.currencyId, resourceId: c.resourceId,
             grantType: c.grantType, sourceType: sourceType, amount: c.amount, priority: c.priority, effectiveAt: effectiveAt,
             expireAt: c.expireAt, displayName: c.displayName, cost: c.cost, metadata: c.metadata, comment: c.comment,
             createdAt: max(now, head.recordedAt), sequence: sequence

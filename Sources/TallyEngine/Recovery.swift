@@ -6,11 +6,11 @@ import TallyStorage
 
 /// What `Ledger.init` checks before it serves anything. Each refusal says what is wrong and what
 /// to do (restore a verified snapshot, docs/operating.md "Disaster recovery").
-public enum Recovery {
+enum Recovery {
     /// How many events at the end of the log are re-hashed on every start.
     static let tailCheckEvents: UInt64 = 1024
 
-    public static let restoreAdvice = "Do not serve this database: stop, keep the data directory for inspection, and restore the latest verified snapshot (`tallyd restore --from SNAPSHOT --data-dir DIR`; docs/operating.md, \"Disaster recovery\")."
+    static let restoreAdvice = "Do not serve this database: stop, keep the data directory for inspection, and restore the latest verified snapshot (`tallyd restore --from SNAPSHOT --data-dir DIR`; docs/operating.md, \"Disaster recovery\")."
 
     /// Where an anchor came from, for the messages: the file in the data directory, or its copy
     /// beside it (which a rollback of the whole directory does not take back).
@@ -45,11 +45,15 @@ public enum Recovery {
             try checkEmptyLog(anchors)  // no database: one would be created, empty
             return
         }
-        guard let store = try? LedgerStore(path: path, readOnly: true) else { return }
-        let read: EventRecord??
-        do { read = .some(try store.lastEvent()) } catch { read = nil }
-        guard let found = read else { return }
-        guard let last = found else {
+        let store: LedgerStore
+        let lastEvent: EventRecord?
+        do {
+            store = try LedgerStore(path: path, readOnly: true)
+            lastEvent = try store.lastEvent()
+        } catch {
+            return
+        }
+        guard let last = lastEvent else {
             try checkEmptyLog(anchors)
             return
         }

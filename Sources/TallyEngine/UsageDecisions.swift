@@ -173,8 +173,9 @@ extension GroupState {
             }
             delta = difference
         }
-        // Every cell the usage lands in stays in range (after a reset its totals start from 0).
-        guard current.adding(delta) != nil, try !Projections.usageExceedsRange(
+        // Every cell the usage lands in stays in range, `current` among them (after a reset the
+        // totals start from 0).
+        guard try !Projections.usageExceedsRange(
             customerId: c.customerId, featureId: c.featureId, resourceId: c.resourceId, timestamp: timestamp, dimensions: c.dimensions,
             contribution: delta, totals: !c.resetTotalFirst, in: self)
         else {
@@ -237,7 +238,7 @@ extension GroupState {
     /// already gave that id to a subscription of its own, `sub_<sequence>.2`, `.3`…: a made-up id
     /// never names (and so replaces) an existing subscription.
     private func newSubscriptionId() throws(StorageError) -> String {
-        let base = KeyLayout.generatedId("sub", sequence: head.sequence + 1, lineage: store.lineage)
+        let base = store.generatedId("sub", sequence: head.sequence + 1)
         var id = base
         var n = 2
         while try projection(KeyLayout.subscriptionKey(id)) != nil {

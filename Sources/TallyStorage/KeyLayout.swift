@@ -26,14 +26,8 @@ public enum KeyLayout {
     public static let projectionVersionKey = Array("projection.version".utf8)
     /// A ledger restored from a snapshot goes on from the snapshot's sequence, so the sequences
     /// (and ids made of them) of the events lost with the restore come again: the restore sets
-    /// this tag (meta family), and the ids the daemon makes up carry it (`generatedId`).
+    /// this tag (meta family), and the ids the daemon makes up carry it (`LedgerStore.generatedId`).
     public static let lineageKey = Array("ledger.lineage".utf8)
-
-    /// An id the daemon makes up for the event at `sequence`: `grant_4`, or after a restore
-    /// `grant_4-k7q2m9xd` (the lineage), never the id of a thing the restore took back.
-    public static func generatedId(_ prefix: String, sequence: UInt64, lineage: String?) -> String {
-        lineage.map { "\(prefix)_\(sequence)-\($0)" } ?? "\(prefix)_\(sequence)"
-    }
 
     public static func eventKey(_ sequence: UInt64) -> [UInt8] { bigEndian(sequence) }
 

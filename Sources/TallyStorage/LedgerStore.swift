@@ -104,6 +104,12 @@ public final class LedgerStore: Sendable {
         }
     }
 
+    /// An id the daemon makes up for the event at `sequence`: `grant_4`, or after a restore
+    /// `grant_4-k7q2m9xd` (the lineage), never the id of a thing the restore took back.
+    public func generatedId(_ prefix: String, sequence: UInt64) -> String {
+        lineage.map { "\(prefix)_\(sequence)-\($0)" } ?? "\(prefix)_\(sequence)"
+    }
+
     /// A new lineage tag: 8 random characters of `[a-z0-9]`.
     public static func newLineage() -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")

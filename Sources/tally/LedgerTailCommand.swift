@@ -43,18 +43,17 @@ struct LedgerTailCommand: ParsableCommand {
             var connection = first
             defer { if connection !== first { connection.close() } }
             // Where to start: after `--after` (to resume a follow where it stopped), else n back.
+            let status = try connection.call("getStatus")
+            let last = status["lastSequence"]?.numberText.flatMap { Int($0) } ?? 0
             var cursor: Int
             if let after {
                 cursor = after
                 // A cursor past the end is from another history (the ledger was restored from an
                 // older snapshot): the events that take those sequences now would be skipped.
-                let status = try connection.call("getStatus")
-                if let last = status["lastSequence"]?.numberText.flatMap({ Int($0) }), after > last {
+                if after > last {
                     Console.error("warning: the ledger ends at sequence \(last), before --after \(after): if it was restored from a snapshot, the events numbered \(last + 1) to \(after) from now on are new ones, and this skips them; use --after \(last) to see them")
                 }
             } else {
-                let status = try connection.call("getStatus")
-                let last = status["lastSequence"]?.numberText.flatMap { Int($0) } ?? 0
                 cursor = max(0, last - n)
             }
 

@@ -107,7 +107,7 @@ struct Replay: ParsableCommand {
         for problem in report.problems { lines.append("PROBLEM: \(problem)") }
         if !report.mismatches.isEmpty {
             // The other problems say what to do in their own line; a mismatch is one of many.
-            lines.append("TO DO: the stored projections or idempotency records differ from what the log replays to (a missing idempotency record lets a retry of its command apply again). \(Recovery.restoreAdvice) If the hash chain is valid and the anchor matches, the log itself is intact: report the mismatch with the copy kept.")
+            lines.append("TO DO: the stored projections or idempotency records differ from what the log replays to (a missing idempotency record lets a retry of its command apply again). \(Ledger.restoreAdvice) If the hash chain is valid and the anchor matches, the log itself is intact: report the mismatch with the copy kept.")
         }
         if report.isValid {
             if verify, report.olderLayoutNote == nil {

@@ -381,18 +381,7 @@ extension GroupState {
 /// the live store, or a replay).
 public enum EntitlementReader {
     public static func resolve(customerId: String, featureId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> ResolvedEntitlement? {
-        var plans: [Plan] = []
-        var decoded: [ByteExactString: Plan?] = [:]  // several subscriptions to one plan decode it once (ids by bytes, as keys)
-        for subscription in try Projections.subscriptions(customerId: customerId, in: source) where subscription.status.grantsEntitlements {
-            let plan: Plan?
-            if let known = decoded[ByteExactString(subscription.planId)] {
-                plan = known
-            } else {
-                plan = try Projections.plan(subscription.planId, in: source)
-                decoded[ByteExactString(subscription.planId)] = plan
-            }
-            if let plan, subscription.grantsEntitlements(of: plan, at: t) { plans.append(plan) }
-        }
+        let plans = try Projections.entitlingPlans(customerId: customerId, at: t, in: source)
         let promotional = try Projections.promotional(customerId: customerId, featureId: featureId, in: source)
         return ResolvedEntitlement.resolve(featureId: featureId, plans: plans, promotional: promotional, at: t)
     }

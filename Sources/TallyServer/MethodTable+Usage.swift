@@ -253,8 +253,7 @@ enum UsageQueries {
             throw RPCFailure.rejected(Rejection(.customerNotFound, "customer \"\(customerId)\" does not exist"))
         }
         var featureIds: Set<ByteExactString> = []  // ids by bytes: "é" and "e\u{301}" are two features
-        for subscription in try Projections.subscriptions(customerId: customerId, in: store) where subscription.status.grantsEntitlements {
-            guard let plan = try Projections.plan(subscription.planId, in: store), subscription.grantsEntitlements(of: plan, at: now) else { continue }
+        for plan in try Projections.entitlingPlans(customerId: customerId, at: now, in: store) {
             for e in plan.entitlements { featureIds.insert(ByteExactString(e.featureId)) }
         }
         try store.scanProjections(prefix: KeyLayout.promotionalPrefix(customerId: customerId)) { _, value in

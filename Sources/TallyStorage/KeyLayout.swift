@@ -20,7 +20,7 @@ public enum KeyLayout {
     public static let columnFamilies = [eventsFamily, projectionsFamily, idempotencyFamily]
 
     /// Bump when the projection records or keys change: the next start rebuilds them from the log.
-    public static let projectionVersion: UInt32 = 6
+    public static let projectionVersion: UInt32 = 7
 
     public static let projectionSequenceKey = Array("projection.sequence".utf8)
     public static let projectionVersionKey = Array("projection.version".utf8)
@@ -80,6 +80,9 @@ public enum KeyLayout {
 /// - `cs\0<customerId>` → how many subscriptions the customer has (8 bytes, big-endian)
 /// - `cs\0<customerId>\0<position>` → the id of its subscription number `position` (8 bytes,
 ///   big-endian, from 0 in provisioning order)
+/// - `ep\0<customerId>…`, `epi\0…` → NumberedSet of the plans the customer has an ACTIVE or TRIAL
+///   subscription to (the plans that may entitle it; a TRIAL may have ended)
+/// - `es\0<customerId>\0<planId>…`, `esi\0…` → NumberedSet of those subscriptions of the plan
 /// - `pe\0<customerId>\0<featureId>` → PromotionalEntitlement
 /// - `ut\0<customerId>\0<featureId>\0<resourceId>\0<period>\0<start>` → UsageCell (period total, no dimensions)
 /// - `us\0<customerId>\0<featureId>\0<granularity>\0<start>\0<resourceId>\0<dimensions>` → UsageCell (time series)

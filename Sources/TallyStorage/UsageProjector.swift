@@ -25,20 +25,23 @@ enum UsageProjector {
             // A subscription id is the customer's for good (the decision refuses another's), so a
             // known one is already in the customer's list. A new one takes the next position: two
             // small records whatever the list's length.
-            let known = try sink.projection(key) != nil
+            let previous = try Projections.subscription(subscription.id, in: sink)
             sink.setProjection(key, subscription.encoded())
-            if !known {
+            if previous == nil {
                 let count = try Projections.subscriptionCount(customerId: subscription.customerId, in: sink)
                 sink.setProjection(KeyLayout.customerSubscriptionKey(subscription.customerId, position: count), Array(subscription.id.utf8))
                 sink.setProjection(KeyLayout.customerSubscriptionCountKey(subscription.customerId), KeyLayout.bigEndian(count + 1))
             }
+            try updateEntitling(from: previous, to: subscription, &sink)
         case .subscriptionCanceled(let e):
-            guard var subscription = try Projections.subscription(e.subscriptionId, in: sink) else {
+            guard let previous = try Projections.subscription(e.subscriptionId, in: sink) else {
                 throw .inconsistentLog("event \(event.sequence): SUBSCRIPTION_CANCELED for unknown subscription \(e.subscriptionId)")
             }
+            var subscription = previous
             subscription.status = .canceled
             subscription.canceledAt = event.recordedAt
             sink.setProjection(KeyLayout.subscriptionKey(subscription.id), subscription.encoded())
+            try updateEntitling(from: previous, to: subscription, &sink)
         case .usageReported(let e):
             try indexDimensionKeys(e.customerId, e.dimensions, &sink)
             try addUsage(
@@ -154,6 +157,21 @@ enum UsageProjector {
         }
     }
 
+    /// Keeps the customer's entitling plans and subscriptions (ACTIVE or TRIAL) in step with a
+    /// subscription's change of status or plan: a few small records, whatever the customer's count.
+    private static func updateEntitling(from old: Subscription?, to new: Subscription, _ sink: inout some ProjectionSink) throws(StorageError) {
+        let before = old.flatMap { $0.status.grantsEntitlements ? $0.planId : nil }
+        let after = new.status.grantsEntitlements ? new.planId : nil
+        if let before, let after, UTF8Exact.equal(before, after) { return }
+        if before == nil && after == nil { return }
+        if let before, try Projections.entitlingSubscriptions(customerId: new.customerId, planId: before).remove(new.id, from: &sink) {
+            try Projections.entitlingPlans(customerId: new.customerId).remove(before, from: &sink)
+        }
+        if let after, try Projections.entitlingSubscriptions(customerId: new.customerId, planId: after).insert(new.id, into: &sink) {
+            try Projections.entitlingPlans(customerId: new.customerId).insert(after, into: &sink)
+        }
+    }
+
     private static func updateMeterIndex(_ eventName: String, add featureId: String? = nil, remove removed: String? = nil, _ sink: inout some ProjectionSink) throws(StorageError) {
         var ids = try Projections.meteredFeatureIDs(eventName: eventName, in: sink)
         // Ids by bytes, as their keys: "é" and "e\u{301}" are two features (String's == would merge them).
@@ -260,6 +278,33 @@ extension Projections {
             if let subscription = try subscription(id, in: source) { result.append(subscription) }
         }
         return result
+    }
+
+    /// The plans the customer has an ACTIVE or TRIAL subscription to.
+    static func entitlingPlans(customerId: String) -> NumberedSet { NumberedSet(tag: "ep", scope: [customerId]) }
+    /// The customer's ACTIVE or TRIAL subscriptions to the plan.
+    static func entitlingSubscriptions(customerId: String, planId: String) -> NumberedSet { NumberedSet(tag: "es", scope: [customerId, planId]) }
+
+    /// The plans whose entitlements the customer has at `t`: those it has an ACTIVE subscription
+    /// to, or a TRIAL one not yet ended, started by `t`. In plan id order (byte order), so that
+    /// which of two equal entitlements answers does not depend on the order of the subscriptions.
+    /// Reads the customer's entitling plans and, per plan, its subscriptions only until one grants:
+    /// canceled and paused subscriptions cost nothing.
+    public static func entitlingPlans(customerId: String, at t: Timestamp, in source: some ProjectionSource) throws(StorageError) -> [Plan] {
+        var plans: [Plan] = []
+        for planId in try entitlingPlans(customerId: customerId).members(in: source).sorted(by: UTF8Exact.less) {
+            guard let plan = try plan(planId, in: source) else { throw .corrupt("entitling plans of \(customerId): plan \(planId) missing") }
+            let subscriptions = entitlingSubscriptions(customerId: customerId, planId: planId)
+            for position in 0..<(try subscriptions.count(in: source)) {
+                let id = try subscriptions.member(at: position, in: source)
+                guard let subscription = try subscription(id, in: source) else { throw .corrupt("entitling subscriptions of \(customerId): \(id) missing") }
+                if subscription.grantsEntitlements(of: plan, at: t) {
+                    plans.append(plan)
+                    break
+                }
+            }
+        }
+        return plans
     }
 
     public static func promotional(customerId: String, featureId: String, in source: some ProjectionSource) throws(StorageError) -> PromotionalEntitlement? {

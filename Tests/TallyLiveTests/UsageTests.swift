@@ -143,6 +143,50 @@ struct UsageTests {
         #expect(try daemon.entitlement(customer, feature)["usageLimit"] == "25")
     }
 
+    @Test("entitlements follow every change of a subscription (cancel, pause, reactivate, a move to another plan) through the per-customer index of entitling plans; equal limits answer from the lowest plan id, whatever the order of provisioning; a rebuild gives the same index")
+    func entitlingIndexFollowsChanges() throws {
+        let customer = try daemon.newCustomer(), feature = try daemon.newMeteredFeature()
+        let base = uniqueID("ent"), low = "\(base)-a", high = "\(base)-b", tie = "\(base)-c"
+        for (plan, limit) in [(low, 10), (high, 20), (tie, 10)] {
+            _ = try daemon.call("definePlan", ["planId": .string(plan), "displayName": "P", "entitlements": [["featureId": .string(feature), "usageLimit": .integer(limit)]]])
+        }
+        func provision(_ sub: String, _ plan: String, _ status: String = "ACTIVE") throws {
+            _ = try daemon.call("provisionSubscription", ["customerId": .string(customer), "planId": .string(plan), "subscriptionId": .string("\(base)-\(sub)"), "status": .string(status)])
+        }
+        func cancel(_ sub: String) throws { _ = try daemon.call("cancelSubscription", ["subscriptionId": .string("\(base)-\(sub)")]) }
+        func expect(_ limit: String?, _ source: String?, _ why: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let e = try daemon.entitlement(customer, feature)
+            if let limit {
+                #expect(e["usageLimit"] == .string(limit) && e["source"] == source.map { .string("PLAN:\($0)") }, "\(why): \(e.jsonText)", sourceLocation: sourceLocation)
+            } else {
+                #expect(e["accessDeniedReason"] == "NO_FEATURE_ENTITLEMENT", "\(why): \(e.jsonText)", sourceLocation: sourceLocation)
+            }
+            let listed = try daemon.call("getEntitlements", ["customerId": .string(customer)])["entitlements"]?.arrayValue?.compactMap { $0["featureId"]?.stringValue }
+            #expect(listed == (limit == nil ? [] : [feature]), "\(why): getEntitlements lists \(listed ?? [])", sourceLocation: sourceLocation)
+        }
+        for sub in ["s1", "s2", "s3"] { try provision(sub, high) }
+        try provision("s4", tie)
+        try provision("s5", low)
+        try expect("20", high, "three subscriptions to the highest plan")
+        try cancel("s1")
+        try provision("s3", high, "PAUSED")
+        try expect("20", high, "one of the three still grants")
+        try provision("s2", tie)
+        try expect("10", low, "the last one moved to another plan: of two equal limits, the lower plan id answers (it was provisioned later)")
+        try provision("s3", high)
+        try expect("20", high, "a paused subscription reactivated grants again")
+        _ = try daemon.call("reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 20])
+        #expect(try daemon.entitlement(customer, feature, requested: 1)["accessDeniedReason"] == "USAGE_LIMIT_EXCEEDED")
+        var verified = try daemon.call("verifyLedger")
+        #expect(verified["projectionsMatch"] == true, "\(verified.jsonText.prefix(600))")
+        for sub in ["s2", "s3", "s4", "s5"] { try cancel(sub) }
+        try expect(nil, nil, "every subscription canceled")
+        try provision("s6", low, "TRIAL")
+        try expect("10", low, "a trial grants")
+        verified = try daemon.call("verifyLedger")
+        #expect(verified["projectionsMatch"] == true, "\(verified.jsonText.prefix(600))")
+    }
+
     @Test("a BOOLEAN feature's entitlement is access or none: a usage limit, unlimited usage or a reset period for it is -32602 naming the field, in plans and promotions")
     func booleanEntitlementsTakeNoLimits() throws {
         let customer = try daemon.newCustomer(), flag = uniqueID("sso")

@@ -77,9 +77,8 @@ public enum KeyLayout {
 /// - `m\0<eventName>` → the ids of the features whose meter reads this event
 /// - `p\0<planId>` → Plan
 /// - `s\0<subscriptionId>` → Subscription
-/// - `cs\0<customerId>` → how many subscriptions the customer has (8 bytes, big-endian)
-/// - `cs\0<customerId>\0<position>` → the id of its subscription number `position` (8 bytes,
-///   big-endian, from 0 in provisioning order)
+/// - `cs\0<customerId>…`, `csi\0…` → NumberedSet of the customer's subscriptions, in provisioning
+///   order (never removed from)
 /// - `ep\0<customerId>…`, `epi\0…` → NumberedSet of the plans the customer has an ACTIVE or TRIAL
 ///   subscription to (the plans that may entitle it; a TRIAL may have ended)
 /// - `es\0<customerId>\0<planId>…`, `esi\0…` → NumberedSet of those subscriptions of the plan
@@ -100,10 +99,6 @@ extension KeyLayout {
     public static func meterIndexKey(eventName: String) -> [UInt8] { key("m", [eventName]) }
     public static func planKey(_ id: String) -> [UInt8] { key("p", [id]) }
     public static func subscriptionKey(_ id: String) -> [UInt8] { key("s", [id]) }
-    public static func customerSubscriptionCountKey(_ customerId: String) -> [UInt8] { key("cs", [customerId]) }
-    public static func customerSubscriptionKey(_ customerId: String, position: UInt64) -> [UInt8] {
-        key("cs", [customerId]) + [0] + bigEndian(position)
-    }
     public static func promotionalKey(customerId: String, featureId: String) -> [UInt8] { key("pe", [customerId, featureId]) }
     public static func promotionalPrefix(customerId: String) -> [UInt8] { key("pe", [customerId]) + [0] }
     public static func dimensionKeyKey(customerId: String, key dimension: String) -> [UInt8] { key("dk", [customerId, dimension]) }

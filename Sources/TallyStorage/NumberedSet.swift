@@ -6,8 +6,8 @@
 /// - `<tag>\0<scope…>\0<position>` → the member at `position` (8 bytes, big-endian, from 0)
 /// - `<tag>i\0<scope…>\0<member>` → its position
 ///
-/// A removal moves the last member into the freed position, so positions stay dense. The order is
-/// therefore not meaningful; readers that need one sort.
+/// Members are in the order they were added until a removal, which moves the last member into the
+/// freed position so positions stay dense; readers of a set that is removed from sort.
 struct NumberedSet {
     let tag: String
     let scope: [String]

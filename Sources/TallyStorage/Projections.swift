@@ -200,7 +200,7 @@ public enum Projections {
     }
 
     private static let projectionNames = [
-        "c": "customers", "$": "currencies", "f": "features", "m": "meterIndex", "p": "plans", "s": "subscriptions", "cs": "customerSubscriptions",
+        "c": "customers", "$": "currencies", "f": "features", "m": "meterIndex", "p": "plans", "s": "subscriptions", "cs": "customerSubscriptions", "csi": "customerSubscriptions",
         "ep": "entitlingPlans", "epi": "entitlingPlans", "es": "entitlingSubscriptions", "esi": "entitlingSubscriptions",
         "pe": "promotionalEntitlements", "ut": "usageTotals", "us": "usageSeries", "uu": "uniqueMembers", "dk": "dimensionKeys",
         "cg": "creditGrants", "cgl": "customerGrants", "cp": "creditPools", "cl": "creditLedger", "cx": "expirySchedule", "ca": "activationSchedule",

@@ -23,15 +23,11 @@ enum UsageProjector {
             let subscription = e.subscription
             let key = KeyLayout.subscriptionKey(subscription.id)
             // A subscription id is the customer's for good (the decision refuses another's), so a
-            // known one is already in the customer's list. A new one takes the next position: two
-            // small records whatever the list's length.
+            // known one is already in the customer's list, where it stays; a new one is added at
+            // the end: a few small records whatever the list's length.
             let previous = try Projections.subscription(subscription.id, in: sink)
             sink.setProjection(key, subscription.encoded())
-            if previous == nil {
-                let count = try Projections.subscriptionCount(customerId: subscription.customerId, in: sink)
-                sink.setProjection(KeyLayout.customerSubscriptionKey(subscription.customerId, position: count), Array(subscription.id.utf8))
-                sink.setProjection(KeyLayout.customerSubscriptionCountKey(subscription.customerId), KeyLayout.bigEndian(count + 1))
-            }
+            try Projections.customerSubscriptions(customerId: subscription.customerId).insert(subscription.id, into: &sink)
             try updateEntitling(from: previous, to: subscription, &sink)
         case .subscriptionCanceled(let e):
             guard let previous = try Projections.subscription(e.subscriptionId, in: sink) else {
@@ -163,7 +159,6 @@ enum UsageProjector {
         let before = old.flatMap { $0.status.grantsEntitlements ? $0.planId : nil }
         let after = new.status.grantsEntitlements ? new.planId : nil
         if let before, let after, UTF8Exact.equal(before, after) { return }
-        if before == nil && after == nil { return }
         if let before, try Projections.entitlingSubscriptions(customerId: new.customerId, planId: before).remove(new.id, from: &sink) {
             try Projections.entitlingPlans(customerId: new.customerId).remove(before, from: &sink)
         }
@@ -249,32 +244,18 @@ extension Projections {
         try decoded(KeyLayout.subscriptionKey(id), in: source, "subscription \(id)") { (b: [UInt8]) throws(DecodingError) in try Subscription.decode(b) }
     }
 
+    /// The customer's subscriptions, canceled ones included. Never removed from, so in the order
+    /// they were first provisioned.
+    static func customerSubscriptions(customerId: String) -> NumberedSet { NumberedSet(tag: "cs", scope: [customerId]) }
+
     /// How many subscriptions the customer was ever provisioned (canceled ones included).
     public static func subscriptionCount(customerId: String, in source: some ProjectionSource) throws(StorageError) -> UInt64 {
-        guard let bytes = try source.projection(KeyLayout.customerSubscriptionCountKey(customerId)) else { return 0 }
-        guard let count = KeyLayout.uint64(bigEndian: bytes) else {
-            throw .corrupt("subscription count of \(customerId): \(bytes.count) bytes, not 8")
-        }
-        return count
-    }
-
-    /// The customer's subscription ids, in the order they were first provisioned.
-    public static func subscriptionIDs(customerId: String, in source: some ProjectionSource) throws(StorageError) -> [String] {
-        let count = try subscriptionCount(customerId: customerId, in: source)
-        var ids: [String] = []
-        ids.reserveCapacity(Int(clamping: count))
-        for position in 0..<count {
-            guard let bytes = try source.projection(KeyLayout.customerSubscriptionKey(customerId, position: position)) else {
-                throw .corrupt("subscriptions of \(customerId): \(count) recorded, number \(position) missing")
-            }
-            ids.append(String(decoding: bytes, as: UTF8.self))
-        }
-        return ids
+        try customerSubscriptions(customerId: customerId).count(in: source)
     }
 
     public static func subscriptions(customerId: String, in source: some ProjectionSource) throws(StorageError) -> [Subscription] {
         var result: [Subscription] = []
-        for id in try subscriptionIDs(customerId: customerId, in: source) {
+        for id in try customerSubscriptions(customerId: customerId).members(in: source) {
             if let subscription = try subscription(id, in: source) { result.append(subscription) }
         }
         return result

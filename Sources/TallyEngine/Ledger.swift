@@ -124,6 +124,15 @@ public final class Ledger: Sendable {
     /// The last committed sequence and its hash.
     public var head: (sequence: UInt64, hash: [UInt8]) { writer.committedHead }
 
+    /// The last event a read can see: the store's. A group's events are readable from its synced
+    /// write on, a moment before the writer publishes them as `head`, so a status that said
+    /// `head` after a read that saw them would go back in time. `head` when the store cannot be
+    /// read (a status still answers).
+    public var visibleHead: (sequence: UInt64, hash: [UInt8]) {
+        let published = head
+        return ((try? store.lastEvent(after: published.sequence)) ?? nil) ?? published
+    }
+
     /// The time reads are answered at: the clock, or the last committed event's recordedAt when
     /// the clock is behind it (it stepped back) — the time commands are decided at, so a read
     /// never disagrees with the decision a command would get.

@@ -121,7 +121,7 @@ enum MethodTable {
 
 extension Dispatcher {
     func status() -> JSONValue {
-        let head = ledger.head
+        let head = ledger.visibleHead
         var o = JSONObject()
         o["version"] = .string(TallyVersion.current)
         o["lastSequence"] = .integer(head.sequence)

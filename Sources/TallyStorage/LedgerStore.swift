@@ -129,6 +129,15 @@ public final class LedgerStore: Sendable {
         try last(snapshot: snapshot) { (iterator: RocksDB.Iterator) throws(StorageError) in try sequence(ofEventKey: iterator.key) } ?? 0
     }
 
+    /// The last event's sequence and hash when it is past `sequence`, else nil; the record is
+    /// hashed, not decoded, and only then.
+    public func lastEvent(after sequence: UInt64) throws(StorageError) -> (sequence: UInt64, hash: [UInt8])? {
+        try last(snapshot: nil) { (iterator: RocksDB.Iterator) throws(StorageError) -> (sequence: UInt64, hash: [UInt8])? in
+            let last = try self.sequence(ofEventKey: iterator.key)
+            return last > sequence ? (last, EventRecord.hash(sequence: last, record: iterator.value)) : nil
+        } ?? nil
+    }
+
     /// `read` of the log's last record, or nil for an empty log.
     private func last<T>(snapshot: Snapshot?, _ read: (RocksDB.Iterator) throws(StorageError) -> T) throws(StorageError) -> T? {
         let iterator = database.makeIterator(in: events, snapshot: snapshot)

@@ -110,6 +110,7 @@ public final class Database: @unchecked Sendable {
         rocksdb_options_set_paranoid_checks(options, databaseOptions.paranoidChecks ? 1 : 0)
         rocksdb_options_set_wal_recovery_mode(options, databaseOptions.walRecoveryMode.rawValue)
         rocksdb_options_set_max_open_files(options, databaseOptions.maxOpenFiles)
+        rocksdb_options_set_keep_log_file_num(options, databaseOptions.infoLogFilesKept)
         if let size = databaseOptions.writeBufferSizeBytes {
             rocksdb_options_set_write_buffer_size(options, size)
         }

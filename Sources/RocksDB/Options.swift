@@ -37,6 +37,10 @@ public struct DatabaseOptions: Sendable {
     public var memtableBloomSizeRatio: Double? = 0.02
     /// Shared LRU cache for SST blocks. nil = RocksDB's default (8 MiB per column family).
     public var blockCacheBytes: Int? = 64 << 20
+    /// `rocksdb_options_set_keep_log_file_num`: RocksDB starts a new info log (`LOG`, the old one
+    /// renamed `LOG.old.<time>`) at every open, read-only ones included, and keeps this many.
+    /// RocksDB's own default is 1000.
+    public var infoLogFilesKept = 10
 
     public init() {}
 }

@@ -340,6 +340,21 @@ private func keys(_ pairs: [(String, String)]) -> [String] { pairs.map(\.0) }
         #expect(throws: RocksDBError.self) { _ = try Database.listColumnFamilies(path: path) }
     }
 
+    /// RocksDB renames `LOG` to `LOG.old.<time>` at every open; without a bound (its default
+    /// keeps 1000) every start, refused start and read-only check leaves one more file.
+    @Test func infoLogsAreBoundedAcrossOpens() throws {
+        let dir = TempDir()
+        let path = dir.sub("db")
+        var options = DatabaseOptions()
+        options.infoLogFilesKept = 3
+        for round in 0..<8 {
+            let db = try Database(path: path, columnFamilies: ["a"], options: options)
+            try db.put(b("k\(round)"), b("v"), in: db.columnFamily("a"), sync: true)
+        }
+        let logs = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasPrefix("LOG") }
+        #expect(logs.count <= 4 && logs.contains("LOG"), "\(logs.sorted())")
+    }
+
     @Test func destroyingAMissingDatabaseSucceeds() throws {
         let dir = TempDir()
         try Database.destroy(path: dir.sub("never-created"))

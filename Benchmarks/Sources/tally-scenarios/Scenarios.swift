@@ -392,14 +392,31 @@ struct Subscriptions: ParsableCommand {
     @Option var rounds = 10
     @Option var perRound = 1000
     @Option var pipeline = 50
+    @Option(help: "Sequential reportUsage calls per customer after each round.") var probeCalls = 50
 
     func run() throws {
         let c = try TallyConnection(socketPath: common.socket, timeoutSeconds: 600)
         let tag = "subs\(nowMicros())"
-        _ = try call(c, "definePlan", ["planId": .string("\(tag)-plan"), "displayName": "Benchmark plan", "entitlements": []])
-        _ = try call(c, "provisionCustomer", ["customerId": .string(tag), "name": "many subscriptions"])
-        print("== subscriptions: \(rounds) rounds of \(perRound) provisionSubscription calls for one customer, pipeline \(pipeline)")
+        // The probe: reportUsage on a feature the plan entitles, whose decision resolves the
+        // customer's entitlement in the writer; beside the same call for a customer with one
+        // subscription of the plan, in the same round.
+        let feature = "\(tag)-calls", control = "\(tag)-control"
+        _ = try call(c, "defineFeature", ["featureId": .string(feature), "type": "METERED", "unit": "call"])
+        _ = try call(c, "definePlan", ["planId": .string("\(tag)-plan"), "displayName": "Benchmark plan", "entitlements": [
+            ["featureId": .string(feature), "usageLimit": "1000000000", "resetPeriod": "MONTH"],
+        ]])
+        for customer in [tag, control] {
+            _ = try call(c, "provisionCustomer", ["customerId": .string(customer), "name": "many subscriptions"])
+        }
+        _ = try call(c, "provisionSubscription", ["customerId": .string(control), "planId": .string("\(tag)-plan")])
+        func reportUsageP50(_ customer: String) throws -> Double {
+            median(try (0..<probeCalls).map { _ in
+                try timed { _ = try call(c, "reportUsage", ["customerId": .string(customer), "featureId": .string(feature), "value": 1]) }
+            })
+        }
+        print("== subscriptions: \(rounds) rounds of \(perRound) provisionSubscription calls for one customer, pipeline \(pipeline); after each, \(probeCalls) sequential reportUsage for it and for a customer with one subscription")
         var rates: [Double] = []
+        var probes: [Double] = []
         for round in 0..<rounds {
             let lines = (0..<perRound).map { i in
                 requestLine(id: i + 1, method: "provisionSubscription", params: [
@@ -409,9 +426,13 @@ struct Subscriptions: ParsableCommand {
             let outcome = try runLoad(socket: common.socket, lines: [lines], pipeline: pipeline)
             let rate = Double(outcome.completed) / outcome.wall
             rates.append(rate)
-            print(f("round %d (subscriptions %d to %d): %.0f calls/s, %.2fx round 1; errors %@", round + 1, round * perRound + 1, (round + 1) * perRound, rate, rate / rates[0], outcome.errorText))
+            let (many, one) = (try reportUsageP50(tag), try reportUsageP50(control))
+            probes.append(many / one)
+            print(f("round %d (subscriptions %d to %d): %.0f calls/s, %.2fx round 1; errors %@; reportUsage p50 %@ beside %@ with one subscription (%.2fx)",
+                    round + 1, round * perRound + 1, (round + 1) * perRound, rate, rate / rates[0], outcome.errorText, ms(many), ms(one), many / one))
         }
         print(f("RATIO provisionSubscription rate, last round ÷ first round: %.2fx", rates.last! / rates[0]))
+        print(f("RATIO reportUsage p50 at %d subscriptions ÷ at one (same round): %.2fx", rounds * perRound, probes.last!))
     }
 }
 

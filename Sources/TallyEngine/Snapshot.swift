@@ -106,9 +106,19 @@ public struct SnapshotError: Error, Sendable, CustomStringConvertible {
     /// The path asked for cannot be used (it exists, its parent does not, it is inside the data
     /// directory): the caller's to change, not a failure to retry.
     public let isPathRefused: Bool
-    public init(_ message: String, isPathRefused: Bool = false) {
+    /// The check could not be made here (no room or no permission for its trial copy): the
+    /// snapshot was not found at fault.
+    public let isCheckImpossible: Bool
+    public init(_ message: String, isPathRefused: Bool = false, isCheckImpossible: Bool = false) {
         self.message = message
         self.isPathRefused = isPathRefused
+        self.isCheckImpossible = isCheckImpossible
+    }
+
+    /// Whether a failed `mkdir` in a directory the caller chose is the caller's to change (no
+    /// permission, a read-only or pseudo file system, no such place) rather than a disk failing.
+    static func isPathProblem(errno code: Int32) -> Bool {
+        [EACCES, EPERM, EROFS, ENOENT, ENOTDIR, ENAMETOOLONG, ELOOP].contains(code)
     }
     public var description: String { message }
 }
@@ -163,7 +173,10 @@ public enum Snapshots {
             try? FileManager.default.removeItem(atPath: holder)
             try? FileManager.default.removeItem(atPath: staging)
         }
-        guard mkdir(holder, 0o700) == 0 else { throw SnapshotError("cannot create \(holder): \(String(cString: strerror(errno)))") }
+        guard mkdir(holder, 0o700) == 0 else {
+            let code = errno
+            throw SnapshotError("cannot create \(holder): \(String(cString: strerror(code)))", isPathRefused: SnapshotError.isPathProblem(errno: code))
+        }
         do {
             try store.database.createCheckpoint(at: checkpoint)
         } catch {

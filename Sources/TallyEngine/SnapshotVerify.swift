@@ -49,7 +49,9 @@ extension Snapshots {
         for name in present where name != SnapshotManifest.fileName && expected[name] == nil {
             result.problems.append("\(name): not in the manifest (a file was added to the snapshot)")
         }
-        guard mkdir(trial, 0o700) == 0 else { throw SnapshotError("cannot create the trial directory \(trial): \(String(cString: strerror(errno)))") }
+        guard mkdir(trial, 0o700) == 0 else {
+            throw SnapshotError("cannot create the trial directory \(trial): \(String(cString: strerror(errno))); the snapshot was not found at fault. Use another place for the trial copy, and run it again", isCheckImpossible: true)
+        }
         let total = manifest.sizeBytes
         var done: UInt64 = 0
         for file in manifest.files {
@@ -65,7 +67,7 @@ extension Snapshots {
                 }
             } catch where error.isDestination {
                 // Not the snapshot's fault: the place the copy goes (full, read-only, failing).
-                throw SnapshotError("cannot write the trial copy in \(trial) (\(error)); the snapshot was not found at fault. The copy needs \(total) bytes: free space there, or use another place, and run it again")
+                throw SnapshotError("cannot write the trial copy in \(trial) (\(error)); the snapshot was not found at fault. The copy needs \(total) bytes: free space there, or use another place, and run it again", isCheckImpossible: true)
             } catch {
                 result.problems.append("\(file.name): cannot be read (\(error))")
                 continue

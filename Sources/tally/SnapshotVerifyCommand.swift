@@ -10,7 +10,7 @@ struct SnapshotVerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check a snapshot: file checksums, then a replay of a trial copy (needs no daemon).",
-        discussion: "A snapshot is good only after this passes. Exit status: 0 good; 1 a problem was found (each is printed) or it is not a snapshot.")
+        discussion: "A snapshot is good only after this passes. Exit status: 0 good; 1 a problem was found (each is printed) or it is not a snapshot; 2 it could not be checked here (no room or no permission for the trial copy: the snapshot was not found at fault).")
 
     @OptionGroup var global: GlobalOptions
 
@@ -37,6 +37,15 @@ struct SnapshotVerifyCommand: ParsableCommand {
         do {
             result = try Snapshots.verify(at: path, scratchDirectory: scratchDirectory, progress: progress.file, replayProgress: progress.replay)
         } catch {
+            if error.isCheckImpossible {
+                // Neither good nor bad: `valid` is not claimed either way.
+                if global.json {
+                    Console.out(JSONValue.object(["path": .string(path), "valid": .null, "problems": [], "error": .string("\(error)")]).jsonText)
+                } else {
+                    Console.error("error: \(error)")
+                }
+                throw ExitCode(2)
+            }
             if global.json {
                 Console.out(JSONValue.object(["path": .string(path), "valid": false, "problems": .array([.string("\(error)")])]).jsonText)
             } else {

@@ -450,11 +450,14 @@ struct DisasterRecoveryTests {
         try Self.provision(daemon, 0..<20)
         #expect(try Self.tally(daemon, ["snapshot", "create", place.path + "/snap"]).status == 0)
         // Paths the caller must change are -32602 naming `path`, not 2001 (which says: retry).
-        for path in [place.path + "/snap", place.path + "/missing/snap", daemon.dataDirectory + "/snap", place.path + "/" + String(repeating: "n", count: 256), place.path + "/snap\u{0}x"] {
+        for path in [place.path + "/snap", place.path + "/missing/snap", daemon.dataDirectory + "/snap", place.path + "/" + String(repeating: "n", count: 256), place.path + "/snap\u{0}x", "/proc/snap"] {
             let error = expectRPCError(code: -32602) { _ = try daemon.call("createSnapshot", ["path": .string(path)]) }
             #expect(error?.field == "path", "\(path): \(error.map { "\($0)" } ?? "no error")")
         }
         #expect(try daemon.terminate() == 0)
+        // No trial copy can be made in /proc: not checked (2), and the snapshot is not called bad.
+        let unchecked = try runProgram(Binaries.tally, ["snapshot", "verify", place.path + "/snap", "--scratch", "/proc"])
+        #expect(unchecked.status == 2 && unchecked.stderr.contains("not found at fault") && !unchecked.stdout.contains("PROBLEM"), "\(unchecked)")
         let sst = try FileManager.default.contentsOfDirectory(atPath: place.path + "/snap").first { $0.hasSuffix(".sst") }!
         try Self.flipBit(place.path + "/snap/" + sst, at: 30)
         let verified = try runProgram(Binaries.tally, ["snapshot", "verify", place.path + "/snap", "--scratch", place.path])

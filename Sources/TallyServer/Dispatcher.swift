@@ -38,10 +38,13 @@ final class Dispatcher: Sendable {
         /// Long reads (a full replay, a range or a list) run off the event loops so they starve
         /// no one, each connection's one at a time.
         case slowQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
-        /// A read that is slow only with some params (`asOf` replays the log) or over some data (a
-        /// pool with many grants): those run like a slowQuery, the rest inline. The predicate
-        /// looks at the params and at most a few point reads, never at the data it would bound.
-        case queryOffloadedWhen(@Sendable (Dispatcher, JSONObject) -> Bool, @Sendable (Dispatcher, JSONObject) throws -> JSONValue)
+        /// A read that replays the log or copies the database (verifyLedger, createSnapshot):
+        /// off the event loops like a slowQuery, on the few threads of the heavy lane.
+        case heavyQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
+        /// A read whose cost depends on its params (`asOf` replays the log) or on some data (a
+        /// pool with many grants): the predicate says where it runs, looking at the params and at
+        /// most a few point reads, never at the data it would bound.
+        case queryPlaced(@Sendable (Dispatcher, JSONObject) -> ReadPlace, @Sendable (Dispatcher, JSONObject) throws -> JSONValue)
         /// Several commands that succeed or fail each on their own (reportUsageBulk, importRecords),
         /// combined into one result in their order.
         case fanOut(@Sendable (JSONObject) throws(RPCFailure) -> FanOut)
@@ -49,11 +52,34 @@ final class Dispatcher: Sendable {
         /// A read: it changes nothing, so a batch may leave its result out (`BatchReply`).
         var isRead: Bool {
             switch self {
-            case .query, .slowQuery, .queryOffloadedWhen: true
+            case .query, .slowQuery, .heavyQuery, .queryPlaced: true
             case .command, .fanOut: false
             }
         }
     }
+
+    /// Where a read runs.
+    enum ReadPlace {
+        /// On the connection's event loop: a point read.
+        case inline
+        /// On the shared threads off the loops: a range, a list, a long reply.
+        case offLoop
+        /// On the heavy lane: a replay of the log or a copy of the database, which take a core
+        /// for seconds. The lane runs `heavyReadsMax` of them at once (daemon-wide, in arrival
+        /// order), so clients looping on replays leave the other cores to everyone else's reads.
+        case heavy
+    }
+
+    /// Heavy reads at once: half the cores, at least one.
+    static let heavyReadsMax = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+
+    /// The heavy lane (`ReadPlace.heavy`).
+    private let heavyLane: OperationQueue = {
+        let queue = OperationQueue()
+        queue.name = "tally.heavy-reads"
+        queue.maxConcurrentOperationCount = Dispatcher.heavyReadsMax
+        return queue
+    }()
 
     /// The commands of a fan-out method and how their replies become one result.
     struct FanOut: Sendable {
@@ -207,37 +233,41 @@ final class Dispatcher: Sendable {
                 }
             }
         case .query(let run):
-            runInTurn(Self.unless(skipRead, run), request, inline: true, session: session, respond: respond)
+            return runInTurn(Self.unless(skipRead, run), request, at: .inline, session: session, respond: respond)
         case .slowQuery(let run):
-            runInTurn(Self.unless(skipRead, run), request, inline: false, session: session, respond: respond)
-            return true
-        case .queryOffloadedWhen(let isSlow, let run):
-            let slow = isSlow(self, request.params)
-            runInTurn(Self.unless(skipRead, run), request, inline: !slow, session: session, respond: respond)
-            return slow
+            return runInTurn(Self.unless(skipRead, run), request, at: .offLoop, session: session, respond: respond)
+        case .heavyQuery(let run):
+            return runInTurn(Self.unless(skipRead, run), request, at: .heavy, session: session, respond: respond)
+        case .queryPlaced(let place, let run):
+            return runInTurn(Self.unless(skipRead, run), request, at: place(self, request.params), session: session, respond: respond)
         }
         return false
     }
 
     /// Runs a query in its turn on the connection: inline on the event loop, or off the event
     /// loops for a long read (the connection's later commands wait until it has read).
+    /// - Returns: whether it runs off the event loops.
     private func runInTurn(
-        _ run: @escaping @Sendable (Dispatcher, JSONObject) throws -> JSONValue, _ request: RPCRequest, inline: Bool, session: Session,
+        _ run: @escaping @Sendable (Dispatcher, JSONObject) throws -> JSONValue, _ request: RPCRequest, at place: ReadPlace, session: Session,
         respond: @escaping @Sendable (Result<JSONValue, RPCFailure>) -> Void
-    ) {
+    ) -> Bool {
         session.runQuery { [self] finished in
-            guard !inline else {
-                respond(runQuery(run, request))
-                return finished()
-            }
-            // Off the event loops. One connection's run one at a time (Session starts a query only
-            // when the one before it has finished), so a client pipelining them keeps one thread busy.
-            DispatchQueue.global().async { [self] in
+            let offLoop: @Sendable () -> Void = { [self] in
                 let result = runQuery(run, request)
                 finished()
                 respond(result)
             }
+            // Off the event loops, one connection's one at a time (Session starts a query only
+            // when the one before it has finished), so a client pipelining them keeps one thread busy.
+            switch place {
+            case .inline:
+                respond(runQuery(run, request))
+                finished()
+            case .offLoop: DispatchQueue.global().async(execute: offLoop)
+            case .heavy: heavyLane.addOperation(offLoop)
+            }
         }
+        return place != .inline
     }
 
     /// `run`, answered OVERLOADED without running when `skip` says so at its turn.

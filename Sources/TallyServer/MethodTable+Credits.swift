@@ -25,10 +25,10 @@ extension MethodTable {
             }
             return CreditMethods.json(config)
         },
-        "getCreditBalance": .queryOffloadedWhen({ dispatcher, params in
-            if params["asOf"] != nil { return true }  // a replay
-            guard let q = try? CreditMethods.balanceParams(params) else { return false }  // refused inline
-            return CreditQueries.readsManyGrants(q, in: dispatcher.ledger.store)
+        "getCreditBalance": .queryPlaced({ dispatcher, params in
+            if params["asOf"] != nil { return .heavy }  // a replay
+            guard let q = try? CreditMethods.balanceParams(params) else { return .inline }  // refused inline
+            return CreditQueries.readsManyGrants(q, in: dispatcher.ledger.store) ? .offLoop : .inline
         }) { dispatcher, params in
             let q = try CreditMethods.balanceParams(params)
             guard let asOf = q.asOf else {

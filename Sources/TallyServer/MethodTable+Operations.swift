@@ -5,9 +5,9 @@ import TallyProtocol
 extension MethodTable {
     /// Operations on the data itself: online snapshots.
     static let operationsMethods: [String: Dispatcher.Method] = [
-        // A slow query: it flushes, checkpoints and copies every file, so it runs off the event
-        // loops; it goes through no writer, and writes go on while it runs.
-        "createSnapshot": .slowQuery { dispatcher, params in
+        // A heavy query: it flushes, checkpoints and copies every file, so it runs off the event
+        // loops, on the heavy lane; it goes through no writer, and writes go on while it runs.
+        "createSnapshot": .heavyQuery { dispatcher, params in
             var p = Params(params)
             let path = try p.requiredString("path")
             try p.finish()

@@ -64,7 +64,7 @@ extension MethodTable {
         "importRecords": .fanOut { params throws(RPCFailure) in
             try ImportRecords.plan(params)
         },
-        "getUsageHistory": .slowQuery { dispatcher, params in
+        "getUsageHistory": .queryPlaced({ _, params in params["asOf"] != nil ? .heavy : .offLoop }) { dispatcher, params in
             var params = params
             let asOf = try UsageQueries.asOf(&params)
             let q = try UsageMethods.historyParams(params)
@@ -78,12 +78,12 @@ extension MethodTable {
         // The answer reads every subscription of the customer, and for a credit-backed feature
         // its pool's balance: off the loops past the inline bounds, as getCustomer and
         // getCreditBalance (10,000 subscriptions held a loop ~60 ms).
-        "getEntitlement": .queryOffloadedWhen({ dispatcher, params in
+        "getEntitlement": .queryPlaced({ dispatcher, params in
             let store = dispatcher.ledger.store
-            guard let p = try? UsageMethods.entitlementParams(params) else { return false }  // refused inline
-            if MethodTable.hasManySubscriptions(p.customerId, in: store) { return true }
-            guard let feature = try? Projections.feature(p.featureId, in: store), let cost = feature.creditCost else { return false }
-            return CreditQueries.readsManyGrants(customerId: p.customerId, currencyId: cost.currencyId, resourceId: p.resourceId, in: store)
+            guard let p = try? UsageMethods.entitlementParams(params) else { return .inline }  // refused inline
+            if MethodTable.hasManySubscriptions(p.customerId, in: store) { return .offLoop }
+            guard let feature = try? Projections.feature(p.featureId, in: store), let cost = feature.creditCost else { return .inline }
+            return CreditQueries.readsManyGrants(customerId: p.customerId, currencyId: cost.currencyId, resourceId: p.resourceId, in: store) ? .offLoop : .inline
         }) { dispatcher, params in
             let p = try UsageMethods.entitlementParams(params)
             return try UsageQueries.entitlement(customerId: p.customerId, featureId: p.featureId, requested: p.requestedUsage, resourceId: p.resourceId, at: dispatcher.ledger.now, store: dispatcher.ledger.store)

@@ -21,9 +21,9 @@ enum MethodTable {
         // off the loops, and the connection's later lines wait for the client to read it, as
         // for any long read (a client pipelining it and not reading made the daemon build
         // every reply: gigabytes, found in review).
-        "getCustomer": .queryOffloadedWhen({ dispatcher, params in
-            guard let id = try? CustomerMethods.customerID(params) else { return false }  // refused inline
-            return hasManySubscriptions(id, in: dispatcher.ledger.store)
+        "getCustomer": .queryPlaced({ dispatcher, params in
+            guard let id = try? CustomerMethods.customerID(params) else { return .inline }  // refused inline
+            return hasManySubscriptions(id, in: dispatcher.ledger.store) ? .offLoop : .inline
         }) { dispatcher, params in
             let id = try CustomerMethods.customerID(params)
             guard let customer = try dispatcher.ledger.customer(id) else {
@@ -41,7 +41,7 @@ enum MethodTable {
             let records = try dispatcher.ledger.events(after: after, limit: limit)
             return LedgerMethods.json(records, limit: limit)
         },
-        "verifyLedger": .slowQuery { dispatcher, params in
+        "verifyLedger": .heavyQuery { dispatcher, params in
             try LedgerMethods.noParams(params)
             return LedgerMethods.json(try dispatcher.ledger.verify())
         },

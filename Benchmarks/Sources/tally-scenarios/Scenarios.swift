@@ -4,6 +4,7 @@
 import ArgumentParser
 import BenchSupport
 import Foundation
+import Synchronization
 import RocksDB
 import TallyClient
 import TallyCore
@@ -15,7 +16,7 @@ struct Scenarios: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally-scenarios",
         abstract: "Usage, credit, replay and snapshot benchmarks against same-run raw RocksDB baselines.",
-        subcommands: [Setup.self, Ingest.self, Fill.self, Queries.self, Strict.self, Latency.self, SnapshotUnderLoad.self, ReplayBench.self, Subscriptions.self]
+        subcommands: [Setup.self, Ingest.self, Fill.self, Queries.self, Strict.self, Latency.self, SnapshotUnderLoad.self, ReplayBench.self, Subscriptions.self, HeavyReads.self]
     )
 }
 
@@ -433,6 +434,54 @@ struct Subscriptions: ParsableCommand {
         }
         print(f("RATIO provisionSubscription rate, last round ÷ first round: %.2fx", rates.last! / rates[0]))
         print(f("RATIO reportUsage p50 at %d subscriptions ÷ at one (same round): %.2fx", rounds * perRound, probes.last!))
+    }
+}
+
+// MARK: Long reads while other clients loop on replays
+
+struct HeavyReads: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "heavy",
+        abstract: "A client's long reads (readLedger of 1000 events) while other clients loop on verifyLedger: p50 and p99 beside the same reads without them, in the same run."
+    )
+    @OptionGroup var common: Common
+    @Option var replayers = 4
+    @Option var seconds = 10.0
+
+    func probe(_ c: TallyConnection, seconds: Double) throws -> [Double] {
+        let last = Int(try call(c, "getStatus")["lastSequence"]?.numberText ?? "0") ?? 0
+        let clock = ContinuousClock(), end = clock.now + .milliseconds(Int(seconds * 1000))
+        var latencies: [Double] = []
+        while clock.now < end {
+            latencies.append(try timed { _ = try call(c, "readLedger", ["after": .integer(Int64(max(0, last - 1000))), "limit": 1000]) })
+        }
+        return latencies.sorted()
+    }
+
+    func run() throws {
+        let c = try TallyConnection(socketPath: common.socket, timeoutSeconds: 600)
+        print("== heavy: readLedger (1000 events) for \(seconds) s alone, then for \(seconds) s while \(replayers) clients loop on verifyLedger")
+        let quiet = try probe(c, seconds: seconds)
+        let running = Atomic<Bool>(true)
+        let replays = Atomic<Int>(0)
+        let socket = common.socket
+        let threads = (0..<replayers).map { _ in
+            Thread {
+                guard let r = try? TallyConnection(socketPath: socket, timeoutSeconds: 600) else { return }
+                while running.load(ordering: .relaxed) {
+                    if (try? r.call("verifyLedger", [:])) != nil { replays.add(1, ordering: .relaxed) }
+                }
+            }
+        }
+        threads.forEach { $0.start() }
+        Thread.sleep(forTimeInterval: 1)  // every replayer has started its first replay
+        let loaded = try probe(c, seconds: seconds)
+        running.store(false, ordering: .relaxed)
+        while threads.contains(where: { !$0.isFinished }) { Thread.sleep(forTimeInterval: 0.05) }
+        print(f("alone: %d reads, p50 %@, p99 %@", quiet.count, ms(percentile(quiet, 0.5)), ms(percentile(quiet, 0.99))))
+        print(f("beside %d looping verifyLedger clients (%d replays done): %d reads, p50 %@, p99 %@", replayers, replays.load(ordering: .relaxed), loaded.count,
+                ms(percentile(loaded, 0.5)), ms(percentile(loaded, 0.99))))
+        print(f("RATIO readLedger p50 beside the replays ÷ alone: %.2fx; p99 %.2fx", percentile(loaded, 0.5) / percentile(quiet, 0.5), percentile(loaded, 0.99) / percentile(quiet, 0.99)))
     }
 }
 

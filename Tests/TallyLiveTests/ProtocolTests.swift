@@ -73,6 +73,44 @@ struct ProtocolTests {
         #expect(wrongPipelined == 0 && wrongBatched == 0, "getStatus after readLedger saw an older ledger: \(wrongPipelined) pipelined, \(wrongBatched) batched of \(rounds)")
     }
 
+    @Test("clients looping on full replays do not take every reading thread: a readLedger sent while twice as many verifyLedger calls as cores run is answered before any of them")
+    func replaysLeaveThreadsForOtherReads() throws {
+        // A daemon of its own, with a log long enough that a replay takes a while.
+        let daemon = try LiveDaemon().start()
+        defer { _ = try? daemon.terminate() }
+        let filler = try daemon.connect()
+        defer { filler.close() }
+        for round in 0..<40 {
+            let batch = JSONValue.array((0..<1000).map { i in
+                ["jsonrpc": "2.0", "id": .integer(i), "method": "provisionCustomer", "params": ["customerId": .string("heavy-\(round)-\(i)")]]
+            })
+            try filler.sendLine(batch.serialized())
+            _ = try filler.readReply()
+        }
+        let replayers = 2 * ProcessInfo.processInfo.activeProcessorCount
+        let answered = Atomic<Int>(0)
+        let start = ContinuousClock.now
+        let socketPath = daemon.socketPath
+        let threads = (0..<replayers).map { _ in
+            Thread {
+                if let connection = try? TallyConnection(socketPath: socketPath, timeoutSeconds: 120) {
+                    _ = try? connection.call("verifyLedger")
+                    connection.close()
+                }
+                answered.add(1, ordering: .relaxed)
+            }
+        }
+        threads.forEach { $0.start() }
+        defer { while threads.contains(where: { !$0.isFinished }) { usleep(1000) } }
+        usleep(100_000)  // the replays have started (else the read below proves nothing)
+        let probe = try daemon.connect()
+        defer { probe.close() }
+        _ = try probe.call("readLedger", ["after": 0, "limit": 10])
+        let before = answered.load(ordering: .relaxed)
+        while answered.load(ordering: .relaxed) < replayers { usleep(1000) }
+        #expect(before == 0, "\(before) of \(replayers) replays answered before the readLedger; all took \(ContinuousClock.now - start)")
+    }
+
     @Test("lines over 64 KiB (decoded off the event loop) holding slow reads, pipelined with short ones: every line is answered, in order")
     func longLinesWithSlowReads() throws {
         let connection = try daemon.connect()

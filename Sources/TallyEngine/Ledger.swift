@@ -130,7 +130,7 @@ public final class Ledger: Sendable {
     /// read (a status still answers).
     public var visibleHead: (sequence: UInt64, hash: [UInt8]) {
         let published = head
-        return ((try? store.lastEvent(after: published.sequence)) ?? nil) ?? published
+        return (try? store.lastEvent(after: published.sequence)) ?? published
     }
 
     /// The time reads are answered at: the clock, or the last committed event's recordedAt when

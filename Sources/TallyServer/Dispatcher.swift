@@ -35,8 +35,8 @@ final class Dispatcher: Sendable {
         /// Point reads (the status, a customer, a balance, an entitlement: microseconds) run on
         /// the connection's event loop.
         case query(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
-        /// Long reads (a full replay, a range or a list) run off the event loops so they starve
-        /// no one, each connection's one at a time.
+        /// Long reads (a range, a list, a long reply) run off the event loops so they starve no
+        /// one, each connection's one at a time.
         case slowQuery(@Sendable (Dispatcher, JSONObject) throws -> JSONValue)
         /// A read that replays the log or copies the database (verifyLedger, createSnapshot):
         /// off the event loops like a slowQuery, on the few threads of the heavy lane.

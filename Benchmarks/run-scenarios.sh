@@ -59,6 +59,7 @@ echo; "$scen" queries "${c[@]}"
 echo; "$scen" strict "${c[@]}"
 echo; "$scen" latency "${c[@]}"
 echo; "$scen" subscriptions "${c[@]}"
+echo; "$scen" heavy "${c[@]}"
 echo; "$scen" fill "${c[@]}" --events "$fill_events" --customer fill --customer-per-client --event-name ingest.call --days 30 --tag g
 echo "data dir: $(du -sh "$data" | cut -f1); tallyd CPU so far: $(cpu) s"
 echo; "$scen" snapshot "${c[@]}" --snapshot-path "$work/snap"

@@ -27,7 +27,7 @@ enum UsageProjector {
             // the end: a few small records whatever the list's length.
             let previous = try Projections.subscription(subscription.id, in: sink)
             sink.setProjection(key, subscription.encoded())
-            try Projections.customerSubscriptions(customerId: subscription.customerId).insert(subscription.id, into: &sink)
+            if previous == nil { try Projections.customerSubscriptions(customerId: subscription.customerId).insert(subscription.id, into: &sink) }
             try updateEntitling(from: previous, to: subscription, &sink)
         case .subscriptionCanceled(let e):
             guard let previous = try Projections.subscription(e.subscriptionId, in: sink) else {

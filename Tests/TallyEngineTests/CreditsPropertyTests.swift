@@ -159,6 +159,10 @@ final class CreditsRun {
         model = CreditsReferenceModel(now: start)
     }
 
+    // The ledger closes its database before `dir` removes the directory: released with the other
+    // properties, it could close after, and its last flush left a stray SST in /tmp.
+    deinit { ledger = nil }
+
     /// Runs `steps` and records an issue (with the trace of the run) at the first disagreement.
     static func check(steps: [CreditStep], perUnit: Amount, sourceLocation: SourceLocation = #_sourceLocation) async {
         let run: CreditsRun

@@ -366,21 +366,10 @@ struct CreditsTests {
     let daemon: LiveDaemon
     let clock: CreditClock
 
-    nonisolated(unsafe) static var clocks: [ObjectIdentifier: CreditClock] = [:]
-    static let clocksLock = NSLock()
-
     init() throws {
         daemon = try SharedDaemon.get()
         // One clock tracker per daemon: the tests of the suite share it.
-        Self.clocksLock.lock()
-        defer { Self.clocksLock.unlock() }
-        let key = ObjectIdentifier(daemon)
-        if let existing = Self.clocks[key] {
-            clock = existing
-        } else {
-            clock = CreditClock(daemon)
-            Self.clocks[key] = clock
-        }
+        clock = try SharedDaemon.companion("clock") { CreditClock($0) }
     }
 
     // MARK: grantCredits

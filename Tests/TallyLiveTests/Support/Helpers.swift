@@ -15,13 +15,33 @@ final class SharedDaemon: @unchecked Sendable {
     @TaskLocal static var current: SharedDaemon?
 
     let daemon: LiveDaemon
+    /// What the suite's tests share beside the daemon (by name), released with it.
+    private var companions: [String: AnyObject] = [:]
+    private let companionsLock = NSLock()
 
     init(_ daemon: LiveDaemon) { self.daemon = daemon }
 
     /// The suite's daemon; fails the test if the suite lacks the `.sharedDaemon` trait.
     static func get() throws -> LiveDaemon {
+        try running().daemon
+    }
+
+    /// The suite's `name` companion, made by `make` for its first test. Kept here, not in a
+    /// static, so it goes with the daemon at the end of the suite (a static would keep the
+    /// daemon, and its temporary directory, alive until the process exits).
+    static func companion<T: AnyObject>(_ name: String, make: (LiveDaemon) -> T) throws -> T {
+        let shared = try running()
+        shared.companionsLock.lock()
+        defer { shared.companionsLock.unlock() }
+        if let existing = shared.companions[name] as? T { return existing }
+        let made = make(shared.daemon)
+        shared.companions[name] = made
+        return made
+    }
+
+    private static func running() throws -> SharedDaemon {
         guard let current else { throw LiveTestError("no shared daemon: add the .sharedDaemon trait to the suite") }
-        return current.daemon
+        return current
     }
 }
 
